@@ -1,0 +1,116 @@
+"""The `atr` command line: parse arguments, call one library function, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atr", description="Env-file projects to verified AutoTrain runs.")
+    parser.add_argument("--version", action="version", version=f"autotrain-runner {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def project_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("project", type=Path, help="project folder holding project.env, or an .env file")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a key (highest precedence; repeatable)",
+        )
+        return p
+
+    check = project_command("check", "validate the env file and show every resolved key with its source")
+    check.add_argument("--cpu", action="store_true", help="check as `train --cpu` would run")
+    sub.add_parser("keys", help="list every key an env file may set")
+    cmd = project_command("command", "print the exact AutoTrain argv, shell-quoted, secrets masked")
+    cmd.add_argument("--json", action="store_true", help="print a JSON list instead")
+    cmd.add_argument("--cpu", action="store_true", help="as `train --cpu` would run")
+    train = project_command("train", "run AutoTrain in a new run folder and verify that it worked")
+    train.add_argument("--run-id", help="name of the run folder (default: time and config hash)")
+    train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
+    runs = sub.add_parser("runs", help="table of a project's runs")
+    runs.add_argument("project", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .show import console
+
+    out, err = console(), console(stderr=True)
+    try:
+        return _dispatch(args, out)
+    except RunnerError as exc:
+        problems = getattr(exc, "problems", None)
+        lines = [str(p) for p in problems] if problems else str(exc).splitlines()
+        for line in lines:
+            err.print(f"error: {line}", markup=False)
+        if args.debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, out) -> int:
+    from . import show
+
+    if args.cmd == "keys":
+        show.keys_table(out)
+        return EXIT_OK
+    if args.cmd == "check":
+        from .config import load_config
+
+        show.check_report(load_config(args.project, args.overrides, cpu=args.cpu), out)
+        return EXIT_OK
+    if args.cmd == "command":
+        from .command import build_argv, shell_line, validate_with_autotrain
+        from .config import load_config
+        from .redact import Redactor
+
+        config = load_config(args.project, args.overrides, cpu=args.cpu)
+        validate_with_autotrain(config)
+        redact = Redactor(config.secrets())
+        argv = [redact(a) for a in build_argv(config)]
+        print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
+        return EXIT_OK
+    if args.cmd == "train":
+        from .train import train
+
+        result = train(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            cpu=args.cpu,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        out.print(f"{result.status}: run folder {result.run_dir}", markup=False)
+        if result.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
+    if args.cmd == "runs":
+        from .config import find_env_file
+        from .runs import list_runs
+
+        show.runs_table(list_runs(find_env_file(args.project).parent), out)
+        return EXIT_OK
+    raise AssertionError(args.cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,609 @@
+"""Env files -> one validated, typed configuration that remembers where every value came from.
+
+Sources, lowest precedence first (their order in `load_config` *is* the precedence):
+
+1. defaults (AutoTrain's own, or the runner's);
+2. presets named by `EXTENDS=` (paths relative to the file naming them; later presets win);
+3. the project's env file (`project.env`);
+4. `project.local.env` beside it (git-ignored: secrets, machine-specific values);
+5. the process environment (only keys this tool knows);
+6. `--set KEY=VALUE` on the command line.
+
+Every problem is collected before anything is reported, so one run of `atr check` lists them all.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import hardware, keys, models
+from .envfile import expand, read_entries, references
+from .errors import ConfigError, Problem
+from .keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES, Key
+from .redact import is_secret_key
+
+PROJECT_ENV = "project.env"
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "default", "preset", "file", "local", "environment", "--set", "--cpu"
+    path: Path | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"{_display(self.path)}:{self.line}" if self.line else _display(self.path)
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Value:
+    key: str  # canonical key
+    written_as: str  # the key as written (a legacy name, say)
+    raw: str
+    value: Any
+    source: Source
+
+
+@dataclass
+class Config:
+    env_file: Path
+    project_dir: Path
+    values: dict[str, Value]
+    project_name: str
+    display_name: str
+    model: models.ModelRef
+    data_file: Path | None
+    cuda: bool
+    problems: list[Problem] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        if key in self.values:
+            return self.values[key].value
+        return KEYS[key].default
+
+    def source(self, key: str) -> Source:
+        return self.values[key].source if key in self.values else Source("default")
+
+    @property
+    def quantization(self) -> str:
+        """What AutoTrain will really do: it quantizes only with PEFT, and defaults to int4."""
+        if not self.get("PEFT"):
+            return "none"
+        return self.get("QUANTIZATION") or "none"
+
+    @property
+    def push(self) -> bool:
+        return bool(self.get("PUSH_TO_HUB"))
+
+    def hub_repo(self) -> str | None:
+        if self.get("HUB_REPO"):
+            return self.get("HUB_REPO")
+        if self.get("USERNAME"):
+            return f"{self.get('USERNAME')}/{self.project_name}"
+        return None
+
+    def secrets(self) -> list[str]:
+        return [str(v.value) for k, v in self.values.items() if is_secret_key(k) and v.value]
+
+    def autotrain_params(self) -> dict[str, Any]:
+        """The AutoTrain fields the user set, in the order they were first written."""
+        params = {}
+        for key, value in self.values.items():
+            spec = KEYS[key]
+            if spec.field and spec.field not in keys.RUNNER_OWNED_FIELDS:
+                params[spec.field] = value.value
+        return params
+
+    def resolved_table(self) -> list[tuple[str, str, str]]:
+        """(key, value, source) for every key set anywhere, secrets masked; for `check` and run.json."""
+        rows = []
+        for key, value in self.values.items():
+            shown = "***" if is_secret_key(key) and value.value else _show(value.value)
+            name = key if value.written_as == key else f"{key} (as {value.written_as})"
+            rows.append((name, shown, str(value.source)))
+        return rows
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def find_env_file(target: Path) -> Path:
+    if target.is_dir():
+        env = target / PROJECT_ENV
+        if not env.is_file():
+            raise ConfigError(f"{target}: no {PROJECT_ENV} in this folder; create one or give the path to an .env file")
+        return env
+    if target.is_file():
+        return target
+    raise ConfigError(f"{target}: no such project folder or env file")
+
+
+def local_env_file(env_file: Path) -> Path:
+    return env_file.with_name(f"{env_file.name.removesuffix('.env')}.local.env")
+
+
+def sanitize_project_name(name: str) -> str:
+    """AutoTrain wants letters, digits and hyphens, at most 50 characters (it is a directory)."""
+    cleaned = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:50].strip("-")
+    return cleaned or "run"
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass
+class _Raw:
+    """One assignment, before typing: where it is, what it says."""
+
+    written_as: str
+    text: str
+    source: Source
+
+
+def load_config(
+    target: Path | str,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    cpu: bool = False,
+) -> Config:
+    """Read, merge and validate; raises ConfigError listing every problem at once."""
+    environ = os.environ if environ is None else environ
+    env_file = find_env_file(Path(target))
+    problems: list[Problem] = []
+
+    cli_values = _parse_overrides(overrides, problems)
+    file_layers = _file_layers(env_file, problems)
+    local = local_env_file(env_file)
+    if local.is_file():
+        file_layers.append((local, "local"))
+
+    lookup_chain: dict[str, str] = {}
+    # Precedence order, lowest first: presets and files, then environment, then --set.
+    assignments: list[tuple[str, _Raw]] = []
+    referenced: set[str] = set()
+
+    def lookup(name: str) -> str | None:
+        # bash semantics: the environment (and --set) wins over assignments in the file
+        if name in cli_values:
+            return cli_values[name][0]
+        if name in environ:
+            return environ[name]
+        return lookup_chain.get(name)
+
+    for path, kind in file_layers:
+        entries, file_problems = read_entries(path)
+        problems.extend(file_problems)
+        for entry in entries:
+            if entry.key == "EXTENDS":
+                continue
+            source = Source(kind, path, entry.line)
+
+            def assign(name: str, value: str, source: Source = source) -> None:
+                lookup_chain[name] = value
+                assignments.append((name, _Raw(name, value, source)))
+
+            if entry.expand:
+                referenced |= references(entry.raw)
+                text = expand(entry.raw, lookup, assign)
+            else:
+                text = entry.raw
+            lookup_chain[entry.key] = text
+            assignments.append((entry.key, _Raw(entry.key, text, source)))
+    for name in [*KEYS, *LEGACY]:
+        if name in environ and name != "EXTENDS":
+            assignments.append((name, _Raw(name, environ[name], Source("environment"))))
+    for name, (text, source) in cli_values.items():
+        assignments.append((name, _Raw(name, text, source)))
+
+    values = _canonical_values(assignments, referenced, problems)
+    env_dir = env_file.parent
+    if cpu and _effective_quantization(values) in ("int4", "int8"):
+        was = _effective_quantization(values)
+        values["QUANTIZATION"] = Value("QUANTIZATION", "QUANTIZATION", "none", "none", Source("--cpu"))
+        problems.append(Problem("note", "--cpu", "QUANTIZATION", f"{was} needs CUDA; training without it (none)"))
+
+    display_name = (
+        str(values["PROJECT_NAME"].value)
+        if "PROJECT_NAME" in values
+        else (env_dir.name if env_file.name == PROJECT_ENV else env_file.stem)
+    )
+    project_name = sanitize_project_name(display_name)
+    if project_name != display_name and "PROJECT_NAME" in values:
+        problems.append(
+            Problem(
+                "note",
+                str(values["PROJECT_NAME"].source),
+                values["PROJECT_NAME"].written_as,
+                f"AutoTrain needs letters, digits and hyphens: {display_name!r} runs as {project_name!r}",
+            )
+        )
+
+    model = _resolve_model(values, env_dir, problems)
+    data_file = _resolve_data(values, env_dir, problems)
+    cuda = hardware.cuda_available()
+    config = Config(env_file, env_dir, values, project_name, display_name, model, data_file, cuda)
+    _cross_checks(config, problems)
+    problems.sort(key=_position)
+    config.problems = problems
+    if any(p.level == "error" for p in problems):
+        raise ConfigError(problems)
+    return config
+
+
+def _position(problem: Problem) -> tuple[int, str, int]:
+    """Problems in file order: file lines first, by line; then environment, --set and the rest."""
+    path, _, line = problem.where.rpartition(":")
+    if path and line.isdigit():
+        return (0, path, int(line))
+    return (1, problem.where, 0)
+
+
+def _parse_overrides(overrides: Sequence[str], problems: list[Problem]) -> dict[str, tuple[str, Source]]:
+    values = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            problems.append(Problem("error", "--set", key, f"expected KEY=VALUE, got {item!r}"))
+            continue
+        values[key] = (text, Source("--set"))
+    return values
+
+
+def _file_layers(env_file: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
+    """The env file and its presets, lowest precedence first (a preset before the file extending it)."""
+    layers: list[tuple[Path, str]] = []
+
+    def visit(path: Path, kind: str, chain: tuple[Path, ...]) -> None:
+        entries, _ = read_entries(path)  # problems of this file are reported when it is read as a layer
+        for entry in entries:
+            if entry.key != "EXTENDS":
+                continue
+            for name in filter(None, (p.strip() for p in entry.raw.split(","))):
+                preset = (path.parent / name).resolve()
+                where = f"{_display(path)}:{entry.line}"
+                if preset in chain:
+                    problems.append(Problem("error", where, "EXTENDS", f"{name} extends itself in a cycle"))
+                elif not preset.is_file():
+                    problems.append(Problem("error", where, "EXTENDS", f"preset not found: {_display(preset)}"))
+                else:
+                    visit(preset, "preset", (*chain, preset))
+        if all(p != path for p, _ in layers):
+            layers.append((path, kind))
+
+    visit(env_file.resolve(), "file", (env_file.resolve(),))
+    return layers
+
+
+def _canonical_values(
+    assignments: list[tuple[str, _Raw]], referenced: set[str], problems: list[Problem]
+) -> dict[str, Value]:
+    """Map every assignment to its current key, type it, and keep the one of highest precedence."""
+    values: dict[str, Value] = {}
+    first_seen: dict[str, int] = {}
+    noted: set[str] = set()
+    for index, (name, raw) in enumerate(assignments):
+        where = str(raw.source)
+        if name in VARIABLES or (name not in KEYS and name not in LEGACY and name in referenced):
+            continue  # only carries a value into other values
+        if name in LEGACY:
+            current, convert = LEGACY[name]
+            if name not in noted and raw.source.kind != "environment":
+                noted.add(name)
+                problems.append(Problem("note", where, name, f"is an old AutoTrain name; the current key is {current}"))
+            kind = LEGACY_KIND.get(name, KEYS[current].kind)
+            typed = _typed(raw.text, kind, KEYS[current], where, name, problems)
+            if typed is _INVALID:
+                continue
+            if convert is not None:
+                typed = convert(typed)
+            key = current
+            first_seen.setdefault(key, index)
+        elif name in KEYS:
+            key = name
+            first_seen.setdefault(key, index)
+            typed = _typed(raw.text, KEYS[name].kind, KEYS[name], where, name, problems)
+            if typed is _INVALID:
+                continue
+        else:
+            hint = keys.suggest(name)
+            fix = f"did you mean {hint}?" if hint else "remove it, or see `atr keys` for the keys"
+            problems.append(Problem("error", where, name, f"unknown key; {fix}"))
+            continue
+        message = _check_value(KEYS[key], typed)
+        if message:
+            problems.append(Problem("error", where, name, message))
+            continue
+        values[key] = Value(key, name, raw.text, typed, raw.source)
+    # Keys keep the order in which they were first written, so argv mirrors the env file.
+    return dict(sorted(values.items(), key=lambda kv: first_seen[kv[0]]))
+
+
+_INVALID = object()
+
+
+def _typed(text: str, kind: str, spec: Key, where: str, name: str, problems: list[Problem]) -> Any:
+    stripped = text.strip()
+    if spec.nullable and stripped.lower() in ("", "none", "null") and kind != "bool":
+        return None
+    try:
+        if kind == "bool":
+            if stripped.lower() in _TRUE:
+                return True
+            if stripped.lower() in _FALSE:
+                return False
+            raise ValueError("write true or false")
+        if kind == "int":
+            return int(stripped)
+        if kind == "float":
+            return float(stripped)
+        if kind == "block_size":
+            sizes = [int(s) for s in stripped.split(",")]
+            return sizes[0] if len(sizes) == 1 else sizes
+    except ValueError as exc:
+        expected = {
+            "bool": "true or false",
+            "int": "a whole number",
+            "float": "a number",
+            "block_size": "a whole number of tokens",
+        }[kind]
+        detail = "" if "invalid literal" in str(exc) or "could not convert" in str(exc) else f" ({exc})"
+        problems.append(Problem("error", where, name, f"{text!r} is not {expected}{detail}"))
+        return _INVALID
+    if spec.choices is not None:
+        if stripped.lower() not in spec.choices:
+            problems.append(Problem("error", where, name, f"{text!r} is not one of: {', '.join(spec.choices)}"))
+            return _INVALID
+        stripped = stripped.lower()
+        if stripped == "none" and spec.nullable:
+            return None
+    return stripped
+
+
+def _check_value(spec: Key, value: Any) -> str | None:
+    if value is None or spec.check is None:
+        return None
+    return spec.check(value)
+
+
+def _effective_quantization(values: dict[str, Value]) -> str:
+    peft = values["PEFT"].value if "PEFT" in values else KEYS["PEFT"].default
+    quant = values["QUANTIZATION"].value if "QUANTIZATION" in values else KEYS["QUANTIZATION"].default
+    return (quant or "none") if peft else "none"
+
+
+def _resolve_model(values: dict[str, Value], env_dir: Path, problems: list[Problem]) -> models.ModelRef:
+    if "MODEL" not in values:
+        problems.append(Problem("error", "project", "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>"))
+        return models.ModelRef("", "hub")
+    value = values["MODEL"]
+    base = value.source.path.parent if value.source.path else Path.cwd()
+    try:
+        ref = models.resolve(str(value.value), base)
+    except ConfigError as exc:
+        problems.append(Problem("error", str(value.source), value.written_as, exc.problems[0].message))
+        return models.ModelRef(str(value.value), "hub")
+    if ref.kind == "hub":
+        problems.append(
+            Problem(
+                "note",
+                str(value.source),
+                value.written_as,
+                f"{ref.spec} is a Hub id: not downloaded by check, unverified offline",
+            )
+        )
+    return ref
+
+
+def _resolve_data(values: dict[str, Value], env_dir: Path, problems: list[Problem]) -> Path | None:
+    """Find the training file: DATA_FILE, else {DATA_PATH}/{TRAIN_SPLIT}.csv|.jsonl when local."""
+    if "DATA_FILE" in values:
+        value = values["DATA_FILE"]
+        found = _local_path(str(value.value), value.source)
+        if found is None or not found.is_file():
+            problems.append(
+                Problem("error", str(value.source), value.written_as, f"data file not found: {value.value}")
+            )
+            return None
+        return _check_header(found, values, value, problems)
+    if "DATA_PATH" in values:
+        value = values["DATA_PATH"]
+        folder = _local_path(str(value.value), value.source)
+        split = values["TRAIN_SPLIT"].value if "TRAIN_SPLIT" in values else "train"
+        if folder is not None and folder.is_dir():
+            for suffix in (".csv", ".jsonl"):
+                if (folder / f"{split}{suffix}").is_file():
+                    return _check_header(folder / f"{split}{suffix}", values, value, problems)
+            problems.append(
+                Problem(
+                    "error", str(value.source), value.written_as, f"no {split}.csv or {split}.jsonl in {value.value}"
+                )
+            )
+            return None
+        problems.append(
+            Problem(
+                "note",
+                str(value.source),
+                value.written_as,
+                f"{value.value} is not a local folder: passed to AutoTrain as a Hub dataset",
+            )
+        )
+        return None
+    problems.append(Problem("error", "project", "DATA_FILE", "no training data; set DATA_FILE=path/to/train.csv"))
+    return None
+
+
+def _local_path(text: str, source: Source) -> Path | None:
+    """Relative paths are relative to the file that set them; the current folder is the fallback
+    that scripts written for `autotrain` from a repository root rely on."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    candidates = [source.path.parent / path] if source.path else []
+    candidates.append(Path.cwd() / path)
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _check_header(path: Path, values: dict[str, Value], origin: Value, problems: list[Problem]) -> Path | None:
+    """Only the header (or first record) is read, so check stays fast on large files."""
+    column = values["TEXT_COLUMN"].value if "TEXT_COLUMN" in values else KEYS["TEXT_COLUMN"].default
+    where = f"{_display(path)}:1"
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        problems.append(
+            Problem(
+                "error",
+                str(origin.source),
+                origin.written_as,
+                f"{path.name}: AutoTrain reads local .csv or .jsonl; convert it first",
+            )
+        )
+        return None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            if path.suffix.lower() == ".csv":
+                header = next(csv.reader(handle), [])
+            else:
+                first = next((line for line in handle if line.strip()), "{}")
+                header = list(json.loads(first))
+    except UnicodeDecodeError:
+        problems.append(Problem("error", where, "", "is not UTF-8 text; save it as UTF-8"))
+        return None
+    except json.JSONDecodeError as exc:
+        problems.append(Problem("error", where, "", f"first line is not a JSON object ({exc.msg})"))
+        return None
+    if column not in header:
+        key = values["TEXT_COLUMN"].written_as if "TEXT_COLUMN" in values else "TEXT_COLUMN"
+        found = ", ".join(header) if header else "none"
+        close = difflib.get_close_matches(str(column), header, n=1)
+        fix = (
+            f"; did you mean TEXT_COLUMN={close[0]}?"
+            if close
+            else (f"; set TEXT_COLUMN={header[0]}" if len(header) == 1 else "")
+        )
+        problems.append(Problem("error", where, key, f"column {column!r} not in the header (found: {found}){fix}"))
+    return path.resolve()
+
+
+def _cross_checks(config: Config, problems: list[Problem]) -> None:
+    get, where = config.get, lambda key: str(config.source(key))
+
+    def written(key: str) -> str:
+        return config.values[key].written_as if key in config.values else key
+
+    explicit_quant = config.values.get("QUANTIZATION")
+    if explicit_quant and explicit_quant.value in ("int4", "int8") and not get("PEFT"):
+        problems.append(
+            Problem(
+                "error",
+                str(explicit_quant.source),
+                explicit_quant.written_as,
+                f"{explicit_quant.value} quantization trains LoRA adapters only; set PEFT=true "
+                "(or USE_PEFT=True), or QUANTIZATION=none for full fine-tuning",
+            )
+        )
+    if config.quantization in ("int4", "int8") and not config.cuda:
+        problems.append(
+            Problem(
+                "warning",
+                where("QUANTIZATION"),
+                written("QUANTIZATION"),
+                f"{config.quantization} needs CUDA (bitsandbytes) and none is here; "
+                "`atr train` will refuse unless you pass --cpu (trains unquantized)",
+            )
+        )
+    if get("MIXED_PRECISION") in ("fp16", "bf16") and not config.cuda:
+        problems.append(
+            Problem(
+                "note",
+                where("MIXED_PRECISION"),
+                written("MIXED_PRECISION"),
+                f"{get('MIXED_PRECISION')} needs CUDA; without it training runs in fp32",
+            )
+        )
+    needs_hub = config.push or get("BACKEND") != "local"
+    if needs_hub:
+        reason = "PUSH_TO_HUB=true" if config.push else f"BACKEND={get('BACKEND')}"
+        if not get("HF_TOKEN"):
+            problems.append(
+                Problem(
+                    "error",
+                    where("PUSH_TO_HUB" if config.push else "BACKEND"),
+                    "HF_TOKEN",
+                    f"{reason} needs a token: put HF_TOKEN=... in "
+                    f"{local_env_file(config.env_file).name} or the environment",
+                )
+            )
+        if not get("USERNAME") and not get("HUB_REPO"):
+            problems.append(
+                Problem(
+                    "error",
+                    where("PUSH_TO_HUB" if config.push else "BACKEND"),
+                    "USERNAME",
+                    f"{reason} needs a Hub user or organisation: set USERNAME or HUB_REPO=owner/name",
+                )
+            )
+    if get("BACKEND") != "local" and not config.push:
+        problems.append(
+            Problem(
+                "error",
+                where("BACKEND"),
+                "BACKEND",
+                f"AutoTrain's hosted backend {get('BACKEND')} needs PUSH_TO_HUB=true",
+            )
+        )
+    token = config.values.get("HF_TOKEN")
+    if token and token.source.kind in ("file", "preset"):
+        problems.append(
+            Problem(
+                "warning",
+                str(token.source),
+                token.written_as,
+                f"a token in a tracked env file; move it to {local_env_file(config.env_file).name} "
+                "(git-ignored) or the environment",
+            )
+        )
+    if "VALID_SPLIT" in config.values:
+        problems.append(
+            Problem(
+                "note",
+                where("VALID_SPLIT"),
+                "VALID_SPLIT",
+                "AutoTrain drops the validation split of local data; held-out evaluation is atr's job",
+            )
+        )
+    if get("DISTRIBUTED_BACKEND") and not config.cuda:
+        problems.append(
+            Problem(
+                "note",
+                where("DISTRIBUTED_BACKEND"),
+                "DISTRIBUTED_BACKEND",
+                "takes effect only with several CUDA devices",
+            )
+        )

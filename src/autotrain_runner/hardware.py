@@ -1,0 +1,29 @@
+"""What this machine can do, asked without importing torch where possible."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cuda_available() -> bool:
+    """True when a CUDA device is usable. Without an NVIDIA driver the answer is known at once;
+    with one, torch decides (it also honours CUDA_VISIBLE_DEVICES)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if not (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@cache
+def cuda_device_count() -> int:
+    if not cuda_available():
+        return 0
+    import torch
+
+    return torch.cuda.device_count()

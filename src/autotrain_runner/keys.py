@@ -1,0 +1,189 @@
+"""Every key an env file may set: AutoTrain's own fields, the runner's keys, and the legacy names.
+
+One table answers "what does this key mean, what type is it, what values are allowed":
+AutoTrain fields come from the `LLMTrainingParams` schema (upper-cased), with the ranges and
+enumerations AutoTrain accepts added here; runner keys are declared below with a help string;
+`LEGACY` maps the names of older AutoTrain notebooks to the current key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import autotrain_schema
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str  # "int", "float", "bool", "str", "block_size"
+    help: str
+    field: str | None = None  # the LLMTrainingParams field it sets, if any
+    default: Any = None
+    nullable: bool = False
+    choices: tuple[str, ...] | None = None
+    check: Check | None = None
+    group: str = "training"
+
+
+def _above(limit: float, inclusive: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        ok = v >= limit if inclusive else v > limit
+        return None if ok else f"must be {'>=' if inclusive else '>'} {limit:g}, got {v:g}"
+
+    return check
+
+
+def _within(lo: float, hi: float, hi_inclusive: bool) -> Check:
+    def check(v: Any) -> str | None:
+        ok = lo <= v <= hi if hi_inclusive else lo <= v < hi
+        return None if ok else f"must be in [{lo:g}, {hi:g}{']' if hi_inclusive else ')'}, got {v:g}"
+
+    return check
+
+
+def _block_size(v: Any) -> str | None:
+    sizes = v if isinstance(v, list) else [v]
+    if all(s == -1 or s > 0 for s in sizes):
+        return None
+    return f"must be a positive number of tokens (or -1 for the model's maximum), got {v}"
+
+
+# What AutoTrain 0.8.36 accepts beyond the field types (read from its trainers, not guessed):
+# trainer dispatch in trainers/clm/__main__.py, chat templates in trainers/clm/utils.py,
+# quantization in get_model, mixed precision in configure_training_args and the accelerate launch.
+_AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
+    "lr": {"check": _above(0)},
+    "epochs": {"check": _above(1, inclusive=True)},
+    "batch_size": {"check": _above(1, inclusive=True)},
+    "gradient_accumulation": {"check": _above(1, inclusive=True)},
+    "warmup_ratio": {"check": _within(0, 1, hi_inclusive=True)},
+    "weight_decay": {"check": _above(0, inclusive=True)},
+    "lora_dropout": {"check": _within(0, 1, hi_inclusive=False)},
+    "lora_r": {"check": _above(1, inclusive=True)},
+    "lora_alpha": {"check": _above(1, inclusive=True)},
+    "max_grad_norm": {"check": _above(0)},
+    "model_max_length": {"check": _above(1, inclusive=True)},
+    "save_total_limit": {"check": _above(1, inclusive=True)},
+    "block_size": {"check": _block_size},
+    "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo")},
+    "mixed_precision": {"choices": ("fp16", "bf16", "none")},
+    "quantization": {"choices": ("int4", "int8", "none")},
+    "chat_template": {"choices": ("none", "zephyr", "chatml", "tokenizer")},
+    "padding": {"choices": ("left", "right")},
+    "log": {"choices": ("none", "wandb", "tensorboard")},
+    "distributed_backend": {"choices": ("ddp", "deepspeed")},
+    "scheduler": {
+        "choices": (
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+            "reduce_lr_on_plateau",
+            "cosine_with_min_lr",
+            "warmup_stable_decay",
+        )
+    },
+    "eval_strategy": {"choices": ("no", "steps", "epoch")},
+}
+
+# Fields the runner sets itself: the user's value is read, but the runner decides what AutoTrain gets.
+RUNNER_OWNED_FIELDS = {"token", "push_to_hub", "data_path", "train_split", "project_name"}
+
+
+def _autotrain_keys() -> dict[str, Key]:
+    keys = {}
+    for field, spec in autotrain_schema.fields().items():
+        types = spec["types"]
+        if "array" in types:
+            kind = "block_size"
+        elif "boolean" in types:
+            kind = "bool"
+        elif "integer" in types:
+            kind = "int"
+        elif "number" in types:
+            kind = "float"
+        else:
+            kind = "str"
+        rules = _AUTOTRAIN_RULES.get(field, {})
+        name = field.upper()
+        keys[name] = Key(
+            name=name,
+            kind=kind,
+            help=spec["help"],
+            field=field,
+            default=spec["default"],
+            nullable="null" in types,
+            choices=rules.get("choices"),
+            check=rules.get("check"),
+            group="autotrain",
+        )
+    return keys
+
+
+_RUNNER_KEYS = [
+    Key(
+        "EXTENDS", "str", "Preset env files this file builds on, comma-separated, relative to this file", group="runner"
+    ),
+    Key("DATA_FILE", "str", "The training file (csv or jsonl); staged as train.* for AutoTrain", group="data"),
+    Key("HF_TOKEN", "str", "Hugging Face token; keep it in project.local.env or the environment", group="hub"),
+    Key("HUB_REPO", "str", "Hub repository (owner/name) to push to", group="hub"),
+    Key(
+        "BACKEND",
+        "str",
+        "AutoTrain's --backend: local, or one of its hosted backends",
+        default="local",
+        choices=tuple(autotrain_schema.backends()),
+        group="runner",
+    ),
+    Key(
+        "TRUST_REMOTE_CODE",
+        "bool",
+        "Allow the model's own Python code (trust_remote_code)",
+        default=False,
+        group="runner",
+    ),
+]
+
+# Old key -> (current key, how the old value becomes the current one).
+LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
+    "LEARNING_RATE": ("LR", None),
+    "NUM_EPOCHS": ("EPOCHS", None),
+    "USE_FP16": ("MIXED_PRECISION", lambda on: "fp16" if on else "none"),
+    "USE_BF16": ("MIXED_PRECISION", lambda on: "bf16" if on else "none"),
+    "USE_PEFT": ("PEFT", None),
+    "USE_INT4": ("QUANTIZATION", lambda on: "int4" if on else "none"),
+    "USE_INT8": ("QUANTIZATION", lambda on: "int8" if on else "none"),
+    "MODEL_NAME": ("MODEL", None),
+    "AUTOTRAIN_PROJECT_NAME": ("PROJECT_NAME", None),
+    "TEXT_COLUMM": ("TEXT_COLUMN", None),
+    "REPO_ID": ("HUB_REPO", None),
+    "TOKEN": ("HF_TOKEN", None),
+}
+# The kind a legacy value is parsed as, when it differs from the current key's kind.
+LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_INT8": "bool"}
+
+# Names that only carry a value into other values (`${PROJECT_ID}`), never a setting of their own.
+VARIABLES = {"PROJECT_ID"}
+
+KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS}}
+del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
+
+
+def suggest(name: str) -> str | None:
+    """The closest known key, for a did-you-mean."""
+    candidates = [*KEYS, *LEGACY, *VARIABLES]
+    match = difflib.get_close_matches(name.upper(), candidates, n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def is_known(name: str) -> bool:
+    return name in KEYS or name in LEGACY or name in VARIABLES

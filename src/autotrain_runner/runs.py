@@ -1,0 +1,93 @@
+"""Run folders: one per training run, never overwritten; the helper train, sweep and eval share.
+
+`PROJECT_DIR/runs/<run-id>/` holds `run.json` (what was asked, what happened), `train.log`,
+the staged `data/`, and AutoTrain's output folder. `run.json` is written atomically, first with
+`status: running`, so a crashed runner leaves a record a later command can recognise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+RUNS_DIR = "runs"
+RUN_JSON = "run.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def new_run_id(digest: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{digest}"
+
+
+def create_run_dir(project_dir: Path, run_id: str | None, digest: str) -> Path:
+    """A fresh run folder. A named run that exists is an error; a default id gets a suffix."""
+    root = project_dir / RUNS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise ConfigError(f"--run-id {run_id!r}: use letters, digits, '-' and '_'")
+        try:
+            (root / run_id).mkdir()
+        except FileExistsError:
+            raise ConfigError(f"{root / run_id}: run exists and is never overwritten; pick another --run-id") from None
+        return root / run_id
+    base = new_run_id(digest)
+    for n in range(1, 100):
+        candidate = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{root}: could not find a free run id for {base}")
+
+
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def list_runs(project_dir: Path) -> list[dict[str, Any]]:
+    root = project_dir / RUNS_DIR
+    if not root.is_dir():
+        return []
+    records = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        record = read_run(run_dir)
+        if record is None:
+            record = {"id": run_dir.name, "status": "unknown (no run.json)"}
+        records.append(record)
+    return records
+
+
+def find_run(project_dir: Path, run_id: str) -> Path:
+    run_dir = project_dir / RUNS_DIR / run_id
+    if not (run_dir / RUN_JSON).is_file():
+        known = ", ".join(r["id"] for r in list_runs(project_dir)) or "none yet"
+        raise ConfigError(f"{project_dir / RUNS_DIR}: no run {run_id!r} (runs: {known})")
+    return run_dir

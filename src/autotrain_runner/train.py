@@ -1,0 +1,360 @@
+"""`atr train`: stage the data, run AutoTrain, decide whether it really worked, record the run.
+
+Reads top to bottom: setup (config, refusals, model, run folder, staged data) -> train (AutoTrain
+as a child process in its own process group, output to the terminal and `train.log`) -> verify
+(errors in the log, expected artifacts; AutoTrain exits 0 when training crashed) -> record
+(`run.json`, token scrubbed from `training_params.json`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import command, models, runs
+from .config import Config, load_config
+from .errors import ConfigError, Problem, WorkError
+from .redact import MASK, Redactor, is_secret_key
+
+TRAIN_LOG = "train.log"
+VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
+# What AutoTrain's trainer prints when it catches its own exception (and then exits 0).
+_ERROR_LINE = re.compile(
+    r"\|\s*ERROR\s*\||has failed due to an exception|^Traceback \(most recent call last\)"
+    r"|^\s*[A-Za-z_][\w.]*(Error|Exception): |CUDA is required but not available"
+)
+_TRAIN_LOSS = re.compile(r"'train_loss':\s*([0-9.eE+-]+)")
+_STEP_LOSS = re.compile(r"'loss':\s*([0-9.eE+-]+)")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    record: dict[str, Any]
+
+
+def train(
+    target: Path | str,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+    cpu: bool = False,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    # --- setup
+    config = load_config(target, overrides, cpu=cpu)
+    for problem in config.problems:
+        echo(f"{problem.level}: {problem}")
+    _refuse_what_cannot_run_here(config)
+    command.validate_with_autotrain(config)
+    models.ensure_converted(config.model, log=echo)
+    argv = command.build_argv(config)
+    redact = Redactor(config.secrets())
+    digest = runs.config_hash({"argv": argv, "config": config.resolved_table()})
+    run_dir = runs.create_run_dir(config.project_dir, run_id, digest)
+    record = _initial_record(config, run_dir, argv, redact)
+    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+    try:
+        record["data"] = _stage_data(config, run_dir)
+    except OSError as exc:
+        _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
+        raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
+    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+    echo(f"run {run_dir.name}: {redact(command.shell_line(argv))}")
+
+    # --- train
+    started = time.monotonic()
+
+    def started_child(pid: int) -> None:  # recorded so that a stale "running" run can be recognised
+        record["pid"] = pid
+        runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+
+    returncode, interrupted = _supervise(argv, run_dir, _child_env(config), redact, echo, started_child)
+    record["duration_s"] = round(time.monotonic() - started, 1)
+
+    # --- verify and record
+    _scrub_training_params(run_dir / config.project_name, config.secrets())
+    log_text = (run_dir / TRAIN_LOG).read_text(encoding="utf-8", errors="replace")
+    record.update(_losses(log_text))
+    artifacts = _artifacts(run_dir / config.project_name)
+    record["artifacts"] = sorted(artifacts)
+    if interrupted:
+        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C)")
+        return RunResult(run_dir, "interrupted", record)
+    error = _failure(config, returncode, log_text, artifacts)
+    if error:
+        _finish(record, run_dir, "failed", error=error)
+        raise WorkError(f"training failed (run {run_dir}):\n{error}")
+    _finish(record, run_dir, "succeeded")
+    return RunResult(run_dir, "succeeded", record)
+
+
+def _refuse_what_cannot_run_here(config: Config) -> None:
+    if config.quantization in ("int4", "int8") and not config.cuda:
+        where = str(config.source("QUANTIZATION"))
+        raise ConfigError(
+            [
+                Problem(
+                    "error",
+                    where,
+                    "QUANTIZATION",
+                    f"{config.quantization} (QLoRA through bitsandbytes) needs CUDA and there is none here; "
+                    "run with --cpu to train unquantized, or set QUANTIZATION=none",
+                )
+            ]
+        )
+    if config.data_file is None and config.get("DATA_PATH") is None:
+        raise ConfigError("no training data: set DATA_FILE")
+
+
+def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
+    """AutoTrain reads only `{data_path}/train.csv|jsonl` for local data: copy the file there."""
+    if config.data_file is None:
+        return {"source": str(config.get("DATA_PATH")), "staged": None, "kind": "hub"}
+    staged_dir = run_dir / command.STAGED_DATA_DIR
+    staged_dir.mkdir()
+    staged = staged_dir / f"{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
+    shutil.copyfile(config.data_file, staged)
+    digest = hashlib.sha256(staged.read_bytes()).hexdigest()
+    return {"source": str(config.data_file), "staged": str(staged.relative_to(run_dir)), "sha256": digest}
+
+
+def _child_env(config: Config) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not is_secret_key(k)}
+    # AutoTrain launches `accelerate` by name: the interpreter's own bin folder comes first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["ALLOW_REMOTE_CODE"] = "true" if config.get("TRUST_REMOTE_CODE") else "false"
+    env["PAUSE_ON_FAILURE"] = "0"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The token only when the Hub is used (a gated base model); never in argv or a file.
+    if config.get("HF_TOKEN") and (config.model.kind == "hub" or config.get("BACKEND") != "local"):
+        env["HF_TOKEN"] = str(config.get("HF_TOKEN"))
+    return env
+
+
+def _supervise(
+    argv: list[str],
+    run_dir: Path,
+    env: dict[str, str],
+    redact: Redactor,
+    echo: Callable[[str], None],
+    on_start: Callable[[int], None],
+) -> tuple[int, bool]:
+    """Run AutoTrain in its own process group; stream its output; Ctrl-C stops the whole group."""
+    log_path = run_dir / TRAIN_LOG
+    try:
+        child = subprocess.Popen(
+            argv,
+            cwd=run_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise WorkError(f"cannot start {argv[0]}: {exc}; is autotrain-advanced installed in this environment?") from exc
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        on_start(child.pid)
+        with log_path.open("w", encoding="utf-8") as log:
+            assert child.stdout is not None
+            pending = b""
+            while True:
+                try:
+                    chunk = os.read(child.stdout.fileno(), 65536)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    break
+                if not chunk:
+                    break
+                pending += chunk
+                # tqdm redraws with \r: a line ends at either, so progress shows as it happens.
+                *lines, pending = re.split(rb"(?<=[\r\n])", pending)
+                for raw in lines:
+                    _emit(raw, log, redact, echo)
+            if pending:
+                _emit(pending, log, redact, echo)
+        if interrupted:
+            _stop_group(child)
+        else:
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                interrupted = True
+                _stop_group(child)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return child.returncode, interrupted
+
+
+def _emit(raw: bytes, log, redact: Redactor, echo: Callable[[str], None]) -> None:
+    text = redact(raw.decode("utf-8", errors="replace"))
+    log.write(text[:-1] + "\n" if text.endswith("\r") else text)
+    log.flush()
+    line = text.rstrip("\r\n")
+    if line.strip():
+        echo(line)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(child: subprocess.Popen) -> None:
+    """SIGINT to the whole group (accelerate and its trainer), then TERM, then KILL."""
+    for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            child.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # the trainer may outlive its `autotrain` parent
+        os.killpg(child.pid, signal.SIGKILL)
+
+
+def _scrub_training_params(output_dir: Path, secrets: list[str]) -> None:
+    """AutoTrain writes the token into training_params.json; remove it whatever happened."""
+    path = output_dir / "training_params.json"
+    if not path.is_file():
+        return
+    try:
+        params = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        path.unlink()
+        return
+    params["token"] = None
+    text = json.dumps(params, indent=4)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    tmp = path.with_name(".training_params.json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _artifacts(output_dir: Path) -> set[str]:
+    if not output_dir.is_dir():
+        return set()
+    return {p.name for p in output_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model")}
+
+
+def _failure(config: Config, returncode: int, log_text: str, artifacts: set[str]) -> str | None:
+    """Why the run failed, or None. AutoTrain's exit code alone says nothing: it is 0 on failure."""
+    error_lines = [line.strip() for line in log_text.splitlines() if _ERROR_LINE.search(line)]
+    merged = config.get("MERGE_ADAPTER") and config.get("PEFT")
+    if config.get("PEFT") and not merged:
+        expected = "adapter_model.safetensors"
+        have = expected in artifacts
+    else:
+        expected = "model.safetensors (or model-*-of-*.safetensors)"
+        have = any(re.match(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$", a) for a in artifacts)
+    if not error_lines and have and returncode == 0:
+        return None
+    reasons = []
+    if returncode != 0:
+        reasons.append(f"autotrain exited with code {returncode}")
+    if not have:
+        reasons.append(f"no {expected} in {config.project_name}/")
+    excerpt = _dedupe(error_lines)[-8:] or log_text.strip().splitlines()[-10:]
+    return "; ".join(reasons or ["errors in train.log"]) + "\n" + "\n".join(f"  {line[:400]}" for line in excerpt)
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    seen, out = set(), []
+    for line in lines:
+        if line not in seen:
+            seen.add(line)
+            out.append(line)
+    return out
+
+
+def _losses(log_text: str) -> dict[str, Any]:
+    train_loss = _TRAIN_LOSS.findall(log_text)
+    steps = [float(x) for x in _STEP_LOSS.findall(log_text)]
+    return {
+        "train_loss": float(train_loss[-1]) if train_loss else None,
+        "last_step_loss": steps[-1] if steps else None,
+        "loss_history": steps,
+    }
+
+
+def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Redactor) -> dict[str, Any]:
+    return {
+        "id": run_dir.name,
+        "status": "running",
+        "project": config.display_name,
+        "project_name": config.project_name,
+        "env_file": str(config.env_file),
+        "started_at": _now(),
+        "ended_at": None,
+        "config": [{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
+        "params": {k: v for k, v in command.autotrain_fields(config).items()},
+        "model": {"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
+        "argv": [redact(a) for a in argv],
+        "output_dir": config.project_name,
+        "versions": _versions(),
+        "git": _git_revision(config.project_dir),
+        "cuda": config.cuda,
+        "notes": [str(p) for p in config.problems],
+    }
+
+
+def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | None = None) -> None:
+    record["status"] = status
+    record["ended_at"] = _now()
+    record["error"] = error
+    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str | None]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _git_revision(folder: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if done.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+        return done.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None

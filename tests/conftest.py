@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tinymodel import build_tiny_model
+
+CANARY = "hf_canaryTOKENcanaryTOKENcanary12345"
+
+# The legacy env file from DESIGN.md, unchanged (token removed there too).
+LEGACY_ENV = """\
+PROJECT_ID=${PROJECT_ID:="202021013"}
+AUTOTRAIN_PROJECT_NAME="LDCC/2-${PROJECT_ID}"
+MODEL_NAME="LDCC/LDCC-Instruct-Llama-2-ko-13B-v1.4"
+DATA_PATH="src/202021013/dataset"
+DATA_FILE="src/202021013/dataset/output.csv"
+TEXT_COLUMM="text"
+LEARNING_RATE=2e-4
+NUM_EPOCHS=2
+BATCH_SIZE=2
+BLOCK_SIZE=1024
+TRAINER="sft"
+WARMUP_RATIO=0.1
+WEIGHT_DECAY=0.01
+GRADIENT_ACCUMULATION=4
+USE_FP16="True"
+USE_PEFT="True"
+USE_INT4="True"
+LORA_R=16
+LORA_ALPHA=32
+LORA_DROPOUT=0.05
+PUSH_TO_HUB="False"
+HF_TOKEN=${HF_TOKEN:="hf_xxxxxxxx"}
+REPO_ID="username/repo_name"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("ATR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "atr-cache"))
+    for key in list(os.environ):
+        if "TOKEN" in key or key in ("EPOCHS", "LR", "MODEL", "DATA_PATH", "BATCH_SIZE", "PROJECT_ID"):
+            monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def atr(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600) -> Result:
+    """Run the real `atr` in a child process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "autotrain_runner", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def style_rows(n: int = 40) -> list[str]:
+    questions = ["오늘 날씨 어때?", "저녁 뭐 먹지?", "주말에 뭐 할까?", "기분이 우울해", "추천할 노래 있어?"]
+    return [f"### 질문: {questions[i % 5]} {i}\n### 답변: 싸이월드 감성으로 답해 볼게요~* {i}" for i in range(n)]
+
+
+def write_csv(path: Path, rows: list[str], column: str = "text") -> Path:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([column])
+        writer.writerows([r] for r in rows)
+    return path
+
+
+@pytest.fixture
+def legacy_project(tmp_path) -> Path:
+    """The DESIGN.md env file in a project folder, with its data file present."""
+    write(tmp_path / "project.env", LEGACY_ENV)
+    write_csv(tmp_path / "src/202021013/dataset/output.csv", style_rows(4))
+    return tmp_path
+
+
+TINY_ENV = """\
+PROJECT_NAME=tiny-test
+MODEL={model}
+DATA_FILE=style.csv
+TRAINER=sft
+EPOCHS=1
+BATCH_SIZE=2
+BLOCK_SIZE=64
+LR=1e-3
+PEFT=true
+QUANTIZATION=none
+LORA_R=4
+LORA_ALPHA=8
+GRADIENT_ACCUMULATION=1
+"""
+
+
+@pytest.fixture
+def tiny_project(tmp_path, tiny_model) -> Path:
+    project = tmp_path / "tiny"
+    write(project / "project.env", TINY_ENV.format(model=tiny_model))
+    write_csv(project / "style.csv", style_rows())
+    return project

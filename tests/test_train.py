@@ -1,0 +1,101 @@
+"""`atr train` and `atr runs` end to end: the real AutoTrain on a tiny model, on CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import CANARY, atr, write
+
+
+def files_containing(folder, needle: str) -> list[str]:
+    hits = []
+    for path in folder.rglob("*"):
+        if path.is_file() and needle.encode() in path.read_bytes():
+            hits.append(str(path))
+    return hits
+
+
+def test_train_end_to_end_with_canary_token(tiny_project):
+    write(tiny_project / "project.local.env", f"HF_TOKEN={CANARY}\n")
+    result = atr("train", str(tiny_project), "--run-id", "first")
+    assert result.code == 0, result.text[-3000:]
+    run_dir = tiny_project / "runs" / "first"
+    assert f"succeeded: run folder {run_dir}" in result.out
+
+    output = run_dir / "tiny-test"
+    assert (output / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((output / "adapter_config.json").read_text())["r"] == 4
+    assert (run_dir / "data" / "train.csv").read_bytes() == (tiny_project / "style.csv").read_bytes()
+
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert isinstance(record["train_loss"], float) and record["train_loss"] > 0
+    assert record["loss_history"], "the per-step losses from the trainer log"
+    assert record["versions"]["autotrain-advanced"] == "0.8.36"
+    assert record["versions"]["torch"].startswith("2.5.1")
+    assert record["argv"][:3] == ["autotrain", "llm", "--train"]
+    token_row = next(row for row in record["config"] if row["key"] == "HF_TOKEN")
+    assert token_row["value"] == "***" and token_row["source"].endswith("project.local.env:1")
+    assert record["started_at"] <= record["ended_at"]
+    params = json.loads((output / "training_params.json").read_text())
+    assert params["token"] is None
+
+    # The canary is in project.local.env only: nowhere in the run folder, the log or the output.
+    assert files_containing(run_dir, CANARY) == []
+    assert CANARY not in result.text
+
+    listed = atr("runs", str(tiny_project))
+    assert listed.code == 0
+    row = next(line.split() for line in listed.out.splitlines() if line.startswith("first"))
+    assert row[:2] == ["first", "succeeded"] and f"{record['train_loss']:.4f}" in row
+
+    again = atr("train", str(tiny_project), "--run-id", "first")
+    assert again.code == 2
+    assert "run exists and is never overwritten" in again.err
+    assert (output / "adapter_model.safetensors").exists()
+
+
+def test_crashed_training_is_a_failure_even_though_autotrain_exits_0(tmp_path, tiny_project, tiny_model):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for name in os.listdir(tiny_model):
+        (broken / name).write_bytes((tiny_model / name).read_bytes())
+    (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
+    env = (tiny_project / "project.env").read_text().replace(f"MODEL={tiny_model}", f"MODEL={broken}")
+    write(tiny_project / "project.env", env)
+
+    result = atr("train", str(tiny_project), "--run-id", "broken")
+    assert result.code == 1, result.text[-3000:]
+    assert "training failed" in result.err
+    assert "no adapter_model.safetensors" in result.err
+    assert "Traceback" not in result.err.split("training failed", 1)[0]
+    record = json.loads((tiny_project / "runs" / "broken" / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert "has failed due to an exception" in record["error"] or "Error" in record["error"]
+
+
+def test_ctrl_c_stops_the_whole_process_group_and_marks_the_run(tiny_project):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "autotrain_runner", "train", str(tiny_project), "--run-id", "stopped"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    log = tiny_project / "runs" / "stopped" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and log.stat().st_size > 0):
+        time.sleep(0.2)
+    assert log.exists(), "the run started"
+    os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    out, _ = child.communicate(timeout=120)
+    assert child.returncode == 130, out[-2000:]
+    record = json.loads((tiny_project / "runs" / "stopped" / "run.json").read_text())
+    assert record["status"] == "interrupted"
+    # AutoTrain ran in its own process group (accelerate and the trainer with it): all of it is gone.
+    for group in (child.pid, record["pid"]):
+        leftover = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True, check=False)
+        assert leftover.stdout.strip() == "", f"processes left in group {group}"
