@@ -8,7 +8,7 @@ import pytest
 from autotrain_runner import autotrain_schema
 from autotrain_runner.config import load_config
 from autotrain_runner.errors import ConfigError
-from conftest import atr, write, write_csv
+from conftest import LEGACY_ENV, atr, write, write_csv
 
 EXPECTED_FLAGS = (
     "--model LDCC/LDCC-Instruct-Llama-2-ko-13B-v1.4 --lr 0.0002 --epochs 2 --batch-size 2 --block_size 1024 "
@@ -230,3 +230,15 @@ def test_hosted_backend_needs_token_and_username(tmp_path):
     assert ok.code == 0, ok.text
     assert ok.out.strip().endswith("--backend spaces-a10g-large")
     assert "hf_abc" not in ok.out and "--push-to-hub" not in ok.out
+
+
+def test_shipped_projects_pass_check():
+    """The README's examples: the real project's env file (unchanged) and the demo."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    assert (root / "projects/ldcc-13b/project.env").read_text(encoding="utf-8") == LEGACY_ENV
+    for project in ("projects/ldcc-13b", "projects/demo"):
+        result = atr("check", project, cwd=root)
+        assert result.code == 0, result.text
+        assert "ok: no errors" in result.out

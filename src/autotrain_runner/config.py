@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hardware, keys, models
+from .envfile import display_path as _display
 from .envfile import expand, read_entries, references
 from .errors import ConfigError, Problem
 from .keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES, Key
@@ -114,13 +115,6 @@ class Config:
             name = key if value.written_as == key else f"{key} (as {value.written_as})"
             rows.append((name, shown, str(value.source)))
         return rows
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _show(value: Any) -> str:

@@ -36,12 +36,20 @@ _REFERENCE = re.compile(
 )
 
 
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
     """Parse a file into entries; every malformed line is reported, and parsing goes on after it."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        return [], [Problem("error", str(path), "", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")]
+        return [], [Problem("error", display_path(path), "", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")]
     lines = text.splitlines(keepends=True)
     entries: list[Entry] = []
     problems: list[Problem] = []
@@ -63,7 +71,9 @@ def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
             if binding.key is None:
                 continue
             if binding.value is None:
-                problems.append(Problem("error", f"{path}:{line}", binding.key, "has no '='; write KEY=value"))
+                problems.append(
+                    Problem("error", f"{display_path(path)}:{line}", binding.key, "has no '='; write KEY=value")
+                )
                 continue
             entries.append(Entry(binding.key, binding.value, line, not _single_quoted(binding.original.string)))
         if resumed_at is None:
@@ -73,15 +83,16 @@ def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
 
 
 def _malformed(path: Path, line: int, text: str) -> Problem:
+    where = f"{display_path(path)}:{line}"
     stripped = text.strip()
     key = stripped.split("=", 1)[0].removeprefix("export ").strip() if "=" in stripped else ""
     if "=" in stripped and _KEY.match(key):
         value = stripped.split("=", 1)[1].strip()
         for quote in ("'", '"'):
             if value.startswith(quote) and (len(value) == 1 or not value.rstrip().endswith(quote)):
-                return Problem("error", f"{path}:{line}", key, f"unterminated {quote} quote; close it on this line")
-        return Problem("error", f"{path}:{line}", key, f"cannot parse value {value!r}; quote it")
-    return Problem("error", f"{path}:{line}", "", f"malformed line {stripped[:60]!r}; expected KEY=value")
+                return Problem("error", where, key, f"unterminated {quote} quote; close it on this line")
+        return Problem("error", where, key, f"cannot parse value {value!r}; quote it")
+    return Problem("error", where, "", f"malformed line {stripped[:60]!r}; expected KEY=value")
 
 
 def _single_quoted(original: str) -> bool:

@@ -110,6 +110,7 @@ def ensure_converted(ref: ModelRef, log=print) -> Path | None:
         folder, name = str(ref.path.parent), ref.path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        _apply_gguf_special_tokens(ref.path, tokenizer, model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
@@ -118,3 +119,32 @@ def ensure_converted(ref: ModelRef, log=print) -> Path | None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _apply_gguf_special_tokens(path: Path, tokenizer, model) -> None:
+    """Take BOS/EOS/PAD from the GGUF metadata itself.
+
+    transformers 4.48 maps them wrongly for some GGUF tokenizers (SmolLM2: EOS became
+    `<|im_start|>`, PAD unset), and then training separates packed samples with the wrong token
+    and generation never stops at the end of an answer.
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    if tokens is None:
+        return
+
+    def token_id(role: str) -> int | None:
+        field_ = reader.fields.get(f"tokenizer.ggml.{role}_token_id")
+        return int(field_.parts[field_.data[0]][0]) if field_ is not None else None
+
+    for role, attr in (("bos", "bos"), ("eos", "eos"), ("padding", "pad")):
+        index = token_id(role)
+        if index is None or index >= len(tokens.data):
+            continue
+        text = bytes(tokens.parts[tokens.data[index]]).decode("utf-8")
+        setattr(tokenizer, f"{attr}_token", text)
+        setattr(model.config, f"{attr}_token_id", index)
+        if model.generation_config is not None:
+            setattr(model.generation_config, f"{attr}_token_id", index)
