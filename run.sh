@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh               check and train the demo project (projects/demo)
-# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check train)
+# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train)
 # ./run.sh test [PYTEST ARGS]   run the test suite
 # First use creates .venv here and installs the project into it; later uses reuse it.
 set -euo pipefail
@@ -40,7 +40,8 @@ fi
 project=${1:-projects/demo}
 [[ $# -gt 0 ]] && shift
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(check train)
+# `atr data` rebuilds only when the inputs or options changed since its manifest was written
+[[ ${#steps[@]} -gt 0 ]] || steps=(check data train)
 for step in "${steps[@]}"; do
   echo "== atr $step $project"
   atr "$step" "$project"

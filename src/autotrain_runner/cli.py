@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     train = project_command("train", "run AutoTrain in a new run folder and verify that it worked")
     train.add_argument("--run-id", help="name of the run folder (default: time and config hash)")
     train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
+    data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
+    data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
     runs = sub.add_parser("runs", help="table of a project's runs")
     runs.add_argument("project", type=Path)
     return parser
@@ -103,6 +105,12 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         if result.status == "interrupted":
             return EXIT_INTERRUPTED
         return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
+    if args.cmd == "data":
+        from .data import build_data, summarize
+
+        for line in summarize(build_data(args.project, args.overrides, force=args.force)):
+            out.print(line, markup=False)
+        return EXIT_OK
     if args.cmd == "runs":
         from .config import find_env_file
         from .runs import list_runs

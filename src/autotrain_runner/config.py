@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import hardware, keys, models
+from . import hardware, keys, models, templates
 from .envfile import display_path as _display
 from .envfile import expand, read_entries, references
 from .errors import ConfigError, Problem
@@ -67,6 +67,8 @@ class Config:
     model: models.ModelRef
     data_file: Path | None
     cuda: bool
+    template: templates.PromptTemplate
+    dataset_dir: Path
     problems: list[Problem] = field(default_factory=list)
 
     def get(self, key: str) -> Any:
@@ -229,6 +231,8 @@ def load_config(
         else (env_dir.name if env_file.name == PROJECT_ENV else env_file.stem)
     )
     project_name = sanitize_project_name(display_name)
+    dataset_dir = _dataset_dir(values, env_file)
+    template = _apply_template(values, env_dir, dataset_dir, problems)
     if project_name != display_name and "PROJECT_NAME" in values:
         problems.append(
             Problem(
@@ -242,7 +246,9 @@ def load_config(
     model = _resolve_model(values, env_dir, problems)
     data_file = _resolve_data(values, env_dir, problems)
     cuda = hardware.cuda_available()
-    config = Config(env_file, env_dir, values, project_name, display_name, model, data_file, cuda)
+    config = Config(
+        env_file, env_dir, values, project_name, display_name, model, data_file, cuda, template, dataset_dir
+    )
     _cross_checks(config, problems)
     problems.sort(key=_position)
     config.problems = problems
@@ -393,6 +399,74 @@ def _effective_quantization(values: dict[str, Value]) -> str:
     return (quant or "none") if peft else "none"
 
 
+def dataset_id(env_file: Path) -> str:
+    """`projects/demo/project.env` -> demo; `mymodel.env` -> mymodel."""
+    return env_file.parent.name if env_file.name == PROJECT_ENV else env_file.name.removesuffix(".env")
+
+
+def _dataset_dir(values: dict[str, Value], env_file: Path) -> Path:
+    """DATASET_DIR, else `datasets/<project>` at the root that holds `projects/` (the layout)."""
+    if "DATASET_DIR" in values:
+        value = values["DATASET_DIR"]
+        base = value.source.path.parent if value.source.path else Path.cwd()
+        return (base / str(value.value)).resolve()
+    project_dir = env_file.parent.resolve()
+    root = project_dir.parent.parent if project_dir.parent.name == "projects" else project_dir
+    return root / "datasets" / dataset_id(env_file)
+
+
+def _apply_template(
+    values: dict[str, Value], env_dir: Path, dataset_dir: Path, problems: list[Problem]
+) -> templates.PromptTemplate:
+    """The prompt template, and what a data builder implies: CHAT_TEMPLATE, TEXT_COLUMN, DATA_FILE."""
+    chat = values["CHAT_TEMPLATE"].value if "CHAT_TEMPLATE" in values else None
+    spec = values.get("PROMPT_TEMPLATE")
+    try:
+        template = templates.resolve(spec.value if spec else None, chat, env_dir)
+    except ConfigError as exc:
+        problems.append(Problem("error", str(spec.source) if spec else "", "PROMPT_TEMPLATE", exc.problems[0].message))
+        template = templates.NAMED[templates.DEFAULT]
+    where = str(spec.source) if spec else "default"
+    if template.kind == "chat" and chat not in (None, template.name):
+        problems.append(
+            Problem(
+                "error",
+                where,
+                "PROMPT_TEMPLATE",
+                f"{template.name} conflicts with CHAT_TEMPLATE={chat}; set one of them",
+            )
+        )
+    if template.kind == "text" and chat in templates.CHAT_TEMPLATES:
+        problems.append(
+            Problem(
+                "error",
+                where,
+                "PROMPT_TEMPLATE",
+                f"{template.name} renders text, but CHAT_TEMPLATE={chat} expects messages; "
+                f"use PROMPT_TEMPLATE={chat}",
+            )
+        )
+    if "DATA_BUILDER" not in values:
+        return template
+    derived = Source("from DATA_BUILDER")
+    if template.kind == "chat" and chat is None:
+        values["CHAT_TEMPLATE"] = Value("CHAT_TEMPLATE", "CHAT_TEMPLATE", template.name, template.name, derived)
+    column = "messages" if template.kind == "chat" else "text"
+    values.setdefault("TEXT_COLUMN", Value("TEXT_COLUMN", "TEXT_COLUMN", column, column, derived))
+    train_file = dataset_dir / ("train.jsonl" if template.kind == "chat" else "train.csv")
+    values.setdefault("DATA_FILE", Value("DATA_FILE", "DATA_FILE", str(train_file), str(train_file), derived))
+    if "RAW_DATA" not in values:
+        problems.append(
+            Problem(
+                "error",
+                str(values["DATA_BUILDER"].source),
+                "RAW_DATA",
+                f"DATA_BUILDER={values['DATA_BUILDER'].value} needs RAW_DATA (a file, folder or glob)",
+            )
+        )
+    return template
+
+
 def _resolve_model(values: dict[str, Value], env_dir: Path, problems: list[Problem]) -> models.ModelRef:
     if "MODEL" not in values:
         problems.append(Problem("error", "project", "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>"))
@@ -421,6 +495,16 @@ def _resolve_data(values: dict[str, Value], env_dir: Path, problems: list[Proble
     if "DATA_FILE" in values:
         value = values["DATA_FILE"]
         found = _local_path(str(value.value), value.source)
+        if value.source.kind == "from DATA_BUILDER" and (found is None or not found.is_file()):
+            problems.append(
+                Problem(
+                    "note",
+                    str(values["DATA_BUILDER"].source),
+                    "DATA_BUILDER",
+                    f"dataset not built yet ({_display(Path(value.value))}); run `atr data`",
+                )
+            )
+            return None
         if found is None or not found.is_file():
             problems.append(
                 Problem("error", str(value.source), value.written_as, f"data file not found: {value.value}")

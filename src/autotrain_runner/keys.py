@@ -153,6 +153,71 @@ _RUNNER_KEYS = [
     ),
 ]
 
+
+def _split(v: Any) -> str | None:
+    try:
+        parts = [float(x) for x in str(v).split(",")]
+    except ValueError:
+        return f"must be three fractions like 0.7,0.15,0.15, got {v!r}"
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
+        return f"must be three fractions train,valid,test that sum to 1 (train > 0), got {v!r}"
+    return None
+
+
+_DATA_KEYS = [
+    Key(
+        "DATA_BUILDER",
+        "str",
+        "Builds the dataset from RAW_DATA (atr data)",
+        group="data",
+        choices=("table", "txt", "alpaca", "sharegpt", "messages", "emotion_dialogue", "dialogue_summary"),
+    ),
+    Key("RAW_DATA", "str", "The builder's input: a file, a folder or a glob", group="data"),
+    Key("DATASET_DIR", "str", "Where atr data writes (default datasets/<project>)", group="data"),
+    Key("PROMPT_TEMPLATE", "str", "instruct-ko, instruct-en, tokenizer, chatml, zephyr, or a .json file", group="data"),
+    Key("SYSTEM_PROMPT", "str", "System message for every sample", group="data"),
+    Key("PROMPT_COLUMN", "str", "table: the prompt column", default="prompt", group="data"),
+    Key("RESPONSE_COLUMN", "str", "table: the response column", default="response", group="data"),
+    Key("SYSTEM_COLUMN", "str", "table: a per-row system message column", group="data"),
+    Key(
+        "SPLIT",
+        "str",
+        "train,valid,test fractions where the source has no splits",
+        default="0.7,0.15,0.15",
+        check=_split,
+        group="data",
+    ),
+    Key(
+        "ON_BAD_ROWS",
+        "str",
+        "error: stop and list bad rows; skip: drop and count them",
+        default="error",
+        choices=("error", "skip"),
+        group="data",
+    ),
+    Key(
+        "TXT_FORMAT",
+        "str",
+        "txt: qa blocks, tsv pairs, or styled lines",
+        default="qa",
+        choices=("qa", "tsv", "lines"),
+        group="data",
+    ),
+    Key("TXT_Q_MARKER", "str", "txt qa: the question marker", default="Q:", group="data"),
+    Key("TXT_A_MARKER", "str", "txt qa: the answer marker", default="A:", group="data"),
+    Key("TXT_INSTRUCTION", "str", "txt lines: the request each styled line answers", group="data"),
+    Key("SUMMARY_INSTRUCTION", "str", "dialogue_summary: the instruction before the dialogue", group="data"),
+    Key(
+        "MASKING",
+        "str",
+        "dialogue_summary: keep masking tokens (#@이름#) or map them",
+        default="keep",
+        choices=("keep", "map"),
+        group="data",
+    ),
+    Key("MASK_MAP", "str", "dialogue_summary: TOKEN=VALUE,... replacements with MASKING=map", group="data"),
+]
+
 # Old key -> (current key, how the old value becomes the current one).
 LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "LEARNING_RATE": ("LR", None),
@@ -174,7 +239,7 @@ LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_
 # Names that only carry a value into other values (`${PROJECT_ID}`), never a setting of their own.
 VARIABLES = {"PROJECT_ID"}
 
-KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS}}
+KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS}}
 del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
 
 

@@ -40,6 +40,12 @@ def check_report(config: Config, out: Console) -> None:
     out.print(table)
     for problem in config.problems:
         out.print(f"{problem.level}: {problem}")
+    if config.get("DATA_BUILDER"):
+        from .data.lint import lint_built
+
+        checks = lint_built(config)
+        for line in checks["messages"] if checks else []:
+            out.print(f"lint: {_display(config.dataset_dir)}: {line}", markup=False)
     warnings = sum(p.level == "warning" for p in config.problems)
     out.print(f"ok: no errors, {warnings} warning(s)")
 

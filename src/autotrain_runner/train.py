@@ -117,6 +117,8 @@ def _refuse_what_cannot_run_here(config: Config) -> None:
                 )
             ]
         )
+    if config.data_file is None and config.get("DATA_BUILDER"):
+        raise ConfigError(f"{config.env_file}: DATA_BUILDER: the dataset is not built yet; run `atr data` first")
     if config.data_file is None and config.get("DATA_PATH") is None:
         raise ConfigError("no training data: set DATA_FILE")
 
@@ -313,6 +315,8 @@ def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Reda
         "model": {"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
         "argv": [redact(a) for a in argv],
         "output_dir": config.project_name,
+        # what evaluation and chat must render prompts with, to match training
+        "template": {**config.template.describe(), "chat_template": config.get("CHAT_TEMPLATE")},
         "versions": _versions(),
         "git": _git_revision(config.project_dir),
         "cuda": config.cuda,

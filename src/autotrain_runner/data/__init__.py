@@ -1,0 +1,269 @@
+"""`atr data`: raw shapes -> `datasets/<project>/` (train file, valid/test splits, manifest).
+
+Reads top to bottom: find inputs -> skip when the manifest says nothing changed -> read with the
+builder (bad rows collected) -> drop exact duplicates -> split by dialogue -> render with the
+prompt template -> lint -> write everything into a temporary folder and swap it into place, so
+a failed build leaves the previous dataset as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import Config, load_config
+from ..envfile import display_path
+from ..errors import ConfigError
+from ..keys import KEYS
+from . import emotion, instruct, summary, table, txt
+from .base import BadRows, Builder, Options, Sample
+from .lint import lint
+from .readers import decode, find_inputs
+
+MANIFEST = "manifest.json"
+BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
+    "table": (table.build, table.SUFFIXES),
+    "txt": (txt.build, txt.SUFFIXES),
+    "alpaca": (instruct.alpaca, instruct.SUFFIXES),
+    "sharegpt": (instruct.sharegpt, instruct.SUFFIXES),
+    "messages": (instruct.messages, instruct.SUFFIXES),
+    "emotion_dialogue": (emotion.build, emotion.SUFFIXES),
+    "dialogue_summary": (summary.build, summary.SUFFIXES),
+}
+DATA_KEYS = [k.name for k in KEYS.values() if k.group == "data" and k.name != "DATASET_DIR"] + ["SEED"]
+
+
+@dataclass
+class DataResult:
+    status: str  # "built", "up to date", "no builder"
+    out_dir: Path | None
+    manifest: dict[str, Any] | None
+
+
+def build_data(
+    target: Path | str, overrides: Sequence[str] = (), force: bool = False, echo: Callable[[str], None] = print
+) -> DataResult:
+    config = load_config(target, overrides)
+    builder_name = config.get("DATA_BUILDER")
+    if not builder_name:
+        return DataResult("no builder", None, None)
+    builder, suffixes = BUILDERS[builder_name]
+    raw_source = config.values["RAW_DATA"].source
+    base = raw_source.path.parent if raw_source.path else Path.cwd()
+    inputs = find_inputs(str(config.get("RAW_DATA")), base, suffixes)
+    options = {key: config.get(key) for key in DATA_KEYS}
+    fingerprint = _fingerprint(builder_name, options, config, inputs)
+    out_dir = config.dataset_dir
+    previous = _read_manifest(out_dir)
+    if not force and previous and previous.get("fingerprint") == fingerprint and _outputs_exist(out_dir, previous):
+        return DataResult("up to date", out_dir, previous)
+
+    # --- read
+    started = time.monotonic()
+    bad = BadRows(config.get("ON_BAD_ROWS"))
+    samples = list(builder(inputs, Options(options, base), bad))
+    bad.raise_if_any()
+    read = len(samples) + len(bad.rows)
+    if not samples:
+        raise ConfigError(f"RAW_DATA {config.get('RAW_DATA')}: no usable samples in {len(inputs)} file(s)")
+
+    # --- dedupe and split
+    samples, duplicates = _dedupe(samples)
+    splits = _split(samples, config.get("SPLIT"), config.get("SEED"))
+
+    # --- render, lint, write
+    everything = splits["train"] + splits["valid"] + splits["test"]
+    checks = lint([(s.messages, _text(s.messages, config)) for s in everything], config)
+    manifest = {
+        "version": __version__,
+        "fingerprint": fingerprint,
+        "builder": builder_name,
+        "options": options,
+        "inputs": [_describe_input(path) for path in inputs],
+        "rows": {
+            "read": read,
+            "kept": sum(len(s) for s in splits.values()),
+            "dropped": {**dict(bad.reasons), **({"duplicate": duplicates} if duplicates else {})},
+        },
+        "splits": {name: len(items) for name, items in splits.items()},
+        "seed": config.get("SEED"),
+        "template": config.template.describe(),
+        "train_file": Path(str(config.get("DATA_FILE"))).name,
+        "text_column": config.get("TEXT_COLUMN"),
+        "lint": checks,
+        "seconds": None,
+    }
+    _write_atomically(out_dir, splits, manifest, config, builder_name, started)
+    return DataResult("built", out_dir, manifest)
+
+
+def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: list[Path]) -> str:
+    payload = {
+        "builder": builder,
+        "options": options,
+        "template": config.template.describe(),
+        "text_column": config.get("TEXT_COLUMN"),
+        "inputs": [(str(p), _sha256(p)) for p in inputs],
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe_input(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() == ".xlsx":
+        encoding = "xlsx"
+    else:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+        try:
+            encoding = decode(head)[1]
+        except UnicodeDecodeError:
+            encoding = decode(path.read_bytes())[1]  # a multi-byte character cut at the boundary
+    return {"path": display_path(path), "sha256": _sha256(path), "bytes": path.stat().st_size, "encoding": encoding}
+
+
+def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _outputs_exist(out_dir: Path, manifest: dict[str, Any]) -> bool:
+    return all((out_dir / name).is_file() for name in (manifest.get("train_file", ""), "valid.jsonl", "test.jsonl"))
+
+
+def _dedupe(samples: list[Sample]) -> tuple[list[Sample], int]:
+    seen: set[str] = set()
+    kept = []
+    for sample in samples:
+        key = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(sample)
+    return kept, len(samples) - len(kept)
+
+
+def _split(samples: list[Sample], fractions: str, seed: int) -> dict[str, list[Sample]]:
+    """Deterministic for a seed; whole dialogues (groups) go to one split."""
+    train_f, valid_f, _ = (float(x) for x in fractions.split(","))
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).digest())
+    n = len(order)
+    cut_train = max(1, round(n * train_f)) if n else 0
+    cut_valid = min(n, cut_train + round(n * valid_f))
+    names = {g: ("train" if i < cut_train else "valid" if i < cut_valid else "test") for i, g in enumerate(order)}
+    splits: dict[str, list[Sample]] = {"train": [], "valid": [], "test": []}
+    for sample in samples:  # keep the source order inside each split
+        splits[names[sample.group]].append(sample)
+    return splits
+
+
+def _write_atomically(
+    out_dir: Path,
+    splits: dict[str, list[Sample]],
+    manifest: dict[str, Any],
+    config: Config,
+    builder: str,
+    started: float,
+) -> None:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    try:
+        _write_train(tmp / manifest["train_file"], splits["train"], config)
+        for name in ("valid", "test"):
+            _write_eval_split(tmp / f"{name}.jsonl", splits[name], config, name)
+        if builder == "txt":  # the intermediate pairs, to inspect or hand-edit (DATA_BUILDER=alpaca)
+            pairs = [_as_alpaca(s) for split in splits.values() for s in split]
+            (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=1), encoding="utf-8")
+        manifest["seconds"] = round(time.monotonic() - started, 3)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_train(path: Path, samples: list[Sample], config: Config) -> None:
+    column = config.get("TEXT_COLUMN")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        if config.template.kind == "chat":
+            for sample in samples:
+                handle.write(json.dumps({column: sample.messages}, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.writer(handle)
+            writer.writerow([column])
+            writer.writerows([config.template.render(s.messages)] for s in samples)
+
+
+def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: str) -> None:
+    """One line per sample: id, the conversation without its final answer, the answer as reference."""
+    with path.open("w", encoding="utf-8") as handle:
+        for index, sample in enumerate(samples):
+            record: dict[str, Any] = {
+                "id": f"{split}-{index:05d}",
+                "messages": sample.messages[:-1],
+                "reference": sample.messages[-1]["content"],
+                "source": sample.where,
+            }
+            if config.template.kind == "text":
+                record["prompt"] = config.template.render(sample.messages[:-1], add_generation_prompt=True)
+            if sample.meta:
+                record["meta"] = sample.meta
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _text(messages: list[dict[str, str]], config: Config) -> str:
+    if config.template.kind == "text":
+        return config.template.render(messages)
+    return "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in messages)  # close to chat templates
+
+
+def _as_alpaca(sample: Sample) -> dict[str, str]:
+    record = {"instruction": sample.messages[-2]["content"], "output": sample.messages[-1]["content"]}
+    if sample.messages[0]["role"] == "system":
+        record["system"] = sample.messages[0]["content"]
+    return record
+
+
+def summarize(result: DataResult) -> list[str]:
+    """The lines `atr data` prints."""
+    m = result.manifest or {}
+    if result.status == "no builder":
+        return ["no DATA_BUILDER in this project: nothing to build (DATA_FILE is used as it is)"]
+    lines = [f"{result.status}: {display_path(result.out_dir)}"]
+    rows = m["rows"]
+    dropped = ", ".join(f"{k} {v}" for k, v in rows["dropped"].items()) or "none"
+    lines.append(f"rows read {rows['read']}, kept {rows['kept']}, dropped: {dropped}")
+    lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in m["splits"].items()) + f" (seed {m['seed']})")
+    lines.append("inputs: " + ", ".join(f"{i['path']} ({i['encoding']})" for i in m["inputs"]))
+    lines += [f"lint: {line}" for line in m["lint"]["messages"]]
+    return lines
+
+
+__all__ = ["BUILDERS", "DataResult", "build_data", "summarize"]

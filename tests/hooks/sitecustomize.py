@@ -1,0 +1,37 @@
+"""Observes a real AutoTrain run from inside its trainer process (tests only; PYTHONPATH=tests/hooks).
+
+With ATR_TEST_DUMP_PACKED set (no TOKEN in its name: such variables never reach the child),
+the packed training sequences that TRL's SFTTrainer is about to train on are written there as
+JSON, so a test can check what the model really saw. Nothing is changed: the original `train`
+runs right after.
+"""
+
+import os
+
+_target = os.environ.get("ATR_TEST_DUMP_PACKED")
+
+if _target:
+    import builtins
+
+    _real_import = builtins.__import__
+
+    def _import(name, *args, **kwargs):
+        module = _real_import(name, *args, **kwargs)
+        if name == "trl" and not getattr(builtins, "_atr_hooked", False):
+            builtins._atr_hooked = True
+            import json
+
+            from trl import SFTTrainer
+
+            original = SFTTrainer.train
+
+            def train(self, *a, **k):
+                ids = [list(map(int, row)) for row in self.train_dataset["input_ids"]]
+                with open(_target, "w", encoding="utf-8") as handle:
+                    json.dump({"input_ids": ids, "eos_token_id": self.processing_class.eos_token_id}, handle)
+                return original(self, *a, **k)
+
+            SFTTrainer.train = train
+        return module
+
+    builtins.__import__ = _import

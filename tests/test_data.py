@@ -1,0 +1,468 @@
+"""`atr data`: every builder on fixtures in the corpora's real shapes, splits, lint, bad input."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autotrain_runner.data import build_data
+from autotrain_runner.errors import ConfigError
+from conftest import atr, write
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EMOTION_HEADER = [
+    "번호",
+    "연령",
+    "성별",
+    "상황키워드",
+    "신체질환",
+    "감정_대분류",
+    "감정_소분류",
+    "사람문장1",
+    "시스템응답1",
+    "사람문장2",
+    "시스템응답2",
+    "사람문장3",
+    "시스템응답3",
+]
+EMOTION_ROWS = [
+    [
+        "1",
+        "청년",
+        "여성",
+        "진로,취업,직장",
+        "해당없음",
+        "분노",
+        "노여워하는",
+        "일은 왜 해도 해도 끝이 없을까?",
+        "많이 힘드시겠어요.",
+        "혼자 해결할래.",
+        "혼자 해결하기로 했군요.",
+        "",
+        "",
+    ],
+    [
+        "2",
+        "노년",
+        "남성",
+        "건강",
+        "만성질환 유",
+        "불안",
+        "걱정스러운",
+        "요즘 잠이 안 와.",
+        "잠을 못 자서 걱정이시군요.",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "3",
+        "청소년",
+        "여성",
+        "학업",
+        "해당없음",
+        "기쁨",
+        "신이 난",
+        "시험 잘 봤어!",
+        "축하해요!",
+        "고마워",
+        "오늘은 푹 쉬세요.",
+        "응",
+        "좋은 하루 보내세요.",
+    ],
+]
+
+
+def project(tmp_path: Path, env: str, **files: Path | str) -> Path:
+    folder = tmp_path / "projects" / "p"
+    for name, content in files.items():
+        target = folder / name.replace("__", ".")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy(content, target)
+        else:
+            target.write_text(content, encoding="utf-8")
+    write(folder / "project.env", "MODEL=org/model\n" + env)
+    return folder
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def all_conversations(out: Path) -> list[list[dict]]:
+    """Every conversation of the built dataset, whatever split it went to."""
+    convs = [r["messages"] for r in read_jsonl(out / "train.jsonl")] if (out / "train.jsonl").exists() else []
+    for split in ("valid", "test"):
+        convs += [
+            r["messages"] + [{"role": "assistant", "content": r["reference"]}]
+            for r in read_jsonl(out / f"{split}.jsonl")
+        ]
+    return convs
+
+
+def test_emotion_dialogue_json(tmp_path):
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=emotion_dialogue\nRAW_DATA=corpus.json\nPROMPT_TEMPLATE=chatml\nSPLIT=1,0,0\n",
+        corpus__json=FIXTURES / "emotion_dialogue.json",
+    )
+    result = build_data(p)
+    out = tmp_path / "datasets" / "p"
+    assert result.out_dir == out
+    convs = all_conversations(out)
+    assert len(convs) == 3
+    first = convs[0]
+    assert first[0]["role"] == "system" and "공감" in first[0]["content"]
+    assert [m["role"] for m in first[1:]] == ["user", "assistant", "user", "assistant"]
+    assert convs[1][1:] == [
+        {"role": "user", "content": "친구가 이사를 가서 너무 슬퍼."},
+        {"role": "assistant", "content": "친한 친구와 떨어지게 되어 슬프시군요."},
+    ]
+    assert len(convs[2]) == 5, "the third pair has no system answer: the dialogue ends before it"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == {"read": 3, "kept": 3, "dropped": {}}
+    assert manifest["template"]["name"] == "chatml" and manifest["text_column"] == "messages"
+
+
+def test_emotion_dialogue_cp949_csv_and_xlsx(tmp_path):
+    from openpyxl import Workbook
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    with (folder / "감성대화_training.csv").open("w", encoding="cp949", newline="") as handle:
+        csv.writer(handle).writerows([EMOTION_HEADER, *EMOTION_ROWS])
+    book = Workbook()
+    sheet = book.active
+    sheet.append([c.replace("시스템응답", "시스템문장") for c in EMOTION_HEADER])  # the other release's names
+    for row in EMOTION_ROWS:
+        sheet.append([f"x{row[0]}", *row[1:7], row[7] + " 정말", *row[8:]])
+    book.save(folder / "감성대화_validation.xlsx")
+    p = project(
+        tmp_path,
+        f"DATA_BUILDER=emotion_dialogue\nRAW_DATA={folder}\nSYSTEM_PROMPT=공감하며 답하세요.\n" "SPLIT=0.5,0.25,0.25\n",
+    )
+    build_data(p)
+    out = tmp_path / "datasets" / "p"
+    manifest = json.loads((out / "manifest.json").read_text())
+    encodings = {Path(i["path"]).suffix: i["encoding"] for i in manifest["inputs"]}
+    assert encodings == {".csv": "euc-kr", ".xlsx": "xlsx"}
+    assert manifest["rows"]["kept"] == 6
+    # instruct-ko (the default) renders text: train.csv with a text column
+    with (out / "train.csv").open(encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    assert all(t.startswith("공감하며 답하세요.\n\n### 질문:\n") for t in texts)
+    assert all(not t.endswith("\n") for t in texts), "a sample ends with the answer, where EOS follows"
+    test = read_jsonl(out / "test.jsonl") + read_jsonl(out / "valid.jsonl")
+    assert all(r["prompt"].endswith("### 답변:\n") for r in test)
+    assert all(r["meta"]["감정_대분류"] in ("분노", "불안", "기쁨") for r in test)
+
+
+def test_dialogue_summary_merges_turns_and_masking(tmp_path):
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=dialogue_summary\nRAW_DATA=corpus\nSPLIT=1,0,0\nPROMPT_TEMPLATE=tokenizer\n",
+        corpus__개인및관계__json=FIXTURES / "dialogue_summary.json",
+    )
+    (p / "corpus").mkdir()
+    shutil.move(p / "corpus.개인및관계.json", p / "corpus" / "개인및관계.json")
+    build_data(p)
+    out = tmp_path / "datasets" / "p"
+    convs = all_conversations(out)
+    first = convs[0][0]["content"]
+    merged = "P01: #@이름# 주말에 뭐 해? 시간 되면 영화 보자\nP02: 좋아! #@주소# 근처 어때?\nP01: ㅇㅋ"
+    assert first == f"다음 대화를 요약해 주세요.\n\n{merged}"
+    assert convs[0][1]["content"] == "P01과 P02는 주말에 #@주소# 근처에서 영화를 보기로 했다."
+    lint = json.loads((out / "manifest.json").read_text())["lint"]
+    assert lint["masked_samples"] == 2
+
+    write(p / "project.env", (p / "project.env").read_text() + "MASKING=map\nMASK_MAP=#@이름#=민지\n")
+    build_data(p)
+    mapped = all_conversations(out)
+    assert mapped[0][0]["content"].split("\n\n")[1].startswith("P01: 민지 주말에")
+    assert "OO시 근처" in mapped[0][1]["content"]
+    assert "(사진)" in mapped[1][0]["content"] and "010-0000-0000" in mapped[1][0]["content"]
+
+
+def test_summary_less_corpus_says_what_it_is(tmp_path):
+    p = project(
+        tmp_path, "DATA_BUILDER=dialogue_summary\nRAW_DATA=sns.json\n", sns__json=FIXTURES / "sns_no_summary.json"
+    )
+    result = atr("data", str(p))
+    assert result.code == 2
+    assert "sns.json: no item has body.summary: this looks like the SNS dialogue corpus" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("builder", "fixture", "expected"),
+    [
+        (
+            "alpaca",
+            "alpaca.json",
+            [
+                [
+                    {"role": "user", "content": "다음 문장을 존댓말로 바꿔 줘.\n\n밥 먹었어?"},
+                    {"role": "assistant", "content": "식사하셨어요?"},
+                ],
+                [
+                    {"role": "system", "content": "당신은 친절한 도우미입니다."},
+                    {"role": "user", "content": "이름이 뭐야?"},
+                    {"role": "assistant", "content": "저는 도우미예요."},
+                    {"role": "user", "content": "인사해 줘."},
+                    {"role": "assistant", "content": "안녕하세요!"},
+                ],
+            ],
+        ),
+        (
+            "sharegpt",
+            "sharegpt.jsonl",
+            [
+                [
+                    {"role": "user", "content": "서울의 수도는?"},
+                    {"role": "assistant", "content": "서울은 한국의 수도예요."},
+                ],
+                [
+                    {"role": "system", "content": "짧게 답하세요."},
+                    {"role": "user", "content": "1+1은?"},
+                    {"role": "assistant", "content": "2"},
+                ],
+            ],
+        ),
+        (
+            "messages",
+            "messages.jsonl",
+            [
+                [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요~*"}],
+                [
+                    {"role": "user", "content": "잘 자"},
+                    {"role": "assistant", "content": "굿나잇 ^^"},
+                    {"role": "user", "content": "내일 봐"},
+                    {"role": "assistant", "content": "내일 만나여~"},
+                ],
+            ],
+        ),
+        (
+            "txt",
+            "style.txt",
+            [
+                [{"role": "user", "content": "오늘 기분 어때?"}, {"role": "assistant", "content": "넘넘 좋아여~*"}],
+                [
+                    {"role": "user", "content": "뭐 먹을까?"},
+                    {"role": "assistant", "content": "떡볶이 어때여?!\n매콤달콤 ㅎㅎ"},
+                ],
+                [{"role": "user", "content": "잘 자"}, {"role": "assistant", "content": "굿나잇 ^^*"}],
+            ],
+        ),
+    ],
+)
+def test_instruction_shapes(tmp_path, builder, fixture, expected):
+    suffix = Path(fixture).suffix
+    p = project(
+        tmp_path,
+        f"DATA_BUILDER={builder}\nRAW_DATA=raw{suffix}\nPROMPT_TEMPLATE=chatml\nSPLIT=1,0,0\n",
+        **{f"raw__{suffix[1:]}": FIXTURES / fixture},
+    )
+    build_data(p)
+    out = tmp_path / "datasets" / "p"
+    assert all_conversations(out) == expected
+    if builder == "txt":
+        pairs = json.loads((out / "pairs.json").read_text())
+        assert pairs[1] == {"instruction": "뭐 먹을까?", "output": "떡볶이 어때여?!\n매콤달콤 ㅎㅎ"}
+
+
+def test_table_builder_csv_tsv_and_missing_columns(tmp_path):
+    rows = "질문,답변\n안녕?,안녕하세요~*\n뭐해?,미니홈피 꾸며여 ^^\n"
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=table\nRAW_DATA=qa.csv\nPROMPT_COLUMN=질문\nRESPONSE_COLUMN=답변\n"
+        "SYSTEM_PROMPT=친절하게\nSPLIT=1,0,0\n",
+        qa__csv=rows,
+    )
+    build_data(p)
+    with (tmp_path / "datasets/p/train.csv").open(encoding="utf-8") as handle:
+        assert (
+            next(r["text"] for r in csv.DictReader(handle)) == "친절하게\n\n### 질문:\n안녕?\n\n### 답변:\n안녕하세요~*"
+        )
+    write(p / "project.env", (p / "project.env").read_text().replace("RESPONSE_COLUMN=답변", "RESPONSE_COLUMN=answer"))
+    result = atr("data", str(p))
+    assert result.code == 2
+    assert "qa.csv: no column 'answer' (columns found: 질문, 답변)" in result.err
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    bad = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n{"messages": [\n'
+    p = project(tmp_path, "DATA_BUILDER=messages\nRAW_DATA=m.jsonl\n", m__jsonl=bad)
+    result = atr("data", str(p))
+    assert result.code == 2
+    assert "m.jsonl:2: malformed JSON" in result.err
+
+
+def test_bad_rows_error_lists_them_and_skip_counts_them(tmp_path):
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+        for i in range(20)
+    ]
+    lines[3] = json.dumps({"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]})
+    lines[7] = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]})
+    lines[9] = json.dumps({"text": "no messages"})
+    p = project(
+        tmp_path, "DATA_BUILDER=messages\nRAW_DATA=m.jsonl\nPROMPT_TEMPLATE=chatml\n", m__jsonl="\n".join(lines)
+    )
+    result = atr("data", str(p))
+    assert result.code == 2
+    errors = [line for line in result.err.splitlines() if line.startswith("error: ")]
+    assert [e.split("m.jsonl:")[1] for e in errors[:3]] == [
+        "4: roles must alternate user, assistant, ...",
+        "8: empty assistant message",
+        "10: no 'messages' list",
+    ]
+    assert "ON_BAD_ROWS=skip" in result.err
+    assert not (tmp_path / "datasets" / "p").exists(), "nothing written"
+
+    write(p / "project.env", (p / "project.env").read_text() + "ON_BAD_ROWS=skip\n")
+    ok = atr("data", str(p))
+    assert ok.code == 0, ok.text
+    manifest = json.loads((tmp_path / "datasets/p/manifest.json").read_text())
+    assert manifest["rows"]["read"] == 20 and manifest["rows"]["kept"] == 17
+    assert manifest["rows"]["dropped"] == {
+        "roles must alternate user, assistant, ...": 1,
+        "empty assistant message": 1,
+        "no 'messages' list": 1,
+    }
+
+
+def test_split_is_deterministic_keeps_dialogues_whole_and_drops_duplicates(tmp_path):
+    lines = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"질문 {i}"}, {"role": "assistant", "content": f"답 {i}"}]},
+            ensure_ascii=False,
+        )
+        for i in range(100)
+    ]
+    lines += lines[:5]  # exact duplicates
+    p = project(
+        tmp_path, "DATA_BUILDER=messages\nRAW_DATA=m.jsonl\nPROMPT_TEMPLATE=chatml\nSEED=7\n", m__jsonl="\n".join(lines)
+    )
+    build_data(p)
+    out = tmp_path / "datasets" / "p"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": 70, "valid": 15, "test": 15}
+    assert manifest["rows"]["dropped"] == {"duplicate": 5}
+    first = {name: (out / name).read_bytes() for name in ("train.jsonl", "valid.jsonl", "test.jsonl")}
+    build_data(p, force=True)
+    assert first == {name: (out / name).read_bytes() for name in first}, "same seed, same split"
+    build_data(p, overrides=["SEED=8"])
+    assert (out / "test.jsonl").read_bytes() != first["test.jsonl"]
+
+    # emotion json: two samples of one dialogue id never land in different splits
+    records = json.loads((FIXTURES / "emotion_dialogue.json").read_text())
+    many = []
+    for i in range(30):
+        for r in records[:2]:
+            copy = json.loads(json.dumps(r))
+            copy["talk"]["id"]["talk-id"] = f"dlg-{i}"
+            copy["talk"]["content"]["HS01"] += f" {i}"
+            many.append(copy)
+    p2 = project(
+        tmp_path / "two",
+        "DATA_BUILDER=emotion_dialogue\nRAW_DATA=e.json\nPROMPT_TEMPLATE=chatml\n",
+        e__json=json.dumps(many, ensure_ascii=False),
+    )
+    build_data(p2)
+    out2 = tmp_path / "two" / "datasets" / "p"
+    where = {}
+    for split in ("valid", "test"):
+        for r in read_jsonl(out2 / f"{split}.jsonl"):
+            dialogue = r["messages"][1]["content"].split()[-1]
+            where.setdefault(dialogue, set()).add(split)
+    for r in read_jsonl(out2 / "train.jsonl"):
+        where.setdefault(r["messages"][1]["content"].split()[-1], set()).add("train")
+    assert len(where) == 30 and all(len(s) == 1 for s in where.values())
+
+
+def test_failed_build_leaves_previous_dataset_and_up_to_date_skips(tmp_path):
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=style.txt\n", style__txt=FIXTURES / "style.txt")
+    first = atr("data", str(p))
+    assert first.code == 0 and first.out.startswith("built: ")
+    out = tmp_path / "datasets" / "p"
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    assert atr("data", str(p)).out.startswith("up to date: ")
+
+    (p / "style.txt").write_text("Q: 질문만 있고\n\nA:\n", encoding="utf-8")
+    failed = atr("data", str(p))
+    assert failed.code == 2
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert sorted(x.name for x in out.parent.iterdir()) == ["p"], "no temporary folder left"
+
+    (p / "style.txt").write_text("Q: 새 질문\nA: 새 답\n", encoding="utf-8")
+    rebuilt = atr("data", str(p))
+    assert rebuilt.out.startswith("built: "), "changed input: rebuilt"
+
+
+def test_lint_counts_long_samples_and_check_reports_it(tmp_path, tiny_model):
+    long_answer = "아주 긴 답변입니다. " * 40
+    text = "".join(f"Q: 질문 {i}\nA: {long_answer if i % 2 else '짧은 답'}\n\n" for i in range(10))
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=s.txt\nBLOCK_SIZE=64\nSPLIT=1,0,0\n", s__txt=text)
+    write(p / "project.env", (p / "project.env").read_text().replace("MODEL=org/model", f"MODEL={tiny_model}"))
+    result = atr("data", str(p))
+    assert result.code == 0, result.text
+    assert "lint: 5 of 10 samples (50.0%) are longer than BLOCK_SIZE=64 tokens (tokenizer " in result.out
+    checked = atr("check", str(p))
+    assert "are longer than BLOCK_SIZE=64 tokens" in checked.out
+
+    write(p / "project.env", (p / "project.env").read_text().replace(f"MODEL={tiny_model}", "MODEL=org/model"))
+    estimated = atr("data", str(p), "--force")
+    assert "(estimate: UTF-8 bytes / 3" in estimated.out
+
+
+def test_data_without_builder_and_raw_data_required(tmp_path):
+    p = project(tmp_path, "DATA_FILE=d.csv\n", d__csv="text\nx\n")
+    assert "no DATA_BUILDER" in atr("data", str(p)).out
+    write(p / "project.env", "MODEL=org/model\nDATA_BUILDER=table\n")
+    result = atr("check", str(p))
+    assert result.code == 2 and "RAW_DATA: DATA_BUILDER=table needs RAW_DATA" in result.err
+
+
+def test_template_conflicts_are_errors(tmp_path):
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=txt\nRAW_DATA=s.txt\nPROMPT_TEMPLATE=instruct-ko\nCHAT_TEMPLATE=chatml\n",
+        s__txt=FIXTURES / "style.txt",
+    )
+    result = atr("check", str(p))
+    assert result.code == 2
+    assert "PROMPT_TEMPLATE: instruct-ko renders text, but CHAT_TEMPLATE=chatml expects messages" in result.err
+
+
+def test_custom_template_file(tmp_path):
+    template = {
+        "system": "[시스템] {content}",
+        "user": "[사용자] {content}",
+        "assistant_prefix": "[도우미] ",
+        "separator": "\n",
+        "stop": ["[사용자]"],
+    }
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=txt\nRAW_DATA=s.txt\nPROMPT_TEMPLATE=my.json\nSPLIT=1,0,0\n",
+        s__txt=FIXTURES / "style.txt",
+        my__json=json.dumps(template, ensure_ascii=False),
+    )
+    build_data(p)
+    with (tmp_path / "datasets/p/train.csv").open(encoding="utf-8") as handle:
+        assert next(csv.DictReader(handle))["text"] == "[사용자] 오늘 기분 어때?\n[도우미] 넘넘 좋아여~*"
+
+
+def test_bad_template_file_is_config_error(tmp_path):
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=txt\nRAW_DATA=s.txt\nPROMPT_TEMPLATE=my.json\n",
+        s__txt=FIXTURES / "style.txt",
+        my__json='{"user": "no placeholder", "assistant_prefix": "A"}',
+    )
+    with pytest.raises(ConfigError, match="user must contain"):
+        build_data(p)
