@@ -466,3 +466,11 @@ def test_bad_template_file_is_config_error(tmp_path):
     )
     with pytest.raises(ConfigError, match="user must contain"):
         build_data(p)
+
+
+def test_bench_data_builds_a_synthetic_summary_corpus():
+    result = atr("bench", "data", "--dialogues", "300")
+    assert result.code == 0, result.text
+    figures = json.loads(result.out)
+    assert figures["dialogues"] == figures["kept"] == 300 and figures["files"] == 9
+    assert figures["items_per_s"] > 0 and figures["peak_rss_mb"] > 0

@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
     data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
     data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
+    bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
+    bench_data.add_argument("--dialogues", type=int, default=71_139, help="corpus size (default: the real one's)")
     runs = sub.add_parser("runs", help="table of a project's runs")
     runs.add_argument("project", type=Path)
     return parser
@@ -110,6 +114,11 @@ def _dispatch(args: argparse.Namespace, out) -> int:
 
         for line in summarize(build_data(args.project, args.overrides, force=args.force)):
             out.print(line, markup=False)
+        return EXIT_OK
+    if args.cmd == "bench":
+        from .bench import bench_data
+
+        print(json.dumps(bench_data(args.dialogues), indent=2))
         return EXIT_OK
     if args.cmd == "runs":
         from .config import find_env_file

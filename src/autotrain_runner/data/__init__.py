@@ -9,6 +9,7 @@ a failed build leaves the previous dataset as it was.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,9 @@ BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
     "emotion_dialogue": (emotion.build, emotion.SUFFIXES),
     "dialogue_summary": (summary.build, summary.SUFFIXES),
 }
-DATA_KEYS = [k.name for k in KEYS.values() if k.group == "data" and k.name != "DATASET_DIR"] + ["SEED"]
+DATA_KEYS = [k.name for k in KEYS.values() if k.group == "data" and k.name not in ("DATASET_DIR", "DATA_FILE")] + [
+    "SEED"
+]
 
 
 @dataclass
@@ -83,7 +86,8 @@ def build_data(
 
     # --- render, lint, write
     everything = splits["train"] + splits["valid"] + splits["test"]
-    checks = lint([(s.messages, _text(s.messages, config)) for s in everything], config)
+    # the builders already dropped empty turns and broken role orders: lint the rest
+    checks = lint([(None, _text(s.messages, config)) for s in everything], config)
     manifest = {
         "version": __version__,
         "fingerprint": fingerprint,
@@ -119,6 +123,7 @@ def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: 
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@functools.cache
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -152,10 +157,10 @@ def _outputs_exist(out_dir: Path, manifest: dict[str, Any]) -> bool:
 
 
 def _dedupe(samples: list[Sample]) -> tuple[list[Sample], int]:
-    seen: set[str] = set()
+    seen: set[tuple[tuple[str, str], ...]] = set()
     kept = []
     for sample in samples:
-        key = json.dumps(sample.messages, ensure_ascii=False, sort_keys=True)
+        key = tuple((m["role"], m["content"]) for m in sample.messages)
         if key not in seen:
             seen.add(key)
             kept.append(sample)

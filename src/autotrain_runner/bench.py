@@ -1,0 +1,149 @@
+"""Benchmarks anyone can rerun: `atr bench data` builds a synthetic corpus of the real one's size.
+
+The build runs as its own process (`atr data`, exactly as a user runs it), so its wall time and
+peak memory (the kernel's max RSS for that process) are measured without the generator's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SUMMARY_CORPUS_SIZE = 71_139  # dialogues in the AI Hub Korean dialogue-summarization corpus
+TOPICS = (
+    "개인및관계",
+    "미용과건강",
+    "상거래(쇼핑)",
+    "시사교육",
+    "식음료",
+    "여가생활",
+    "일과직업",
+    "주거와생활",
+    "행사",
+)
+_WORDS = (
+    "오늘",
+    "내일",
+    "주말에",
+    "같이",
+    "밥",
+    "먹을래",
+    "영화",
+    "보자",
+    "좋아",
+    "시간",
+    "있어",
+    "회사",
+    "끝나고",
+    "카페",
+    "가자",
+    "날씨",
+    "진짜",
+    "좋다",
+    "피곤해",
+    "ㅋㅋ",
+    "ㅎㅎ",
+    "#@이름#",
+    "#@주소#",
+    "근처",
+    "어때",
+    "그래",
+)
+
+
+def synthetic_summary_corpus(folder: Path, dialogues: int, seed: int = 0) -> list[Path]:
+    """Topic files in the corpus's shape: consecutive utterances of a speaker, masking tokens."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = -(-dialogues // len(TOPICS))
+    paths = []
+    for t, topic in enumerate(TOPICS):
+        items = []
+        for i in range(t * per_file, min(dialogues, (t + 1) * per_file)):
+            utterances = []
+            speaker = "P01"
+            for u in range(rng.randint(4, 14)):
+                if rng.random() < 0.6:
+                    speaker = "P02" if speaker == "P01" else "P01"
+                text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(2, 9)))
+                utterances.append(
+                    {
+                        "utterance": text,
+                        "utteranceID": f"U{u + 1}",
+                        "participantID": speaker,
+                        "date": "2020-12-17",
+                        "turnID": f"T{u + 1}",
+                        "time": "10:00:00",
+                    }
+                )
+            items.append(
+                {
+                    "header": {
+                        "dialogueInfo": {
+                            "numberOfParticipants": 2,
+                            "numberOfUtterances": len(utterances),
+                            "numberOfTurns": len(utterances),
+                            "type": "일상 대화",
+                            "topic": topic,
+                            "dialogueID": f"{t}-{i}",
+                        },
+                        "participantsInfo": [
+                            {"age": "20대", "residentialProvince": "서울특별시", "gender": "여성", "participantID": p}
+                            for p in ("P01", "P02")
+                        ],
+                    },
+                    "body": {
+                        "dialogue": utterances,
+                        "summary": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 20))) + ".",
+                    },
+                }
+            )
+        path = folder / f"{topic}.json"
+        path.write_text(json.dumps({"numberOfItems": len(items), "data": items}, ensure_ascii=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def bench_data(dialogues: int = SUMMARY_CORPUS_SIZE, keep: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="atr-bench-") as tmp:
+        root = keep or Path(tmp)
+        project = root / "projects" / "bench"
+        corpus = synthetic_summary_corpus(project / "corpus", dialogues)
+        (project / "project.env").write_text(
+            "MODEL=org/bench-model\nDATA_BUILDER=dialogue_summary\nRAW_DATA=corpus\nPROMPT_TEMPLATE=chatml\n",
+            encoding="utf-8",
+        )
+        input_bytes = sum(p.stat().st_size for p in corpus)
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "autotrain_runner", "data", str(project), "--force"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output = child.stdout.read() if child.stdout else ""
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"atr data failed:\n{output}")
+        manifest = json.loads((root / "datasets" / "bench" / "manifest.json").read_text(encoding="utf-8"))
+    peak = usage.ru_maxrss * 1024  # kilobytes on Linux
+    return {
+        "dialogues": dialogues,
+        "files": len(corpus),
+        "input_mb": round(input_bytes / 2**20, 1),
+        "kept": manifest["rows"]["kept"],
+        "seconds": round(seconds, 2),
+        "build_seconds": manifest["seconds"],
+        "items_per_s": round(dialogues / seconds),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "peak_over_input": round(peak / input_bytes, 2),
+    }
