@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh               check and train the demo project (projects/demo)
-# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train)
+# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train eval)
 # ./run.sh test [PYTEST ARGS]   run the test suite
 # First use creates .venv here and installs the project into it; later uses reuse it.
 set -euo pipefail
@@ -41,10 +41,13 @@ project=${1:-projects/demo}
 [[ $# -gt 0 ]] && shift
 steps=("$@")
 # `atr data` rebuilds only when the inputs or options changed since its manifest was written
-[[ ${#steps[@]} -gt 0 ]] || steps=(check data train)
+[[ ${#steps[@]} -gt 0 ]] || steps=(check data train eval)
 for step in "${steps[@]}"; do
   echo "== atr $step $project"
-  atr "$step" "$project"
+  case $step in
+    eval) atr eval "$project" --compare-base ;;  # the latest run against its base model, same prompts
+    *) atr "$step" "$project" ;;
+  esac
 done
 if [[ " ${steps[*]} " == *" train "* ]]; then
   echo "== runs of $project"

@@ -132,12 +132,14 @@ def test_precedence_and_sources(tmp_path):
     )
     write(tmp_path / "p/project.local.env", "LR=3e-4\nLORA_R=32\nBATCH_SIZE=3\n")
     write_csv(tmp_path / "p/d.csv", ["x"])
-    config = load_config(tmp_path / "p", overrides=["BATCH_SIZE=5"], environ={"LORA_R": "64", "BATCH_SIZE": "4"})
+    environ = {"ATR_LORA_R": "64", "ATR_BATCH_SIZE": "4", "LORA_R": "1", "MODEL": "ignored/unprefixed"}
+    config = load_config(tmp_path / "p", overrides=["BATCH_SIZE=5"], environ=environ)
     got = {key: (config.get(key), str(config.source(key))) for key in ("SEED", "EPOCHS", "LR", "LORA_R", "BATCH_SIZE")}
     assert got["SEED"][0] == 7 and got["SEED"][1].endswith("envs/base.env:5")
     assert got["EPOCHS"][0] == 2 and got["EPOCHS"][1].endswith("project.env:4")
     assert got["LR"][0] == 3e-4 and got["LR"][1].endswith("project.local.env:1")
-    assert got["LORA_R"] == (64, "environment")
+    assert got["LORA_R"] == (64, "environment (ATR_LORA_R)")
+    assert config.get("MODEL") == "org/m", "an unprefixed MODEL in the shell is not a setting"
     assert got["BATCH_SIZE"] == (5, "--set")
     assert str(config.source("LORA_ALPHA")) == "default"
 
@@ -242,3 +244,53 @@ def test_shipped_projects_pass_check():
         result = atr("check", project, cwd=root)
         assert result.code == 0, result.text
         assert "ok: no errors" in result.out
+
+
+def test_values_with_brackets_print_as_written(tmp_path):
+    write_csv(tmp_path / "d.csv", ["x"])
+    write(tmp_path / "project.env", "MODEL=org/m\nDATA_FILE=d.csv\nPROJECT_NAME=x[/]\nTXT_Q_MARKER=[/INST]\n")
+    result = atr("check", str(tmp_path))
+    assert result.code == 0, result.text
+    assert "[/INST]" in result.out and "x[/]" in result.out
+
+
+def test_typed_keys_with_token_in_the_name_are_not_secrets(legacy_project):
+    write(legacy_project / "project.local.env", "ADD_EOS_TOKEN=true\nMAX_NEW_TOKENS=1024\n")
+    line = atr("command", str(legacy_project)).out
+    assert "--block_size 1024" in line and "--add-eos-token" in line and "***" not in line
+    rows = [r.split()[:2] for r in atr("check", str(legacy_project)).out.splitlines()]
+    assert ["MAX_NEW_TOKENS", "1024"] in rows and ["ADD_EOS_TOKEN", "true"] in rows
+
+
+def test_a_broken_line_never_echoes_a_token(tmp_path):
+    token = "hf_abcdefghijklmnopqrstuvwxyz0123456789"
+    write(tmp_path / "project.env", f'MODEL=org/m\nHF_TOKEN {token}\nOTHER: {token}\nHF_TOKEN="{token}" junk\n')
+    result = atr("check", str(tmp_path), "--set", f"HF_TOKEN {token}")
+    assert result.code == 2
+    assert token not in result.text
+    assert "project.env:2: HF_TOKEN: no '=' after the key" in result.err
+
+
+def test_check_from_inside_the_project_folder(tmp_path):
+    project = tmp_path / "projects" / "mine"
+    write_csv(project / "d.csv", ["x"])
+    write(project / "project.env", "MODEL=org/m\nDATA_FILE=d.csv\n")
+    result = atr("check", ".", cwd=project)
+    assert result.code == 0, result.text
+    assert "project:  mine" in result.out
+
+
+@pytest.mark.parametrize(
+    ("first", "message"), [("[1, 2]", "first record is a JSON list"), ("null", "first record is a JSON NoneType")]
+)
+def test_jsonl_whose_first_record_is_not_an_object(tmp_path, first, message):
+    write(tmp_path / "d.jsonl", first + "\n")
+    write(tmp_path / "project.env", "MODEL=org/m\nDATA_FILE=d.jsonl\n")
+    result = atr("check", str(tmp_path))
+    assert result.code == 2 and message in result.err
+
+
+def test_block_size_list_is_rejected(legacy_project):
+    result = atr("check", str(legacy_project), "--set", "BLOCK_SIZE=512,1024")
+    assert result.code == 2
+    assert "BLOCK_SIZE: AutoTrain's LLM trainer takes one block size" in result.err

@@ -42,3 +42,16 @@ def test_bash_default_forms():
     assert expand('${NEW:="202021013"}-$NEW-${NEW}', lookup, assign) == "202021013-202021013-202021013"
     assert assigned == {"NEW": "202021013"}
     assert expand("$UNSET_VAR", lookup, assign) == ""
+
+
+def test_nested_defaults_and_escaped_dollar():
+    values = {"Y": "why"}
+
+    def lookup(name):
+        return values.get(name)
+
+    def assign(name, value):
+        values[name] = value
+
+    assert expand("${X:-${Z:-deep}}|${X:-${Y:-deep}}", lookup, assign) == "deep|why"
+    assert expand("a\\$X b$Y", lookup, assign) == "a$X bwhy"

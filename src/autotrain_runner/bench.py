@@ -147,3 +147,59 @@ def bench_data(dialogues: int = SUMMARY_CORPUS_SIZE, keep: Path | None = None) -
         "peak_rss_mb": round(peak / 2**20, 1),
         "peak_over_input": round(peak / input_bytes, 2),
     }
+
+
+def varied_prompts(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
+    """Chat requests whose lengths vary as a real test split's do (a few words to a paragraph)."""
+    rng = random.Random(seed)
+    conversations = []
+    for _ in range(n):
+        words = max(2, min(80, int(rng.lognormvariate(2.4, 0.8))))
+        text = " ".join(rng.choice(_WORDS) for _ in range(words))
+        conversations.append([{"role": "user", "content": f"{text}?"}])
+    return conversations
+
+
+def bench_generate(
+    model: str, adapter: Path | None, n: int, batch_size: int, max_new_tokens: int, template_name: str | None = None
+) -> dict[str, Any]:
+    """Sequential loop vs the batched eval path on the same prompts; greedy outputs must agree."""
+    from . import templates
+    from .generate import HFBackend, Settings, timed
+
+    backend = HFBackend(model, adapter)
+    has_chat = bool(getattr(backend.tokenizer, "chat_template", None))
+    template = templates.NAMED[template_name or ("tokenizer" if has_chat else templates.DEFAULT)]
+    conversations = varied_prompts(n)
+    if template.kind == "chat":
+        prompts = [
+            backend.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
+        ]
+    else:
+        prompts = [template.render(c, add_generation_prompt=True) for c in conversations]
+    special = template.kind == "text"
+    settings = Settings(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    backend.generate(prompts[: min(4, n)], settings, template.stop, special)  # warm-up, not counted
+    sequential, sequential_s = timed(backend.generate_sequential, prompts, settings, template.stop, special)
+    batched, batched_s = timed(backend.generate, prompts, settings, template.stop, special)
+    differ = sum(a.text != b.text for a, b in zip(sequential, batched, strict=True))
+    _, prefill_s = timed(backend.prefill, prompts, batch_size, special)
+    lengths = [backend.count_tokens(p, special) for p in prompts]
+    return {
+        "model": model,
+        "adapter": str(adapter) if adapter else None,
+        "template": template.name,
+        "n": n,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "prompt_tokens": {"min": min(lengths), "max": max(lengths), "mean": round(sum(lengths) / n, 1)},
+        "new_tokens": sum(g.new_tokens for g in batched),
+        "sequential_s": round(sequential_s, 2),
+        "batched_s": round(batched_s, 2),
+        "speedup": round(sequential_s / batched_s, 2),
+        # the prompts' forward passes alone, batched the same way: work no generator can skip on this machine
+        "prefill_s": round(prefill_s, 2),
+        "identical": differ == 0,
+        "differ": differ,
+        "device": backend.description["device"],
+    }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError
+from .redact import Redactor
 
 EXIT_INTERRUPTED = 130
 
@@ -44,10 +45,26 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
     data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
     data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
+    ev = project_command("eval", "evaluate a run (or the base model) on a held-out split or a prompt list")
+    which = ev.add_mutually_exclusive_group()
+    which.add_argument("--run", dest="run_id", help="the run to evaluate (default: the latest succeeded run)")
+    which.add_argument("--base", action="store_true", help="the base model, with the project's template")
+    ev.add_argument("--split", default="test", choices=("test", "valid", "train"))
+    ev.add_argument("--prompts", type=Path, help="a prompt list (one per line, or JSONL): outputs and flags only")
+    ev.add_argument("--limit", type=int, help="only the first N samples")
+    ev.add_argument("--out", type=Path, help="output folder (default: <run>/eval, or eval/base-<model>)")
+    ev.add_argument("--compare-base", action="store_true", help="also evaluate the base model; write compare.md")
     bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
     bench_data.add_argument("--dialogues", type=int, default=71_139, help="corpus size (default: the real one's)")
+    bench_gen = bench_sub.add_parser("generate", help="sequential loop vs batched generation, same prompts")
+    bench_gen.add_argument("--model", required=True, help="model folder, Hub id or bundled:smollm2-135m-instruct")
+    bench_gen.add_argument("--adapter", type=Path, help="a PEFT adapter folder (a run's output)")
+    bench_gen.add_argument("--n", type=int, default=64, help="prompts (default 64)")
+    bench_gen.add_argument("--batch-size", type=int, default=16)
+    bench_gen.add_argument("--max-new-tokens", type=int, default=32)
+    bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
     runs = sub.add_parser("runs", help="table of a project's runs")
     runs.add_argument("project", type=Path)
     return parser
@@ -63,14 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as exc:
         problems = getattr(exc, "problems", None)
         lines = [str(p) for p in problems] if problems else str(exc).splitlines()
+        redact = Redactor()  # an error may quote a malformed line: token shapes never reach the terminal
         for line in lines:
-            err.print(f"error: {line}", markup=False)
+            err.print(f"error: {redact(line)}", markup=False)
         if args.debug:
             traceback.print_exc()
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        err.print(
+            f"error: {type(exc).__name__}: {Redactor()(str(exc))} (rerun with --debug for the traceback)", markup=False
+        )
+        return EXIT_WORK_FAILED
 
 
 def _dispatch(args: argparse.Namespace, out) -> int:
@@ -115,10 +140,43 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         for line in summarize(build_data(args.project, args.overrides, force=args.force)):
             out.print(line, markup=False)
         return EXIT_OK
-    if args.cmd == "bench":
-        from .bench import bench_data
+    if args.cmd == "eval":
+        from .evaluate import evaluate
 
-        print(json.dumps(bench_data(args.dialogues), indent=2))
+        results = evaluate(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            base=args.base,
+            split=args.split,
+            prompts_file=args.prompts,
+            limit=args.limit,
+            out=args.out,
+            compare_base=args.compare_base,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        for result in results:
+            shown = {
+                k: result[k]
+                for k in ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
+                if k in result
+            }
+            out.print(json.dumps(shown, ensure_ascii=False), markup=False)
+        return EXIT_OK
+    if args.cmd == "bench":
+        from . import bench
+
+        if args.bench == "data":
+            print(json.dumps(bench.bench_data(args.dialogues), indent=2))
+            return EXIT_OK
+        from .models import ensure_converted, resolve, training_path
+
+        ref = resolve(args.model, Path.cwd())
+        ensure_converted(ref, log=lambda line: print(line, file=sys.stderr))
+        figures = bench.bench_generate(
+            training_path(ref), args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template
+        )
+        print(json.dumps(figures, indent=2))
         return EXIT_OK
     if args.cmd == "runs":
         from .config import find_env_file

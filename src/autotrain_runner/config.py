@@ -32,6 +32,7 @@ from .keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES, Key
 from .redact import is_secret_key
 
 PROJECT_ENV = "project.env"
+ENV_PREFIX = "ATR_"
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 
@@ -41,10 +42,13 @@ class Source:
     kind: str  # "default", "preset", "file", "local", "environment", "--set", "--cpu"
     path: Path | None = None
     line: int | None = None
+    variable: str | None = None  # the environment variable it was read from
 
     def __str__(self) -> str:
         if self.path is not None:
             return f"{_display(self.path)}:{self.line}" if self.line else _display(self.path)
+        if self.variable:
+            return f"environment ({self.variable})"
         return self.kind
 
 
@@ -98,7 +102,7 @@ class Config:
         return None
 
     def secrets(self) -> list[str]:
-        return [str(v.value) for k, v in self.values.items() if is_secret_key(k) and v.value]
+        return [str(v.value) for k, v in self.values.items() if _secret(k) and v.value]
 
     def autotrain_params(self) -> dict[str, Any]:
         """The AutoTrain fields the user set, in the order they were first written."""
@@ -113,10 +117,15 @@ class Config:
         """(key, value, source) for every key set anywhere, secrets masked; for `check` and run.json."""
         rows = []
         for key, value in self.values.items():
-            shown = "***" if is_secret_key(key) and value.value else _show(value.value)
+            shown = "***" if _secret(key) and value.value else _show(value.value)
             name = key if value.written_as == key else f"{key} (as {value.written_as})"
             rows.append((name, shown, str(value.source)))
         return rows
+
+
+def _secret(key: str) -> bool:
+    """Secret-shaped names holding text; a typed key (ADD_EOS_TOKEN is a boolean) is never secret."""
+    return is_secret_key(key) and KEYS[key].kind == "str"
 
 
 def _show(value: Any) -> str:
@@ -130,6 +139,7 @@ def _show(value: Any) -> str:
 
 
 def find_env_file(target: Path) -> Path:
+    target = target.resolve()  # `atr check .` must know the folder's name
     if target.is_dir():
         env = target / PROJECT_ENV
         if not env.is_file():
@@ -179,6 +189,16 @@ def load_config(
     local = local_env_file(env_file)
     if local.is_file():
         file_layers.append((local, "local"))
+        for entry in read_entries(local)[0]:
+            if entry.key == "EXTENDS":
+                problems.append(
+                    Problem(
+                        "error",
+                        f"{_display(local)}:{entry.line}",
+                        "EXTENDS",
+                        f"presets are named in {env_file.name}, not in the local file",
+                    )
+                )
 
     lookup_chain: dict[str, str] = {}
     # Precedence order, lowest first: presets and files, then environment, then --set.
@@ -212,9 +232,12 @@ def load_config(
                 text = entry.raw
             lookup_chain[entry.key] = text
             assignments.append((entry.key, _Raw(entry.key, text, source)))
-    for name in [*KEYS, *LEGACY]:
-        if name in environ and name != "EXTENDS":
-            assignments.append((name, _Raw(name, environ[name], Source("environment"))))
+    for name in KEYS:
+        # ATR_EPOCHS=3 sets EPOCHS; unprefixed, only HF_TOKEN: MODEL, LOG, SEED or USERNAME in a
+        # shell mean other things too often to be read as settings.
+        for variable in (f"{ENV_PREFIX}{name}", *(("HF_TOKEN",) if name == "HF_TOKEN" else ())):
+            if variable in environ:
+                assignments.append((name, _Raw(name, environ[variable], Source("environment", variable=variable))))
     for name, (text, source) in cli_values.items():
         assignments.append((name, _Raw(name, text, source)))
 
@@ -243,8 +266,8 @@ def load_config(
             )
         )
 
-    model = _resolve_model(values, env_dir, problems)
-    data_file = _resolve_data(values, env_dir, problems)
+    model = _resolve_model(values, env_file, problems)
+    data_file = _resolve_data(values, env_file, problems)
     cuda = hardware.cuda_available()
     config = Config(
         env_file, env_dir, values, project_name, display_name, model, data_file, cuda, template, dataset_dir
@@ -467,11 +490,16 @@ def _apply_template(
     return template
 
 
-def _resolve_model(values: dict[str, Value], env_dir: Path, problems: list[Problem]) -> models.ModelRef:
+def _resolve_model(values: dict[str, Value], env_file: Path, problems: list[Problem]) -> models.ModelRef:
     if "MODEL" not in values:
-        problems.append(Problem("error", "project", "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>"))
+        problems.append(
+            Problem("error", _display(env_file), "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>")
+        )
         return models.ModelRef("", "hub")
     value = values["MODEL"]
+    if not str(value.value or "").strip():
+        problems.append(Problem("error", str(value.source), value.written_as, "is empty; name a model"))
+        return models.ModelRef("", "hub")
     base = value.source.path.parent if value.source.path else Path.cwd()
     try:
         ref = models.resolve(str(value.value), base)
@@ -490,7 +518,7 @@ def _resolve_model(values: dict[str, Value], env_dir: Path, problems: list[Probl
     return ref
 
 
-def _resolve_data(values: dict[str, Value], env_dir: Path, problems: list[Problem]) -> Path | None:
+def _resolve_data(values: dict[str, Value], env_file: Path, problems: list[Problem]) -> Path | None:
     """Find the training file: DATA_FILE, else {DATA_PATH}/{TRAIN_SPLIT}.csv|.jsonl when local."""
     if "DATA_FILE" in values:
         value = values["DATA_FILE"]
@@ -534,7 +562,14 @@ def _resolve_data(values: dict[str, Value], env_dir: Path, problems: list[Proble
             )
         )
         return None
-    problems.append(Problem("error", "project", "DATA_FILE", "no training data; set DATA_FILE=path/to/train.csv"))
+    problems.append(
+        Problem(
+            "error",
+            _display(env_file),
+            "DATA_FILE",
+            "no training data; set DATA_FILE=path/to/train.csv (or DATA_BUILDER and RAW_DATA)",
+        )
+    )
     return None
 
 
@@ -568,8 +603,18 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
             if path.suffix.lower() == ".csv":
                 header = next(csv.reader(handle), [])
             else:
-                first = next((line for line in handle if line.strip()), "{}")
-                header = list(json.loads(first))
+                first = json.loads(next((line for line in handle if line.strip()), "{}"))
+                if not isinstance(first, dict):
+                    problems.append(
+                        Problem(
+                            "error",
+                            where,
+                            "",
+                            f"first record is a JSON {type(first).__name__}, " "not an object with a text column",
+                        )
+                    )
+                    return None
+                header = list(first)
     except UnicodeDecodeError:
         problems.append(Problem("error", where, "", "is not UTF-8 text; save it as UTF-8"))
         return None

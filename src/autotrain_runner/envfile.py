@@ -17,6 +17,7 @@ from pathlib import Path
 from dotenv.parser import parse_stream
 
 from .errors import Problem
+from .redact import Redactor, is_secret_key
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,9 @@ class Entry:
 
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REFERENCE = re.compile(
-    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-=])(?P<default>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-=])(?P<default>.*))?", re.DOTALL)
+_REFERENCE = re.compile(r"(?<!\\)\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def display_path(path: Path) -> str:
@@ -49,7 +49,8 @@ def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        return [], [Problem("error", display_path(path), "", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")]
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return [], [Problem("error", f"{display_path(path)}:{line}", "", "is not UTF-8 text; save the file as UTF-8")]
     lines = text.splitlines(keepends=True)
     entries: list[Entry] = []
     problems: list[Problem] = []
@@ -89,10 +90,15 @@ def _malformed(path: Path, line: int, text: str) -> Problem:
     if "=" in stripped and _KEY.match(key):
         value = stripped.split("=", 1)[1].strip()
         for quote in ("'", '"'):
-            if value.startswith(quote) and (len(value) == 1 or not value.rstrip().endswith(quote)):
+            if value.startswith(quote) and value.count(quote) == 1:
                 return Problem("error", where, key, f"unterminated {quote} quote; close it on this line")
-        return Problem("error", where, key, f"cannot parse value {value!r}; quote it")
-    return Problem("error", where, "", f"malformed line {stripped[:60]!r}; expected KEY=value")
+        if is_secret_key(key):  # never repeat a secret's value, not even a broken one
+            return Problem("error", where, key, "cannot parse the value; quote it, with nothing after the quotes")
+        return Problem("error", where, key, f"cannot parse value {value!r}; quote it, with nothing after the quotes")
+    first = stripped.split()[0] if stripped.split() else ""
+    if _KEY.match(first) and is_secret_key(first):
+        return Problem("error", where, first, "no '=' after the key; write KEY=value")
+    return Problem("error", where, "", f"malformed line {Redactor()(stripped[:60])!r}; expected KEY=value")
 
 
 def _single_quoted(original: str) -> bool:
@@ -101,33 +107,62 @@ def _single_quoted(original: str) -> bool:
 
 
 def expand(raw: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None]) -> str:
-    """Expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:=default}` like bash.
+    """Expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:=default}` like bash, defaults nested
+    (`${A:-${B:-x}}`); `\\$` is a literal dollar sign.
 
     `lookup` returns the current value of a variable or None when it is unset; `assign` is called
     for `:=` so that the default sticks for later lines, as in bash.
     """
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        if raw.startswith("\\$", i):
+            out.append("$")
+            i += 2
+        elif raw.startswith("${", i) and (end := _closing_brace(raw, i + 2)) is not None:
+            out.append(_braced(raw[i + 2 : end], lookup, assign))
+            i = end + 1
+        elif raw[i] == "$" and (name := _NAME.match(raw, i + 1)):
+            out.append(lookup(name.group()) or "")
+            i = name.end()
+        else:
+            out.append(raw[i])
+            i += 1
+    return "".join(out)
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group("braced") or match.group("bare")
-        value = lookup(name)
-        op = match.group("op")
-        if op is None:
-            return value or ""
-        empty_counts = op.startswith(":")
-        missing = value is None or (empty_counts and value == "")
-        if not missing:
-            return value or ""
-        default = _unquote(expand(match.group("default") or "", lookup, assign))
-        if op.endswith("="):
-            assign(name, default)
-        return default
 
-    return _REFERENCE.sub(replace, raw)
+def _closing_brace(raw: str, start: int) -> int | None:
+    depth = 1
+    for i in range(start, len(raw)):
+        if raw.startswith("${", i):
+            depth += 1
+        elif raw[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _braced(body: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None]) -> str:
+    match = _BRACED.fullmatch(body)
+    if match is None:
+        return "${" + body + "}"  # not an expansion bash knows: kept as written
+    name, op, default = match.group("name"), match.group("op"), match.group("default")
+    value = lookup(name)
+    if op is None:
+        return value or ""
+    missing = value is None or (op.startswith(":") and value == "")
+    if not missing:
+        return value or ""
+    default = _unquote(expand(default, lookup, assign))
+    if op.endswith("="):
+        assign(name, default)
+    return default
 
 
 def references(raw: str) -> set[str]:
     """Names of the variables a raw value refers to."""
-    return {m.group("braced") or m.group("bare") for m in _REFERENCE.finditer(raw)}
+    return set(_REFERENCE.findall(raw))
 
 
 def _unquote(text: str) -> str:

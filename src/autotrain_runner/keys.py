@@ -48,8 +48,10 @@ def _within(lo: float, hi: float, hi_inclusive: bool) -> Check:
 
 
 def _block_size(v: Any) -> str | None:
-    sizes = v if isinstance(v, list) else [v]
-    if all(s == -1 or s > 0 for s in sizes):
+    if isinstance(v, list):
+        # LLMTrainingParams accepts a list, but the LLM trainer compares it with an int and crashes
+        return f"AutoTrain's LLM trainer takes one block size (a list crashes it), got {','.join(map(str, v))}"
+    if v == -1 or v > 0:
         return None
     return f"must be a positive number of tokens (or -1 for the model's maximum), got {v}"
 
@@ -218,6 +220,37 @@ _DATA_KEYS = [
     Key("MASK_MAP", "str", "dialogue_summary: TOKEN=VALUE,... replacements with MASKING=map", group="data"),
 ]
 
+_EVAL_KEYS = [
+    Key(
+        "MAX_NEW_TOKENS",
+        "int",
+        "Generation: most new tokens per answer",
+        default=128,
+        check=_above(1, True),
+        group="eval",
+    ),
+    Key("TEMPERATURE", "float", "Generation: 0 is greedy", default=0.0, check=_above(0, True), group="eval"),
+    Key(
+        "TOP_P",
+        "float",
+        "Generation: nucleus sampling (with TEMPERATURE > 0)",
+        default=1.0,
+        check=_within(0, 1, hi_inclusive=True),
+        group="eval",
+    ),
+    Key("REPETITION_PENALTY", "float", "Generation: 1.0 is none", default=1.0, check=_above(0), group="eval"),
+    Key("EVAL_BATCH_SIZE", "int", "Generation: prompts per batch", default=16, check=_above(1, True), group="eval"),
+    Key("EMBEDDING_MODEL", "str", "sentence-transformers model (Hub id or folder) for cosine similarity", group="eval"),
+    Key(
+        "BLEU_TOKENIZE",
+        "str",
+        "sacrebleu tokenizer for BLEU: char, 13a, ko-mecab (with sacrebleu[ko])",
+        default="char",
+        group="eval",
+    ),
+    Key("EVAL_PROMPTS", "str", "A prompt list (one per line, or JSONL) for qualitative checks", group="eval"),
+]
+
 # Old key -> (current key, how the old value becomes the current one).
 LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "LEARNING_RATE": ("LR", None),
@@ -239,7 +272,7 @@ LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_
 # Names that only carry a value into other values (`${PROJECT_ID}`), never a setting of their own.
 VARIABLES = {"PROJECT_ID"}
 
-KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS}}
+KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS}}
 del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
 
 

@@ -1,28 +1,25 @@
 """Keeping secrets out of files, argv, logs and stdout.
 
-A key is secret when it is HF_TOKEN or its name contains TOKEN or KEY (DESIGN.md). Values of such
-keys are replaced by `***` wherever text leaves the process.
+A key is secret when a part of its name (between underscores) is TOKEN, KEY, SECRET or PASSWORD:
+HF_TOKEN, OPENAI_API_KEY, but not TOKENIZERS_PARALLELISM or MAX_NEW_TOKENS. Values of such keys
+are replaced by `***` wherever text leaves the process; so are Hugging Face token shapes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 MASK = "***"
-_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD)(_|$)", re.IGNORECASE)
+# Hub tokens the child must not inherit unless the runner hands one over on purpose.
+HUB_TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN")
 # Hugging Face user access tokens; caught even when they arrive under an innocent name.
 _HF_TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
 
 
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_NAME.search(key))
-
-
-def secret_values(values: Mapping[str, str]) -> list[str]:
-    """The non-trivial values of secret keys, longest first so that replacement is greedy."""
-    found = {v for k, v in values.items() if is_secret_key(k) and v and len(v) >= 4}
-    return sorted(found, key=len, reverse=True)
 
 
 class Redactor:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import command, models
 from .config import Config, _display
@@ -22,24 +23,26 @@ def console(stderr: bool = False) -> Console:
 def check_report(config: Config, out: Console) -> None:
     name = config.display_name
     shown = name if name == config.project_name else f"{name} (runs as {config.project_name})"
-    out.print(f"env file: {_display(config.env_file)}")
-    out.print(f"project:  {shown}")
-    out.print(f"model:    {_model_line(config.model)}")
+    out.print(f"env file: {_display(config.env_file)}", markup=False)
+    out.print(f"project:  {shown}", markup=False)
+    out.print(f"model:    {_model_line(config.model)}", markup=False)
     if config.data_file is not None:
         out.print(
             f"data:     {_display(config.data_file)} -> staged as "
-            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
+            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}",
+            markup=False,
         )
     out.print(
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
-        f"quantization in effect: {config.quantization}"
+        f"quantization in effect: {config.quantization}",
+        markup=False,
     )
     table = Table("key", "value", "source", box=None, pad_edge=False)
     for key, value, source in config.resolved_table():
-        table.add_row(key, value, source)
+        table.add_row(Text(key), Text(value), Text(source))
     out.print(table)
     for problem in config.problems:
-        out.print(f"{problem.level}: {problem}")
+        out.print(f"{problem.level}: {problem}", markup=False)
     if config.get("DATA_BUILDER"):
         from .data.lint import lint_built
 
@@ -47,7 +50,7 @@ def check_report(config: Config, out: Console) -> None:
         for line in checks["messages"] if checks else []:
             out.print(f"lint: {_display(config.dataset_dir)}: {line}", markup=False)
     warnings = sum(p.level == "warning" for p in config.problems)
-    out.print(f"ok: no errors, {warnings} warning(s)")
+    out.print(f"ok: no errors, {warnings} warning(s)", markup=False)
 
 
 def _model_line(ref: models.ModelRef) -> str:
@@ -64,7 +67,7 @@ def keys_table(out: Console) -> None:
     table = Table("key", "type", "default", "help", box=None, pad_edge=False)
     for key in sorted(KEYS.values(), key=lambda k: (k.group, k.name)):
         kind = "|".join(key.choices) if key.choices else key.kind
-        table.add_row(key.name, kind, "" if key.default is None else str(key.default), key.help)
+        table.add_row(*(Text(x) for x in (key.name, kind, "" if key.default is None else str(key.default), key.help)))
     out.print(table)
 
 
@@ -76,13 +79,18 @@ def runs_table(records: list[dict[str, Any]], out: Console) -> None:
         params = r.get("params", {})
         loss = r.get("train_loss")
         table.add_row(
-            r.get("id", "?"),
-            r.get("status", "?"),
-            (r.get("model") or {}).get("spec", ""),
-            str(params.get("epochs", "")),
-            str(params.get("lr", "")),
-            f"{params.get('lora_r', '')}/{params.get('lora_alpha', '')}" if params.get("peft") else "full",
-            "" if loss is None else f"{loss:.4f}",
-            "" if r.get("duration_s") is None else f"{r['duration_s']:.0f} s",
+            *map(
+                Text,
+                (
+                    r.get("id", "?"),
+                    r.get("status", "?"),
+                    (r.get("model") or {}).get("spec", ""),
+                    str(params.get("epochs", "")),
+                    str(params.get("lr", "")),
+                    f"{params.get('lora_r', '')}/{params.get('lora_alpha', '')}" if params.get("peft") else "full",
+                    "" if loss is None else f"{loss:.4f}",
+                    "" if r.get("duration_s") is None else f"{r['duration_s']:.0f} s",
+                ),
+            )
         )
     out.print(table)

@@ -28,13 +28,13 @@ from typing import Any
 from . import command, models, runs
 from .config import Config, load_config
 from .errors import ConfigError, Problem, WorkError
-from .redact import MASK, Redactor, is_secret_key
+from .redact import HUB_TOKEN_VARIABLES, MASK, Redactor
 
 TRAIN_LOG = "train.log"
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
 # What AutoTrain's trainer prints when it catches its own exception (and then exits 0).
 _ERROR_LINE = re.compile(
-    r"\|\s*ERROR\s*\||has failed due to an exception|^Traceback \(most recent call last\)"
+    r"^ERROR\s+\||has failed due to an exception|^Traceback \(most recent call last\)"
     r"|^\s*[A-Za-z_][\w.]*(Error|Exception): |CUDA is required but not available"
 )
 _TRAIN_LOSS = re.compile(r"'train_loss':\s*([0-9.eE+-]+)")
@@ -136,7 +136,8 @@ def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
 
 
 def _child_env(config: Config) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not is_secret_key(k)}
+    secrets = set(config.secrets())
+    env = {k: v for k, v in os.environ.items() if k not in HUB_TOKEN_VARIABLES and v not in secrets}
     # AutoTrain launches `accelerate` by name: the interpreter's own bin folder comes first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["ALLOW_REMOTE_CODE"] = "true" if config.get("TRUST_REMOTE_CODE") else "false"
@@ -144,8 +145,9 @@ def _child_env(config: Config) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    # The token only when the Hub is used (a gated base model); never in argv or a file.
-    if config.get("HF_TOKEN") and (config.model.kind == "hub" or config.get("BACKEND") != "local"):
+    # The token only when the Hub is used (a gated base model, a Hub dataset); never in argv or a file.
+    uses_hub = config.model.kind == "hub" or config.data_file is None or config.get("BACKEND") != "local"
+    if config.get("HF_TOKEN") and uses_hub:
         env["HF_TOKEN"] = str(config.get("HF_TOKEN"))
     return env
 
@@ -179,29 +181,21 @@ def _supervise(
         with log_path.open("w", encoding="utf-8") as log:
             assert child.stdout is not None
             pending = b""
-            while True:
-                try:
-                    chunk = os.read(child.stdout.fileno(), 65536)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    break
-                if not chunk:
-                    break
+            while chunk := os.read(child.stdout.fileno(), 65536):
                 pending += chunk
                 # tqdm redraws with \r: a line ends at either, so progress shows as it happens.
-                *lines, pending = re.split(rb"(?<=[\r\n])", pending)
+                *lines, pending = re.split(rb"(?<=\n)|(?<=\r)(?!\n)", pending)
                 for raw in lines:
                     _emit(raw, log, redact, echo)
             if pending:
                 _emit(pending, log, redact, echo)
-        if interrupted:
-            _stop_group(child)
-        else:
-            try:
-                child.wait()
-            except KeyboardInterrupt:
-                interrupted = True
-                _stop_group(child)
+        child.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to the runner, wherever it lands
+        interrupted = True
+        _stop_group_quietly(child)
+    except BaseException:
+        _stop_group_quietly(child)  # never leave training running behind a crashed runner
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     return child.returncode, interrupted
@@ -218,6 +212,16 @@ def _emit(raw: bytes, log, redact: Redactor, echo: Callable[[str], None]) -> Non
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _stop_group_quietly(child: subprocess.Popen) -> None:
+    """Stop the group with further Ctrl-C and TERM ignored, so a second Ctrl-C cannot cut it short."""
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _stop_group(child)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _stop_group(child: subprocess.Popen) -> None:

@@ -1,0 +1,403 @@
+"""`atr eval`: base or fine-tuned, on a held-out split or a prompt list, with Korean-fit metrics.
+
+Reads top to bottom: what to evaluate (a run's adapter and recorded template, or the base model
+with the project's template) -> the samples -> batched generation -> per-sample metrics and flags
+-> corpus metrics with a signature -> held-out loss on the valid split -> files written
+atomically (`predictions.jsonl`, `metrics.json`, `report.md`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import metrics, models, runs, templates
+from .config import Config, load_config
+from .errors import ConfigError
+from .generate import Generated, HFBackend, Settings
+
+
+@dataclass
+class Target:
+    """What is evaluated: the model, the adapter (None for the base), the template, a label."""
+
+    label: str
+    model: str
+    adapter: Path | None
+    template: templates.PromptTemplate
+    out_dir: Path
+    load_in_4bit: bool = False
+
+
+def evaluate(
+    project: Path | str,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+    base: bool = False,
+    split: str = "test",
+    prompts_file: Path | None = None,
+    limit: int | None = None,
+    out: Path | None = None,
+    compare_base: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    config = load_config(project, overrides)
+    targets = [_base_target(config, out)] if base else [_run_target(config, run_id, out)]
+    if compare_base and not base:
+        targets.append(_base_target(config, None))
+    samples = _samples(config, split, prompts_file, limit)
+    valid = _samples(config, "valid", None, limit) if prompts_file is None and split != "valid" else []
+    settings = Settings(
+        max_new_tokens=config.get("MAX_NEW_TOKENS"),
+        temperature=config.get("TEMPERATURE"),
+        top_p=config.get("TOP_P"),
+        repetition_penalty=config.get("REPETITION_PENALTY"),
+        batch_size=config.get("EVAL_BATCH_SIZE"),
+    )
+    results = []
+    for target in targets:
+        echo(f"evaluating {target.label} on {len(samples)} samples ({prompts_file or split})")
+        result = _evaluate_one(config, target, samples, valid, settings, echo)
+        results.append(result)
+        echo(f"wrote {target.out_dir}")
+    if len(results) == 2:
+        _write_comparison(targets, results)
+        echo(f"wrote {targets[0].out_dir / 'compare.md'}")
+    return results
+
+
+# --- what to evaluate
+
+
+def _run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
+    if run_id is None:
+        done = [r for r in runs.list_runs(config.project_dir) if r.get("status") == "succeeded"]
+        if not done:
+            raise ConfigError(f"{config.project_dir}: no succeeded run to evaluate; train first or use --base")
+        run_id = done[-1]["id"]
+    run_dir = runs.find_run(config.project_dir, run_id)
+    record = runs.read_run(run_dir) or {}
+    if record.get("status") != "succeeded":
+        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be evaluated")
+    output = run_dir / record["output_dir"]
+    fields = {k: v for k, v in record["template"].items() if k != "chat_template"}
+    template = templates.PromptTemplate(**{**fields, "stop": tuple(fields.get("stop", ()))})
+    params = record.get("params", {})
+    merged = (output / "config.json").is_file() and not (output / "adapter_config.json").is_file()
+    model = str(output) if merged else record["model"]["path"]
+    return Target(
+        f"run {run_id}",
+        model,
+        None if merged else output,
+        template,
+        out or run_dir / "eval",
+        load_in_4bit=params.get("quantization") == "int4",
+    )
+
+
+def _base_target(config: Config, out: Path | None) -> Target:
+    models.ensure_converted(config.model)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.model.spec).strip("-")
+    return Target(
+        f"base {config.model.spec}",
+        models.training_path(config.model),
+        None,
+        config.template,
+        out or config.project_dir / "eval" / f"base-{name}",
+    )
+
+
+def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:
+    """The held-out split (id, messages, reference) or a prompt list (no reference)."""
+    if prompts_file is not None:
+        items = []
+        for number, line in enumerate(Path(prompts_file).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{prompts_file}:{number}: malformed JSON ({exc.msg})") from None
+                text = record.get("prompt") or record.get("content")
+                messages = record.get("messages") or [{"role": "user", "content": text}]
+            else:
+                messages = [{"role": "user", "content": line.strip()}]
+            items.append({"id": f"prompt-{number}", "messages": messages, "reference": None})
+        return items[:limit] if limit else items
+    path = config.dataset_dir / f"{split}.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no {split} split; build it with `atr data` (DATA_BUILDER) or pass --prompts")
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return items[:limit] if limit else items
+
+
+# --- generation and metrics
+
+
+def _render(backend: HFBackend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
+    if template.kind == "chat":
+        return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return template.render(messages, add_generation_prompt=True)
+
+
+def _markers(backend: HFBackend, template: templates.PromptTemplate) -> list[str]:
+    """What must never appear in an answer: the layout's role markers and the special tokens."""
+    found = template.markers() if template.kind == "text" else []
+    found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
+    if template.kind == "chat":
+        found += ["<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    return list(dict.fromkeys(m for m in found if m))
+
+
+def _evaluate_one(
+    config: Config,
+    target: Target,
+    samples: list[dict[str, Any]],
+    valid: list[dict[str, Any]],
+    settings: Settings,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+    special = target.template.kind == "text"
+    prompts = [_render(backend, target.template, s["messages"]) for s in samples]
+    started = time.perf_counter()
+    outputs = backend.generate(prompts, settings, target.template.stop, special)
+    seconds = time.perf_counter() - started
+    markers = _markers(backend, target.template)
+    predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]
+    scored = [p for p in predictions if p["reference"] is not None]
+    figures: dict[str, Any] = {
+        "n": len(predictions),
+        "seconds": round(seconds, 2),
+        "samples_per_s": round(len(predictions) / seconds, 3) if seconds else None,
+    }
+    if scored:
+        hyps, refs = [p["output"] for p in scored], [p["reference"] for p in scored]
+        figures.update(metrics.corpus_scores(hyps, refs, config.get("BLEU_TOKENIZE")))
+        cosines, method = _cosine(hyps, refs, config.get("EMBEDDING_MODEL"))
+        for p, c in zip(scored, cosines, strict=True):
+            p["metrics"]["cosine"] = c
+        figures.update({"cosine": metrics.mean(cosines), "cosine_method": method})
+    outs = [p["output"] for p in predictions]
+    figures.update(
+        {
+            "rep_2": metrics.mean([p["metrics"]["rep_2"] for p in predictions]),
+            "rep_4": metrics.mean([p["metrics"]["rep_4"] for p in predictions]),
+            "distinct_2": metrics.distinct_n(outs, 2),
+            **{
+                f"{flag}_rate": metrics.mean([float(p["flags"][flag]) for p in predictions])
+                for flag in ("leak", "repetition", "empty", "echo")
+            },
+            "eos_rate": metrics.mean([float(not p["flags"]["no_eos"]) for p in predictions]),
+            "mean_chars": metrics.mean([len(o) for o in outs]),
+        }
+    )
+    if valid:
+        figures.update(_held_out_loss(backend, target.template, valid))
+    figures["signature"] = {
+        **backend.description,
+        "template": target.template.describe(),
+        "generation": settings.describe(),
+        "scales": {"chrf": "0-100 (sacrebleu)", "bleu": "0-100 (sacrebleu)", "cosine": "-1..1", "rates": "0-1"},
+        "versions": {
+            name: _version(name) for name in ("autotrain-runner", "sacrebleu", "transformers", "peft", "torch")
+        },
+    }
+    _write_outputs(target.out_dir, predictions, figures, target)
+    return figures
+
+
+def _per_sample(sample: dict[str, Any], prompt: str, output: Generated, markers: list[str]) -> dict[str, Any]:
+    text = output.text
+    request = sample["messages"][-1]["content"] if sample["messages"] else ""
+    leaked = metrics.leaks(text, markers)
+    row = {
+        "id": sample["id"],
+        "prompt": prompt,
+        "reference": sample.get("reference"),
+        "output": text,
+        "metrics": {
+            "rep_2": metrics.rep_n(text, 2),
+            "rep_4": metrics.rep_n(text, 4),
+            "chars": len(text),
+            "new_tokens": output.new_tokens,
+        },
+        "flags": {
+            "leak": bool(leaked),
+            "repetition": metrics.repeats(text),
+            "empty": not text.strip(),
+            "no_eos": not output.finished,
+            "echo": metrics.echoes(text, request),
+        },
+    }
+    if leaked:
+        row["leaked"] = leaked
+    if sample.get("reference") is not None:
+        row["metrics"]["chrf"] = metrics.sentence_chrf(text, sample["reference"])
+    return row
+
+
+def _cosine(hyps: list[str], refs: list[str], model_name: str | None) -> tuple[list[float], str]:
+    reason = "EMBEDDING_MODEL not set"
+    if model_name:
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            encoder = SentenceTransformer(model_name, device="cpu")
+            a = encoder.encode(hyps, normalize_embeddings=True, convert_to_numpy=True)
+            b = encoder.encode(refs, normalize_embeddings=True, convert_to_numpy=True)
+            return [round(float(x @ y), 4) for x, y in zip(a, b, strict=True)], f"embedding:{model_name}"
+        except Exception as exc:  # offline, missing, or not a sentence-transformers model
+            reason = f"{model_name} could not be loaded offline ({type(exc).__name__})"
+    return metrics.tfidf_cosine(hyps, refs), f"tfidf-char-2-4 ({reason})"
+
+
+def _held_out_loss(backend: HFBackend, template: templates.PromptTemplate, valid: list[dict[str, Any]]):
+    """Teacher-forced loss of the reference answers only: the overfitting signal AutoTrain drops."""
+    import torch
+
+    tokenizer, model = backend.tokenizer, backend.model
+    total, count = 0.0, 0
+    for sample in valid:
+        prompt = _render(backend, template, sample["messages"])
+        special = template.kind == "text"
+        prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+        if template.kind == "chat":
+            full_text = tokenizer.apply_chat_template(
+                [*sample["messages"], {"role": "assistant", "content": sample["reference"]}], tokenize=False
+            )
+            full = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        else:
+            full = tokenizer(prompt + sample["reference"], add_special_tokens=True)["input_ids"] + [
+                tokenizer.eos_token_id
+            ]
+        if full[: len(prompt_ids)] != prompt_ids or len(full) <= len(prompt_ids):
+            continue  # the tokenizer merged across the boundary: no clean answer span
+        ids = torch.tensor([full], device=backend.device)
+        labels = ids.clone()
+        labels[0, : len(prompt_ids)] = -100
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss.item()
+        answer_tokens = len(full) - len(prompt_ids)
+        total += loss * answer_tokens
+        count += answer_tokens
+    if not count:
+        return {}
+    mean_loss = total / count
+    return {"valid_loss": round(mean_loss, 4), "perplexity": round(math.exp(mean_loss), 3), "valid_n": len(valid)}
+
+
+# --- files
+
+
+def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: dict[str, Any], target: Target) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic(out_dir / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+    _atomic(out_dir / "metrics.json", json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    _atomic(out_dir / "report.md", _report(target, predictions, figures))
+
+
+def _atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+_FIGURES = (
+    "chrf",
+    "bleu",
+    "cosine",
+    "valid_loss",
+    "perplexity",
+    "rep_2",
+    "rep_4",
+    "distinct_2",
+    "leak_rate",
+    "repetition_rate",
+    "empty_rate",
+    "eos_rate",
+    "echo_rate",
+    "mean_chars",
+    "n",
+    "samples_per_s",
+)
+
+
+def _report(target: Target, predictions: list[dict[str, Any]], figures: dict[str, Any]) -> str:
+    lines = [
+        f"# Evaluation: {target.label}",
+        "",
+        f"chrF and BLEU on sacrebleu's 0-100 scale (BLEU tokenize: {figures.get('bleu_tokenize', '-')}); "
+        f"cosine: {figures.get('cosine_method', '-')}; rates are 0-1.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {figures[key]} |" for key in _FIGURES if key in figures]
+
+    def badness(p: dict[str, Any]) -> tuple[int, float]:
+        return (sum(p["flags"].values()), -p["metrics"].get("chrf", 0.0))
+
+    lines += ["", "## Worst samples", ""]
+    for p in sorted(predictions, key=badness, reverse=True)[:5]:
+        flags = ", ".join(k for k, v in p["flags"].items() if v) or "none"
+        lines += [
+            f"### {p['id']} (flags: {flags}; chrF {p['metrics'].get('chrf', '-')})",
+            "",
+            f"**prompt** {_quote(p['prompt'])}",
+            "",
+            f"**output** {_quote(p['output'])}",
+            "",
+        ]
+        if p["reference"] is not None:
+            lines += [f"**reference** {_quote(p['reference'])}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\n", " ⏎ ")[:400] + "`"
+
+
+def _write_comparison(targets: list[Target], results: list[dict[str, Any]]) -> None:
+    tuned, base = results
+    out_dir = targets[0].out_dir
+    lines = ["# Base vs fine-tuned", "", "| metric | base | fine-tuned | delta |", "|---|---|---|---|"]
+    for key in _FIGURES:
+        if isinstance(tuned.get(key), int | float) and isinstance(base.get(key), int | float):
+            lines.append(f"| {key} | {base[key]} | {tuned[key]} | {round(tuned[key] - base[key], 4):+} |")
+    tuned_rows = _read_predictions(out_dir)
+    base_rows = {p["id"]: p for p in _read_predictions(targets[1].out_dir)}
+    lines += ["", "## Outputs", "", "| id | base | fine-tuned | reference |", "|---|---|---|---|"]
+    for p in tuned_rows:
+        b = base_rows.get(p["id"], {})
+        lines.append(
+            f"| {p['id']} | {_cell(b.get('output', ''))} | {_cell(p['output'])} | "
+            f"{_cell(p.get('reference') or '')} |"
+        )
+    _atomic(out_dir / "compare.md", "\n".join(lines) + "\n")
+
+
+def _read_predictions(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ⏎ ")[:200]
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,172 @@
+"""Generation: batched (left padding, prompts sorted by length), greedy by default.
+
+Stops at EOS and at the template's next-turn marker. The sequential one-prompt-at-a-time loop
+is kept as the baseline the benchmark compares against; both share `_generate_batch`, so the
+only difference between them is the batching.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    batch_size: int = 16
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
+            "batch_size": self.batch_size,
+            "decoding": "greedy" if self.temperature == 0 else "sampling",
+        }
+
+
+@dataclass
+class Generated:
+    text: str
+    finished: bool  # stopped at EOS or a stop marker, not at max_new_tokens
+    new_tokens: int
+
+
+class HFBackend:
+    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request."""
+
+    def __init__(self, model: str, adapter: Path | None = None, load_in_4bit: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        # The run's output folder holds the tokenizer AutoTrain trained with (chatml/zephyr add tokens).
+        tokenizer_source = adapter if adapter and (adapter / "tokenizer_config.json").is_file() else model
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        cuda = torch.cuda.is_available()
+        kwargs: dict[str, Any] = {"torch_dtype": torch.float32}
+        if cuda:
+            kwargs["torch_dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            kwargs["device_map"] = "auto"
+        if load_in_4bit and cuda:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["torch_dtype"]
+            )
+        self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+        if len(self.tokenizer) > self.model.get_input_embeddings().weight.shape[0]:
+            self.model.resize_token_embeddings(len(self.tokenizer))
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter))
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+        self.description = {
+            "backend": "hf",
+            "model": model,
+            "adapter": str(adapter) if adapter else None,
+            "dtype": str(kwargs["torch_dtype"]).removeprefix("torch."),
+            "device": str(self.device),
+            "load_in_4bit": bool(load_in_4bit and cuda),
+        }
+
+    def count_tokens(self, text: str, special: bool) -> int:
+        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        settings: Settings,
+        stop: Sequence[str] = (),
+        special: bool = False,
+        progress=None,
+    ) -> list[Generated]:
+        """Batched: prompts sorted by token length so that a batch pads little; results in input order."""
+        lengths = [self.count_tokens(p, special) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        results: list[Generated | None] = [None] * len(prompts)
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            for index, generated in zip(
+                batch, self._generate_batch([prompts[i] for i in batch], settings, stop, special), strict=True
+            ):
+                results[index] = generated
+            if progress:
+                progress(len(batch))
+        return [r for r in results if r is not None]
+
+    def prefill(self, prompts: Sequence[str], batch_size: int, special: bool = False) -> None:
+        """One forward pass over the prompts, batched as `generate` does, keeping only the last logits."""
+        import torch
+
+        order = sorted(prompts, key=lambda p: self.count_tokens(p, special))
+        for start in range(0, len(order), batch_size):
+            encoded = self.tokenizer(
+                order[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=special
+            )
+            encoded.pop("token_type_ids", None)
+            with torch.no_grad():
+                self.model(**{k: v.to(self.device) for k, v in encoded.items()}, num_logits_to_keep=1)
+
+    def generate_sequential(
+        self, prompts: Sequence[str], settings: Settings, stop: Sequence[str] = (), special: bool = False
+    ) -> list[Generated]:
+        """The plain loop people write: one prompt at a time (the benchmark's baseline)."""
+        return [self._generate_batch([p], settings, stop, special)[0] for p in prompts]
+
+    def _generate_batch(
+        self, prompts: list[str], settings: Settings, stop: Sequence[str], special: bool
+    ) -> list[Generated]:
+        import torch
+
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
+        encoded.pop("token_type_ids", None)  # Llama's generate rejects them
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        sampling = settings.temperature > 0
+        with torch.no_grad():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=None,
+                repetition_penalty=settings.repetition_penalty,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                stop_strings=list(stop) or None,
+                tokenizer=self.tokenizer if stop else None,
+            )
+        width = encoded["input_ids"].shape[1]
+        return [self._decode(row[width:].tolist(), settings, stop) for row in output]
+
+    def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        finished = eos in ids
+        if finished:
+            ids = ids[: ids.index(eos)]
+        while ids and ids[-1] == pad:
+            ids.pop()
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        for marker in stop:
+            if marker in text:
+                text, finished = text.split(marker, 1)[0], True
+        return Generated(text.strip(), finished, len(ids))
+
+
+def timed(function, *args, **kwargs) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started

@@ -1,0 +1,90 @@
+"""`atr eval` end to end on a tiny-model run: base and adapter, split and prompt list."""
+
+import json
+
+from conftest import atr, write
+
+METRIC_KEYS = {
+    "chrf",
+    "bleu",
+    "bleu_tokenize",
+    "cosine",
+    "cosine_method",
+    "rep_2",
+    "rep_4",
+    "distinct_2",
+    "leak_rate",
+    "empty_rate",
+    "eos_rate",
+    "echo_rate",
+    "mean_chars",
+    "n",
+    "seconds",
+    "samples_per_s",
+    "valid_loss",
+    "perplexity",
+    "signature",
+}
+
+
+def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model):
+    project = tmp_path / "projects" / "style"
+    blocks = "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40))
+    write(project / "style.txt", blocks)
+    write(project / "prompts.txt", "주말에 뭐 할까?\n\n오늘 기분 어때?\n")
+    write(
+        project / "project.env",
+        f"""\
+        MODEL={tiny_model}
+        DATA_BUILDER=txt
+        RAW_DATA=style.txt
+        PROMPT_TEMPLATE=instruct-ko
+        TRAINER=sft
+        PEFT=true
+        QUANTIZATION=none
+        LORA_R=4
+        LORA_ALPHA=8
+        BLOCK_SIZE=64
+        LR=1e-3
+        MAX_NEW_TOKENS=12
+        EVAL_BATCH_SIZE=4
+        """,
+    )
+    assert atr("data", str(project)).code == 0
+    assert atr("train", str(project), "--run-id", "r1").code == 0
+
+    result = atr("eval", str(project), "--run", "r1", "--limit", "5", "--compare-base")
+    assert result.code == 0, result.text[-3000:]
+    tuned_dir, base_dir = (
+        project / "runs/r1/eval",
+        project / "eval" / f"base-{tiny_model.as_posix().strip('/').replace('/', '-')}",
+    )
+    for folder in (tuned_dir, base_dir):
+        figures = json.loads((folder / "metrics.json").read_text())
+        assert set(figures) >= METRIC_KEYS, METRIC_KEYS - set(figures)
+        assert figures["n"] == 5 and figures["cosine_method"].startswith("tfidf-char-2-4")
+        assert 0 <= figures["chrf"] <= 100 and figures["valid_loss"] > 0
+        assert figures["signature"]["generation"]["decoding"] == "greedy"
+        assert figures["signature"]["template"]["name"] == "instruct-ko"
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == 5 and rows[0]["prompt"].endswith("### 답변:\n")
+        assert set(rows[0]["flags"]) == {"leak", "repetition", "empty", "no_eos", "echo"}
+        assert "## Worst samples" in (folder / "report.md").read_text()
+    assert json.loads((tuned_dir / "metrics.json").read_text())["signature"]["adapter"].endswith("r1/style")
+    assert json.loads((base_dir / "metrics.json").read_text())["signature"]["adapter"] is None
+    compare = (tuned_dir / "compare.md").read_text()
+    assert "| chrf |" in compare and compare.count("| test-") == 5
+
+    listed = atr("eval", str(project), "--prompts", str(project / "prompts.txt"), "--out", str(tmp_path / "p"))
+    assert listed.code == 0, listed.text[-2000:]
+    figures = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert figures["n"] == 2 and "chrf" not in figures, "no references: outputs and flags only"
+
+
+def test_eval_without_a_run_or_split_is_a_clear_error(tmp_path, tiny_model):
+    write(tmp_path / "d.csv", "text\nx\n")
+    write(tmp_path / "project.env", f"MODEL={tiny_model}\nDATA_FILE=d.csv\n")
+    result = atr("eval", str(tmp_path))
+    assert result.code == 2 and "no succeeded run to evaluate" in result.err
+    base = atr("eval", str(tmp_path), "--base")
+    assert base.code == 2 and "no test split" in base.err and "Traceback" not in base.err
