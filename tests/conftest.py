@@ -136,3 +136,32 @@ def tiny_project(tmp_path, tiny_model) -> Path:
     write(project / "project.env", TINY_ENV.format(model=tiny_model))
     write_csv(project / "style.csv", style_rows())
     return project
+
+
+STYLE_ENV = """\
+MODEL={model}
+DATA_BUILDER=txt
+RAW_DATA=style.txt
+PROMPT_TEMPLATE=instruct-ko
+TRAINER=sft
+PEFT=true
+QUANTIZATION=none
+LORA_R=4
+LORA_ALPHA=8
+BLOCK_SIZE=64
+BATCH_SIZE=2
+GRADIENT_ACCUMULATION=1
+LR=1e-3
+"""
+
+
+@pytest.fixture
+def style_project(tmp_path, tiny_model) -> Path:
+    """A txt style corpus built by `atr data` into instruction/response text (instruct-ko)."""
+    project = tmp_path / "projects" / "style"
+    write(
+        project / "style.txt",
+        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
+    )
+    write(project / "project.env", STYLE_ENV.format(model=tiny_model))
+    return project

@@ -27,29 +27,11 @@ METRIC_KEYS = {
 }
 
 
-def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model):
-    project = tmp_path / "projects" / "style"
-    blocks = "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40))
-    write(project / "style.txt", blocks)
+def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model, style_project):
+    project = style_project
     write(project / "prompts.txt", "주말에 뭐 할까?\n\n오늘 기분 어때?\n")
-    write(
-        project / "project.env",
-        f"""\
-        MODEL={tiny_model}
-        DATA_BUILDER=txt
-        RAW_DATA=style.txt
-        PROMPT_TEMPLATE=instruct-ko
-        TRAINER=sft
-        PEFT=true
-        QUANTIZATION=none
-        LORA_R=4
-        LORA_ALPHA=8
-        BLOCK_SIZE=64
-        LR=1e-3
-        MAX_NEW_TOKENS=12
-        EVAL_BATCH_SIZE=4
-        """,
-    )
+    with (project / "project.env").open("a", encoding="utf-8") as handle:
+        handle.write("MAX_NEW_TOKENS=12\nEVAL_BATCH_SIZE=4\n")
     assert atr("data", str(project)).code == 0
     assert atr("train", str(project), "--run-id", "r1").code == 0
 

@@ -101,7 +101,7 @@ def test_ctrl_c_stops_the_whole_process_group_and_marks_the_run(tiny_project):
         assert leftover.stdout.strip() == "", f"processes left in group {group}"
 
 
-def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tiny_model):
+def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tiny_model, style_project):
     """`atr data` (txt, instruct-ko) then `atr train`; the packed sequences the trainer really saw
     (dumped from inside AutoTrain's trainer process) end every rendered sample with EOS."""
     import csv
@@ -109,27 +109,7 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
 
     from transformers import AutoTokenizer
 
-    project = tmp_path / "projects" / "style"
-    blocks = "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40))
-    write(project / "style.txt", blocks)
-    write(
-        project / "project.env",
-        f"""\
-        MODEL={tiny_model}
-        DATA_BUILDER=txt
-        RAW_DATA=style.txt
-        PROMPT_TEMPLATE=instruct-ko
-        TRAINER=sft
-        PEFT=true
-        QUANTIZATION=none
-        LORA_R=4
-        LORA_ALPHA=8
-        BLOCK_SIZE=64
-        BATCH_SIZE=2
-        GRADIENT_ACCUMULATION=1
-        LR=1e-3
-        """,
-    )
+    project = style_project
     assert atr("data", str(project)).code == 0
     dump = tmp_path / "tokens.json"
     hooks = str(Path(__file__).parent / "hooks")

@@ -68,3 +68,9 @@ def build_tiny_model(folder: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+if __name__ == "__main__":  # python tests/tinymodel.py /tmp/tiny: the benchmark's tiny model
+    import sys
+
+    print(build_tiny_model(Path(sys.argv[1])))
