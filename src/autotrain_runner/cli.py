@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="only the first N samples")
     ev.add_argument("--out", type=Path, help="output folder (default: <run>/eval, or eval/base-<model>)")
     ev.add_argument("--compare-base", action="store_true", help="also evaluate the base model; write compare.md")
+    talk = project_command("chat", "chat in the terminal with a run (or the base model), in its own template")
+    who = talk.add_mutually_exclusive_group()
+    who.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
+    who.add_argument("--base", action="store_true", help="the base model, with the project's template")
     bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
@@ -162,6 +166,11 @@ def _dispatch(args: argparse.Namespace, out) -> int:
                 if k in result
             }
             out.print(json.dumps(shown, ensure_ascii=False), markup=False)
+        return EXIT_OK
+    if args.cmd == "chat":
+        from .chat import chat
+
+        chat(args.project, args.overrides, run_id=args.run_id, base=args.base)
         return EXIT_OK
     if args.cmd == "bench":
         from . import bench

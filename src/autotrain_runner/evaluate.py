@@ -51,9 +51,9 @@ def evaluate(
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     config = load_config(project, overrides)
-    targets = [_base_target(config, out)] if base else [_run_target(config, run_id, out)]
+    targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
     if compare_base and not base:
-        targets.append(_base_target(config, None))
+        targets.append(base_target(config, None))
     samples = _samples(config, split, prompts_file, limit)
     valid = _samples(config, "valid", None, limit) if prompts_file is None and split != "valid" else []
     settings = Settings(
@@ -78,7 +78,7 @@ def evaluate(
 # --- what to evaluate
 
 
-def _run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
+def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
     if run_id is None:
         done = [r for r in runs.list_runs(config.project_dir) if r.get("status") == "succeeded"]
         if not done:
@@ -104,7 +104,7 @@ def _run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
     )
 
 
-def _base_target(config: Config, out: Path | None) -> Target:
+def base_target(config: Config, out: Path | None) -> Target:
     models.ensure_converted(config.model)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.model.spec).strip("-")
     return Target(
@@ -144,13 +144,13 @@ def _samples(config: Config, split: str, prompts_file: Path | None, limit: int |
 # --- generation and metrics
 
 
-def _render(backend: HFBackend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
+def render_prompt(backend: HFBackend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
     if template.kind == "chat":
         return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return template.render(messages, add_generation_prompt=True)
 
 
-def _markers(backend: HFBackend, template: templates.PromptTemplate) -> list[str]:
+def leak_markers(backend: HFBackend, template: templates.PromptTemplate) -> list[str]:
     """What must never appear in an answer: the layout's role markers and the special tokens."""
     found = template.markers() if template.kind == "text" else []
     found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
@@ -169,11 +169,11 @@ def _evaluate_one(
 ) -> dict[str, Any]:
     backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
     special = target.template.kind == "text"
-    prompts = [_render(backend, target.template, s["messages"]) for s in samples]
+    prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
     started = time.perf_counter()
     outputs = backend.generate(prompts, settings, target.template.stop, special)
     seconds = time.perf_counter() - started
-    markers = _markers(backend, target.template)
+    markers = leak_markers(backend, target.template)
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]
     scored = [p for p in predictions if p["reference"] is not None]
     figures: dict[str, Any] = {
@@ -269,7 +269,7 @@ def _held_out_loss(backend: HFBackend, template: templates.PromptTemplate, valid
     tokenizer, model = backend.tokenizer, backend.model
     total, count = 0.0, 0
     for sample in valid:
-        prompt = _render(backend, template, sample["messages"])
+        prompt = render_prompt(backend, template, sample["messages"])
         special = template.kind == "text"
         prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
         if template.kind == "chat":

@@ -127,7 +127,7 @@ class HFBackend:
         return [self._generate_batch([p], settings, stop, special)[0] for p in prompts]
 
     def _generate_batch(
-        self, prompts: list[str], settings: Settings, stop: Sequence[str], special: bool
+        self, prompts: list[str], settings: Settings, stop: Sequence[str], special: bool, streamer=None
     ) -> list[Generated]:
         import torch
 
@@ -148,6 +148,7 @@ class HFBackend:
                 eos_token_id=self.tokenizer.eos_token_id,
                 stop_strings=list(stop) or None,
                 tokenizer=self.tokenizer if stop else None,
+                streamer=streamer,
             )
         width = encoded["input_ids"].shape[1]
         return [self._decode(row[width:].tolist(), settings, stop) for row in output]

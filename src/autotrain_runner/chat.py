@@ -1,0 +1,135 @@
+"""`atr chat`: talk to a run (or the base model) through the template it was trained with.
+
+The conversation is rendered by the run's recorded template, never a hand-built
+"User:/Assistant:" string. Tokens stream as they are generated; the next-turn marker is held
+back so it never reaches the screen. History is trimmed from the oldest turn to fit the context
+window. An answer that leaks the template or loops gets a visible warning.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from . import metrics
+from .config import load_config
+from .evaluate import base_target, leak_markers, render_prompt, run_target
+from .generate import HFBackend, Settings
+
+EXIT_WORDS = {"/exit", "/quit", "종료"}
+HELP = "commands: /reset (forget the conversation), /exit or 종료 (leave)"
+
+
+def chat(
+    project: Path | str,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+    base: bool = False,
+    stdin: IO[str] = sys.stdin,
+    stdout: IO[str] = sys.stdout,
+) -> None:
+    config = load_config(project, overrides)
+    target = base_target(config, None) if base else run_target(config, run_id, None)
+    backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+    template = target.template
+    settings = Settings(
+        max_new_tokens=config.get("MAX_NEW_TOKENS"),
+        temperature=config.get("TEMPERATURE"),
+        top_p=config.get("TOP_P"),
+        repetition_penalty=config.get("REPETITION_PENALTY"),
+        batch_size=1,
+    )
+    system = [{"role": "system", "content": config.get("SYSTEM_PROMPT")}] if config.get("SYSTEM_PROMPT") else []
+    markers = leak_markers(backend, template)
+    window = _context_window(backend)
+    stdout.write(f"chatting with {target.label} (template {template.name}); {HELP}\n")
+    history: list[dict[str, str]] = []
+    while True:
+        stdout.write("you> ")
+        stdout.flush()
+        line = stdin.readline()
+        if not line:  # end of input
+            stdout.write("\n")
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text in EXIT_WORDS:
+            return
+        if text == "/reset":
+            history = []
+            stdout.write("(conversation reset)\n")
+            continue
+        history.append({"role": "user", "content": text})
+        history, prompt = _fit(backend, template, system, history, window - settings.max_new_tokens)
+        stdout.write("bot> ")
+        answer, finished = _stream(backend, prompt, settings, template.stop, template.kind == "text", stdout)
+        stdout.write("\n")
+        history.append({"role": "assistant", "content": answer})
+        leaked = metrics.leaks(answer, markers)
+        if leaked:
+            stdout.write(
+                f"warning: the answer contains the template's markers {leaked}: the model leaks its "
+                "prompt template (often over-training)\n"
+            )
+        if metrics.repeats(answer):
+            stdout.write("warning: the answer repeats itself (a loop; often over-training)\n")
+        if not finished:
+            stdout.write(f"warning: no end of answer within MAX_NEW_TOKENS={settings.max_new_tokens}\n")
+
+
+def _context_window(backend: HFBackend) -> int:
+    config = getattr(backend.model, "config", None)
+    return int(getattr(config, "max_position_embeddings", 0) or backend.tokenizer.model_max_length or 2048)
+
+
+def _fit(backend: HFBackend, template, system, history, budget: int):
+    """Drop the oldest exchanges until the rendered prompt fits the context window."""
+    while True:
+        prompt = render_prompt(backend, template, system + history)
+        if backend.count_tokens(prompt, template.kind == "text") <= budget or len(history) <= 1:
+            return history, prompt
+        history = history[2:] if len(history) > 2 else history[1:]
+
+
+def _stream(backend: HFBackend, prompt: str, settings: Settings, stop: Sequence[str], special: bool, out: IO[str]):
+    """Generate in a thread and print text as it arrives, holding back anything that could be the
+    start of a stop marker."""
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(backend.tokenizer, skip_prompt=True, skip_special_tokens=False)
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["generated"] = backend._generate_batch([prompt], settings, stop, special, streamer=streamer)[0]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    shown, pending = "", ""
+    hold = max((len(m) for m in stop), default=0)
+    stopped = False
+    eos = backend.tokenizer.eos_token or ""
+    for piece in streamer:
+        if stopped:
+            continue
+        pending += piece.replace(eos, "") if eos else piece
+        cut = min((pending.index(m) for m in stop if m in pending), default=None)
+        if cut is not None:
+            out.write(pending[:cut])
+            shown += pending[:cut]
+            pending, stopped = "", True
+            continue
+        safe = len(pending) - hold
+        if safe > 0:
+            out.write(pending[:safe])
+            shown += pending[:safe]
+            pending = pending[safe:]
+        out.flush()
+    thread.join()
+    if not stopped and pending:
+        out.write(pending)
+    generated = result["generated"]
+    return generated.text, generated.finished
