@@ -30,8 +30,9 @@ METRIC_KEYS = {
 def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model, style_project):
     project = style_project
     write(project / "prompts.txt", "주말에 뭐 할까?\n\n오늘 기분 어때?\n")
+    write(project / "list.jsonl", '{"prompt": "안녕?"}\n')
     with (project / "project.env").open("a", encoding="utf-8") as handle:
-        handle.write("MAX_NEW_TOKENS=12\nEVAL_BATCH_SIZE=4\n")
+        handle.write("MAX_NEW_TOKENS=12\nEVAL_BATCH_SIZE=4\nEVAL_PROMPTS=list.jsonl\n")
     assert atr("data", str(project)).code == 0
     assert atr("train", str(project), "--run-id", "r1").code == 0
 
@@ -54,6 +55,9 @@ def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model, s
         assert "## Worst samples" in (folder / "report.md").read_text()
     assert json.loads((tuned_dir / "metrics.json").read_text())["signature"]["adapter"].endswith("r1/style")
     assert json.loads((base_dir / "metrics.json").read_text())["signature"]["adapter"] is None
+    listed = [json.loads(line) for line in (tuned_dir / "prompts" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["reference"] for r in listed] == [None]
+    assert (tuned_dir / "prompts" / "compare.md").exists(), "EVAL_PROMPTS: base vs fine-tuned on the list too"
     compare = (tuned_dir / "compare.md").read_text()
     assert "| chrf |" in compare and compare.count("| test-") == 5
 
@@ -70,3 +74,9 @@ def test_eval_without_a_run_or_split_is_a_clear_error(tmp_path, tiny_model):
     assert result.code == 2 and "no succeeded run to evaluate" in result.err
     base = atr("eval", str(tmp_path), "--base")
     assert base.code == 2 and "no test split" in base.err and "Traceback" not in base.err
+
+
+def test_unavailable_bleu_tokenizer_is_a_config_error(style_project):
+    assert atr("data", str(style_project)).code == 0
+    result = atr("eval", str(style_project), "--base", "--set", "BLEU_TOKENIZE=ko-mecab")
+    assert result.code == 2 and "sacrebleu[ko]" in result.err

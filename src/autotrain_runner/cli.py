@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError
+from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError, WorkError
 from .redact import Redactor
 
 EXIT_INTERRUPTED = 130
@@ -54,10 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="only the first N samples")
     ev.add_argument("--out", type=Path, help="output folder (default: <run>/eval, or eval/base-<model>)")
     ev.add_argument("--compare-base", action="store_true", help="also evaluate the base model; write compare.md")
+    ev.add_argument(
+        "--backend",
+        choices=("hf", "openai"),
+        default="hf",
+        help="hf: in process; openai: an OpenAI-compatible server at OPENAI_BASE_URL",
+    )
     talk = project_command("chat", "chat in the terminal with a run (or the base model), in its own template")
     who = talk.add_mutually_exclusive_group()
     who.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
     who.add_argument("--base", action="store_true", help="the base model, with the project's template")
+    srv = project_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
+    served = srv.add_mutually_exclusive_group()
+    served.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
+    served.add_argument("--base", action="store_true", help="the base model, with the project's template")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
     bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
@@ -157,6 +169,7 @@ def _dispatch(args: argparse.Namespace, out) -> int:
             limit=args.limit,
             out=args.out,
             compare_base=args.compare_base,
+            backend=args.backend,
             echo=lambda line: out.print(line, markup=False),
         )
         for result in results:
@@ -171,6 +184,22 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         from .chat import chat
 
         chat(args.project, args.overrides, run_id=args.run_id, base=args.base)
+        return EXIT_OK
+    if args.cmd == "serve":
+        from .serve import serve
+
+        try:
+            serve(
+                args.project,
+                args.overrides,
+                run_id=args.run_id,
+                base=args.base,
+                host=args.host,
+                port=args.port,
+                echo=lambda line: print(line, flush=True),
+            )
+        except OSError as exc:
+            raise WorkError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
         return EXIT_OK
     if args.cmd == "bench":
         from . import bench

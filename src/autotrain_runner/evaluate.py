@@ -8,6 +8,7 @@ atomically (`predictions.jsonl`, `metrics.json`, `report.md`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from typing import Any
 from . import metrics, models, runs, templates
 from .config import Config, load_config
 from .errors import ConfigError
-from .generate import Generated, HFBackend, Settings
+from .generate import Generated, HFBackend, OpenAIBackend, Settings
 
 
 @dataclass
@@ -48,9 +49,24 @@ def evaluate(
     limit: int | None = None,
     out: Path | None = None,
     compare_base: bool = False,
+    backend: str = "hf",
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     config = load_config(project, overrides)
+    if backend == "openai" and not config.get("OPENAI_BASE_URL"):
+        raise ConfigError(
+            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
+            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
+        )
+    try:  # fail before loading a model when the BLEU tokenizer cannot work here
+        from sacrebleu.metrics import BLEU
+
+        BLEU(tokenize=config.get("BLEU_TOKENIZE"))
+    except Exception as exc:  # sacrebleu raises several kinds for an unknown or uninstalled tokenizer
+        raise ConfigError(
+            f"{config.env_file}: BLEU_TOKENIZE={config.get('BLEU_TOKENIZE')}: {exc} "
+            "(ko-mecab needs: pip install 'sacrebleu[ko]')"
+        ) from None
     targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
     if compare_base and not base:
         targets.append(base_target(config, None))
@@ -63,11 +79,31 @@ def evaluate(
         repetition_penalty=config.get("REPETITION_PENALTY"),
         batch_size=config.get("EVAL_BATCH_SIZE"),
     )
+    results = _run(
+        config, targets, samples, valid if backend == "hf" else [], settings, backend, str(prompts_file or split), echo
+    )
+    if prompts_file is None and config.get("EVAL_PROMPTS"):  # the qualitative list, beside the split
+        source = config.values["EVAL_PROMPTS"].source
+        listed = (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
+        listed_targets = [dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets]
+        _run(config, listed_targets, _samples(config, split, listed, limit), [], settings, backend, str(listed), echo)
+    return results
+
+
+def _run(
+    config: Config,
+    targets: list[Target],
+    samples: list[dict[str, Any]],
+    valid: list[dict[str, Any]],
+    settings: Settings,
+    backend: str,
+    what: str,
+    echo: Callable[[str], None],
+) -> list[dict[str, Any]]:
     results = []
     for target in targets:
-        echo(f"evaluating {target.label} on {len(samples)} samples ({prompts_file or split})")
-        result = _evaluate_one(config, target, samples, valid, settings, echo)
-        results.append(result)
+        echo(f"evaluating {target.label} on {len(samples)} samples ({what})")
+        results.append(_evaluate_one(config, target, samples, valid, settings, backend))
         echo(f"wrote {target.out_dir}")
     if len(results) == 2:
         _write_comparison(targets, results)
@@ -165,15 +201,30 @@ def _evaluate_one(
     samples: list[dict[str, Any]],
     valid: list[dict[str, Any]],
     settings: Settings,
-    echo: Callable[[str], None],
+    kind: str,
 ) -> dict[str, Any]:
-    backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
-    special = target.template.kind == "text"
-    prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
-    started = time.perf_counter()
-    outputs = backend.generate(prompts, settings, target.template.stop, special)
+    backend: HFBackend | OpenAIBackend
+    if kind == "openai":
+        backend = OpenAIBackend(
+            config.get("OPENAI_BASE_URL"),
+            config.get("OPENAI_MODEL") or config.project_name,
+            os.environ.get("OPENAI_API_KEY"),
+            config.get("EVAL_CONCURRENCY"),
+            config.get("EVAL_TIMEOUT"),
+        )
+        # the server renders the template: the prompt shown is the conversation itself
+        prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
+        started = time.perf_counter()
+        outputs = backend.generate_messages([s["messages"] for s in samples], settings)
+        markers = [*target.template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>"]
+    else:
+        backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+        special = target.template.kind == "text"
+        prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
+        started = time.perf_counter()
+        outputs = backend.generate(prompts, settings, target.template.stop, special)
+        markers = leak_markers(backend, target.template)
     seconds = time.perf_counter() - started
-    markers = leak_markers(backend, target.template)
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]
     scored = [p for p in predictions if p["reference"] is not None]
     figures: dict[str, Any] = {
@@ -202,7 +253,7 @@ def _evaluate_one(
             "mean_chars": metrics.mean([len(o) for o in outs]),
         }
     )
-    if valid:
+    if valid and isinstance(backend, HFBackend):
         figures.update(_held_out_loss(backend, target.template, valid))
     figures["signature"] = {
         **backend.description,

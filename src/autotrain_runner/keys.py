@@ -249,6 +249,12 @@ _EVAL_KEYS = [
         group="eval",
     ),
     Key("EVAL_PROMPTS", "str", "A prompt list (one per line, or JSONL) for qualitative checks", group="eval"),
+    Key("OPENAI_BASE_URL", "str", "--backend openai: the server, e.g. http://127.0.0.1:8000/v1", group="eval"),
+    Key("OPENAI_MODEL", "str", "--backend openai: the model (or LoRA module) name the server knows", group="eval"),
+    Key(
+        "EVAL_CONCURRENCY", "int", "--backend openai: requests at once", default=4, check=_above(1, True), group="eval"
+    ),
+    Key("EVAL_TIMEOUT", "float", "--backend openai: seconds per request", default=120.0, check=_above(0), group="eval"),
 ]
 
 # Old key -> (current key, how the old value becomes the current one).
