@@ -117,3 +117,50 @@ def _group_members(group: int) -> str:
         if state != "Z":
             alive.append(pid)
     return " ".join(alive)
+
+
+def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tiny_model, style_project):
+    """`atr data` (txt, instruct-ko) then `atr train`; the packed sequences the trainer really saw
+    (dumped from inside AutoTrain's trainer process) end every rendered sample with EOS."""
+    import csv
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    project = style_project
+    assert atr("data", str(project)).code == 0
+    dump = tmp_path / "tokens.json"
+    hooks = str(Path(__file__).parent / "hooks")
+    result = atr("train", str(project), "--run-id", "eos", env={"PYTHONPATH": hooks, "ATR_TEST_DUMP_PACKED": str(dump)})
+    assert result.code == 0, result.text[-3000:]
+    record = json.loads((project / "runs/eos/run.json").read_text())
+    assert record["template"]["name"] == "instruct-ko" and record["template"]["stop"] == ["### 질문:"]
+    assert record["data"]["source"].endswith("datasets/style/train.csv")
+
+    seen = json.loads(dump.read_text())
+    eos = seen["eos_token_id"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    with (tmp_path / "datasets/style/train.csv").open(encoding="utf-8") as handle:
+        samples = [tokenizer(row["text"])["input_ids"] for row in csv.DictReader(handle)]
+    for chunk in seen["input_ids"]:
+        segments, current = [], []
+        for token in chunk:
+            if token == eos:
+                segments.append(current)
+                current = []
+            else:
+                current.append(token)
+        for index, segment in enumerate(segments):
+            # every run of tokens that ends at an EOS is the end of one rendered sample...
+            assert any(s[len(s) - len(segment) :] == segment for s in samples), tokenizer.decode(segment)
+            # ...and one that starts after an EOS is a whole sample
+            if index > 0:
+                assert segment in samples
+    # TRL packs the samples in order (each + EOS) and drops the incomplete last block: exactly the
+    # samples that end inside the kept tokens show an EOS.
+    kept = sum(len(chunk) for chunk in seen["input_ids"])
+    ends, position = 0, 0
+    for sample in samples:
+        position += len(sample) + 1
+        ends += position <= kept
+    assert sum(chunk.count(eos) for chunk in seen["input_ids"]) == ends
