@@ -16,7 +16,7 @@ from typing import IO
 
 from . import metrics
 from .config import load_config
-from .evaluate import base_target, leak_markers, render_prompt, run_target
+from .evaluate import base_target, generation_settings, leak_markers, render_prompt, run_target
 from .generate import HFBackend, Settings
 
 EXIT_WORDS = {"/exit", "/quit", "종료"}
@@ -35,13 +35,7 @@ def chat(
     target = base_target(config, None) if base else run_target(config, run_id, None)
     backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
     template = target.template
-    settings = Settings(
-        max_new_tokens=config.get("MAX_NEW_TOKENS"),
-        temperature=config.get("TEMPERATURE"),
-        top_p=config.get("TOP_P"),
-        repetition_penalty=config.get("REPETITION_PENALTY"),
-        batch_size=1,
-    )
+    settings = generation_settings(config, batch_size=1)
     system = [{"role": "system", "content": config.get("SYSTEM_PROMPT")}] if config.get("SYSTEM_PROMPT") else []
     markers = leak_markers(backend, template)
     window = _context_window(backend)

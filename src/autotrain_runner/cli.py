@@ -45,10 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
     data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
     data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
-    ev = project_command("eval", "evaluate a run (or the base model) on a held-out split or a prompt list")
-    which = ev.add_mutually_exclusive_group()
-    which.add_argument("--run", dest="run_id", help="the run to evaluate (default: the latest succeeded run)")
-    which.add_argument("--base", action="store_true", help="the base model, with the project's template")
+
+    def model_command(name: str, help: str) -> argparse.ArgumentParser:
+        """A command that loads a run's model (default: the latest succeeded run) or the base model."""
+        p = project_command(name, help)
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
+        which.add_argument("--base", action="store_true", help="the base model, with the project's template")
+        return p
+
+    ev = model_command("eval", "evaluate a run (or the base model) on a held-out split or a prompt list")
     ev.add_argument("--split", default="test", choices=("test", "valid", "train"))
     ev.add_argument("--prompts", type=Path, help="a prompt list (one per line, or JSONL): outputs and flags only")
     ev.add_argument("--limit", type=int, help="only the first N samples")
@@ -60,14 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         default="hf",
         help="hf: in process; openai: an OpenAI-compatible server at OPENAI_BASE_URL",
     )
-    talk = project_command("chat", "chat in the terminal with a run (or the base model), in its own template")
-    who = talk.add_mutually_exclusive_group()
-    who.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
-    who.add_argument("--base", action="store_true", help="the base model, with the project's template")
-    srv = project_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
-    served = srv.add_mutually_exclusive_group()
-    served.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
-    served.add_argument("--base", action="store_true", help="the base model, with the project's template")
+    model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
+    srv = model_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
     bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")

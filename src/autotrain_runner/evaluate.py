@@ -72,13 +72,7 @@ def evaluate(
         targets.append(base_target(config, None))
     samples = _samples(config, split, prompts_file, limit)
     valid = _samples(config, "valid", None, limit) if prompts_file is None and split != "valid" else []
-    settings = Settings(
-        max_new_tokens=config.get("MAX_NEW_TOKENS"),
-        temperature=config.get("TEMPERATURE"),
-        top_p=config.get("TOP_P"),
-        repetition_penalty=config.get("REPETITION_PENALTY"),
-        batch_size=config.get("EVAL_BATCH_SIZE"),
-    )
+    settings = generation_settings(config)
     results = _run(
         config, targets, samples, valid if backend == "hf" else [], settings, backend, str(prompts_file or split), echo
     )
@@ -109,6 +103,17 @@ def _run(
         _write_comparison(targets, results)
         echo(f"wrote {targets[0].out_dir / 'compare.md'}")
     return results
+
+
+def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
+    """The generation keys of a project (eval, chat and serve read them the same way)."""
+    return Settings(
+        max_new_tokens=config.get("MAX_NEW_TOKENS"),
+        temperature=config.get("TEMPERATURE"),
+        top_p=config.get("TOP_P"),
+        repetition_penalty=config.get("REPETITION_PENALTY"),
+        batch_size=batch_size or config.get("EVAL_BATCH_SIZE"),
+    )
 
 
 # --- what to evaluate

@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import load_config
 from .data.base import ROLES
-from .evaluate import Target, base_target, render_prompt, run_target
+from .evaluate import Target, base_target, generation_settings, render_prompt, run_target
 from .generate import HFBackend, Settings
 
 MAX_BODY = 1_000_000  # bytes
@@ -175,12 +175,7 @@ def serve(
 ) -> None:
     config = load_config(project, overrides)
     target = base_target(config, None) if base else run_target(config, run_id, None)
-    settings = Settings(
-        max_new_tokens=config.get("MAX_NEW_TOKENS"),
-        temperature=config.get("TEMPERATURE"),
-        top_p=config.get("TOP_P"),
-        repetition_penalty=config.get("REPETITION_PENALTY"),
-    )
+    settings = generation_settings(config, batch_size=1)
     name = config.project_name if not base else config.model.spec
     model = _Model(target, settings, name, max_waiting)
     server = ThreadingHTTPServer((host, port), _handler(model))
