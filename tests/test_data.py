@@ -474,3 +474,20 @@ def test_bench_data_builds_a_synthetic_summary_corpus():
     figures = json.loads(result.out)
     assert figures["dialogues"] == figures["kept"] == 300 and figures["files"] == 9
     assert figures["items_per_s"] > 0 and figures["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize(
+    ("builder", "fixture"), [("alpaca", "alpaca.json"), ("sharegpt", "sharegpt.jsonl"), ("messages", "messages.jsonl")]
+)
+def test_system_prompt_fills_in_only_where_a_conversation_has_none(tmp_path, builder, fixture):
+    suffix = Path(fixture).suffix
+    p = project(
+        tmp_path,
+        f"DATA_BUILDER={builder}\nRAW_DATA=raw{suffix}\nPROMPT_TEMPLATE=chatml\nSPLIT=1,0,0\n"
+        "SYSTEM_PROMPT=기본 시스템\n",
+        **{f"raw__{suffix[1:]}": FIXTURES / fixture},
+    )
+    build_data(p)
+    systems = [c[0]["content"] for c in all_conversations(tmp_path / "datasets" / "p")]
+    own = {"alpaca": "당신은 친절한 도우미입니다.", "sharegpt": "짧게 답하세요."}.get(builder)
+    assert systems == ["기본 시스템", own or "기본 시스템"]

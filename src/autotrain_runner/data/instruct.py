@@ -21,7 +21,11 @@ def _records(inputs: list[Path], bad: BadRows):
                 bad.add(located.where, "not an object")
 
 
-def _checked(messages, where: str, bad: BadRows, meta=None) -> Sample | None:
+def _checked(messages, where: str, bad: BadRows, options: Options, meta=None) -> Sample | None:
+    """The conversation under SYSTEM_PROMPT when it has no system message of its own, validated."""
+    first = messages[0] if messages else None
+    if isinstance(first, dict) and first.get("role") != "system":
+        messages = with_system(options.get("SYSTEM_PROMPT"), messages)
     problem = conversation_problem(messages)
     if problem:
         bad.add(where, problem)
@@ -43,7 +47,7 @@ def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sampl
         for question, answer in history:
             turns += [{"role": "user", "content": str(question)}, {"role": "assistant", "content": str(answer)}]
         turns += [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(r.get("output") or "")}]
-        sample = _checked(with_system(r.get("system") or options.get("SYSTEM_PROMPT"), turns), row.where, bad)
+        sample = _checked(with_system(r.get("system"), turns), row.where, bad, options)
         if sample:
             yield sample
 
@@ -60,9 +64,7 @@ def sharegpt(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
         except (KeyError, TypeError):
             bad.add(row.where, "each turn needs from (human, gpt, system) and value")
             continue
-        if messages and messages[0]["role"] != "system" and options.get("SYSTEM_PROMPT"):
-            messages = with_system(options.get("SYSTEM_PROMPT"), messages)
-        sample = _checked(messages, row.where, bad, {"id": row.record.get("id")})
+        sample = _checked(messages, row.where, bad, options, {"id": row.record.get("id")})
         if sample:
             yield sample
 
@@ -74,8 +76,6 @@ def messages(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
         if not isinstance(msgs, list):
             bad.add(row.where, "no 'messages' list")
             continue
-        if msgs and isinstance(msgs[0], dict) and msgs[0].get("role") != "system" and options.get("SYSTEM_PROMPT"):
-            msgs = with_system(options.get("SYSTEM_PROMPT"), msgs)
-        sample = _checked(msgs, row.where, bad)
+        sample = _checked(msgs, row.where, bad, options)
         if sample:
             yield sample
