@@ -390,12 +390,17 @@ def _typed(text: str, kind: str, spec: Key, where: str, name: str, problems: lis
         if kind == "block_size":
             sizes = [int(s) for s in stripped.split(",")]
             return sizes[0] if len(sizes) == 1 else sizes
+        if kind in ("int_list", "float_list"):
+            item = int if kind == "int_list" else float
+            return [item(s) for s in stripped.split(",") if s.strip()]
     except ValueError as exc:
         expected = {
             "bool": "true or false",
             "int": "a whole number",
             "float": "a number",
             "block_size": "a whole number of tokens",
+            "int_list": "a comma-separated list of whole numbers",
+            "float_list": "a comma-separated list of numbers",
         }[kind]
         detail = "" if "invalid literal" in str(exc) or "could not convert" in str(exc) else f" ({exc})"
         problems.append(Problem("error", where, name, f"{text!r} is not {expected}{detail}"))

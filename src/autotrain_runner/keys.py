@@ -21,7 +21,7 @@ Check = Callable[[Any], str | None]
 @dataclass(frozen=True)
 class Key:
     name: str
-    kind: str  # "int", "float", "bool", "str", "block_size"
+    kind: str  # "int", "float", "bool", "str", "block_size", "int_list", "float_list"
     help: str
     field: str | None = None  # the LLMTrainingParams field it sets, if any
     default: Any = None
@@ -257,6 +257,61 @@ _EVAL_KEYS = [
     Key("EVAL_TIMEOUT", "float", "--backend openai: seconds per request", default=120.0, check=_above(0), group="eval"),
 ]
 
+
+def _each(check: Check) -> Check:
+    def each(values: list[Any]) -> str | None:
+        if not values:
+            return "must list at least one value"
+        return next((m for m in map(check, values) if m), None)
+
+    return each
+
+
+_SWEEP_KEYS = [
+    Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(_above(1, True)), group="sweep"),
+    Key("SWEEP_LORA_R", "int_list", "Sweep: LoRA ranks to try, e.g. 8,16", check=_each(_above(1, True)), group="sweep"),
+    Key(
+        "SWEEP_LORA_ALPHA",
+        "int_list",
+        "Sweep: LoRA alphas, paired with SWEEP_LORA_R (same length) or tried as a grid axis",
+        check=_each(_above(1, True)),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_ALPHA_RATIO",
+        "float",
+        "Sweep: alpha = ratio x rank when SWEEP_LORA_ALPHA is not set (unset: LORA_ALPHA as configured)",
+        check=_above(0),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_LR", "float_list", "Sweep: learning rates to try, e.g. 1e-4,2e-4", check=_each(_above(0)), group="sweep"
+    ),
+    Key(
+        "SWEEP_PARALLEL",
+        "int",
+        "Sweep: trials at once (default: one per CUDA device, else 1); on CPU the cores are split",
+        check=_above(1, True),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_METRIC",
+        "str",
+        "Sweep: what ranks the trials (higher is better; valid_loss: lower is better)",
+        default="chrf",
+        choices=("chrf", "bleu", "cosine", "valid_loss"),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_FLAG_LIMIT",
+        "float",
+        "Sweep: a trial whose template-leak or repetition rate exceeds this ranks below every clean trial",
+        default=0.0,
+        check=_within(0, 1, hi_inclusive=True),
+        group="sweep",
+    ),
+]
+
 # Old key -> (current key, how the old value becomes the current one).
 LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "LEARNING_RATE": ("LR", None),
@@ -278,7 +333,10 @@ LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_
 # Names that only carry a value into other values (`${PROJECT_ID}`), never a setting of their own.
 VARIABLES = {"PROJECT_ID"}
 
-KEYS: dict[str, Key] = {**_autotrain_keys(), **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS}}
+KEYS: dict[str, Key] = {
+    **_autotrain_keys(),
+    **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS + _SWEEP_KEYS},
+}
 del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
 
 
