@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
         default="hf",
         help="hf: in process; openai: an OpenAI-compatible server at OPENAI_BASE_URL",
     )
+    sw = project_command("sweep", "train and evaluate every trial of an epochs x LoRA-rank grid; rank them")
+    sw.add_argument("--epochs", metavar="LIST", help="epochs to try, e.g. 1,2,3,5 (SWEEP_EPOCHS)")
+    sw.add_argument("--lora-r", metavar="LIST", help="LoRA ranks to try, e.g. 8,16 (SWEEP_LORA_R)")
+    alpha = sw.add_mutually_exclusive_group()
+    alpha.add_argument("--lora-alpha", metavar="LIST", help="one alpha per rank, e.g. 16,32 (SWEEP_LORA_ALPHA)")
+    alpha.add_argument("--alpha-ratio", metavar="X", help="alpha = X x rank (SWEEP_ALPHA_RATIO; default 2)")
+    sw.add_argument("--lr", metavar="LIST", help="learning rates to try, e.g. 1e-4,2e-4 (SWEEP_LR)")
+    sw.add_argument("--parallel", type=int, metavar="N", help="trials at once (default: one per CUDA device, else 1)")
+    sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
+    sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
+    sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
     model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
     srv = model_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
     srv.add_argument("--host", default="127.0.0.1")
@@ -180,6 +191,23 @@ def _dispatch(args: argparse.Namespace, out) -> int:
             }
             out.print(json.dumps(shown, ensure_ascii=False), markup=False)
         return EXIT_OK
+    if args.cmd == "sweep":
+        from .sweep import cli_overrides, sweep
+
+        grid = cli_overrides(args.epochs, args.lora_r, args.lora_alpha, args.alpha_ratio, args.lr)
+        result = sweep(
+            args.project,
+            [*args.overrides, *grid],
+            force=args.force,
+            parallel=args.parallel,
+            cpu=args.cpu,
+            name=args.name,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        out.print(f"{result.status}: sweep folder {result.folder}", markup=False)
+        if result.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
     if args.cmd == "chat":
         from .chat import chat
 

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,9 +75,8 @@ def evaluate(
     results = _run(
         config, targets, samples, valid if backend == "hf" else [], settings, backend, str(prompts_file or split), echo
     )
-    if prompts_file is None and config.get("EVAL_PROMPTS"):  # the qualitative list, beside the split
-        source = config.values["EVAL_PROMPTS"].source
-        listed = (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
+    listed = prompts_path(config)
+    if prompts_file is None and listed is not None:  # the qualitative list, beside the split
         listed_targets = [dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets]
         _run(config, listed_targets, _samples(config, split, listed, limit), [], settings, backend, str(listed), echo)
     return results
@@ -103,6 +101,14 @@ def _run(
         _write_comparison(targets, results)
         echo(f"wrote {targets[0].out_dir / 'compare.md'}")
     return results
+
+
+def prompts_path(config: Config) -> Path | None:
+    """EVAL_PROMPTS, relative to the file that set it."""
+    if not config.get("EVAL_PROMPTS"):
+        return None
+    source = config.values["EVAL_PROMPTS"].source
+    return (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
 
 
 def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
@@ -280,6 +286,7 @@ def _per_sample(sample: dict[str, Any], prompt: str, output: Generated, markers:
     row = {
         "id": sample["id"],
         "prompt": prompt,
+        "request": request,
         "reference": sample.get("reference"),
         "output": text,
         "metrics": {
@@ -358,16 +365,11 @@ def _held_out_loss(backend: HFBackend, template: templates.PromptTemplate, valid
 
 def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: dict[str, Any], target: Target) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic(out_dir / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
-    _atomic(out_dir / "metrics.json", json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
-    _atomic(out_dir / "report.md", _report(target, predictions, figures))
-
-
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    runs.write_text_atomic(
+        out_dir / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    )
+    runs.write_text_atomic(out_dir / "metrics.json", json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    runs.write_text_atomic(out_dir / "report.md", _report(target, predictions, figures))
 
 
 _FIGURES = (
@@ -438,17 +440,17 @@ def _write_comparison(targets: list[Target], results: list[dict[str, Any]]) -> N
     for p in tuned_rows:
         b = base_rows.get(p["id"], {})
         lines.append(
-            f"| {p['id']} | {_cell(b.get('output', ''))} | {_cell(p['output'])} | "
-            f"{_cell(p.get('reference') or '')} |"
+            f"| {p['id']} | {md_cell(b.get('output', ''))} | {md_cell(p['output'])} | "
+            f"{md_cell(p.get('reference') or '')} |"
         )
-    _atomic(out_dir / "compare.md", "\n".join(lines) + "\n")
+    runs.write_text_atomic(out_dir / "compare.md", "\n".join(lines) + "\n")
 
 
 def _read_predictions(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def _cell(text: str) -> str:
+def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ⏎ ")[:200]
 
 

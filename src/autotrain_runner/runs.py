@@ -21,17 +21,21 @@ RUNS_DIR = "runs"
 RUN_JSON = "run.json"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Temp file, then rename: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def config_hash(payload: Any) -> str:
@@ -65,11 +69,16 @@ def create_run_dir(project_dir: Path, run_id: str | None, digest: str) -> Path:
     raise ConfigError(f"{root}: could not find a free run id for {base}")
 
 
-def read_run(run_dir: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A record written by write_json_atomic, or None when there is none (or it is not JSON)."""
     try:
-        return json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    return read_json(run_dir / RUN_JSON)
 
 
 def list_runs(project_dir: Path) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ as a child process in its own process group, output to the terminal and `train.l
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -38,7 +39,10 @@ _ERROR_LINE = re.compile(
     r"|^\s*[A-Za-z_][\w.]*(Error|Exception): |CUDA is required but not available"
 )
 _TRAIN_LOSS = re.compile(r"'train_loss':\s*([0-9.eE+-]+)")
-_STEP_LOSS = re.compile(r"'loss':\s*([0-9.eE+-]+)")
+# transformers prints each log dict, and AutoTrain's on_log callback logs it again: read the
+# callback's copy (full-precision epoch), or the printed one when a version logs no callback line.
+_ON_LOG = re.compile(r"on_log:\d+ - (\{'loss':[^}]*\})")
+_PRINTED = re.compile(r"^(\{'loss':[^}]*\})", re.MULTILINE)
 
 
 @dataclass
@@ -59,7 +63,7 @@ def train(
     config = load_config(target, overrides, cpu=cpu)
     for problem in config.problems:
         echo(f"{problem.level}: {problem}")
-    _refuse_what_cannot_run_here(config)
+    refuse_what_cannot_run_here(config)
     command.validate_with_autotrain(config)
     models.ensure_converted(config.model, log=echo)
     argv = command.build_argv(config)
@@ -103,7 +107,7 @@ def train(
     return RunResult(run_dir, "succeeded", record)
 
 
-def _refuse_what_cannot_run_here(config: Config) -> None:
+def refuse_what_cannot_run_here(config: Config) -> None:
     if config.quantization in ("int4", "int8") and not config.cuda:
         where = str(config.source("QUANTIZATION"))
         raise ConfigError(
@@ -296,12 +300,19 @@ def _dedupe(lines: list[str]) -> list[str]:
 
 
 def _losses(log_text: str) -> dict[str, Any]:
+    """The loss the trainer logged, step by step with its epoch, and the final mean."""
     train_loss = _TRAIN_LOSS.findall(log_text)
-    steps = [float(x) for x in _STEP_LOSS.findall(log_text)]
+    logged = _ON_LOG.findall(log_text) or _PRINTED.findall(log_text)
+    points = []
+    for text in logged:
+        with contextlib.suppress(ValueError, SyntaxError):
+            entry = ast.literal_eval(text)
+            points.append((float(entry["loss"]), float(entry.get("epoch", 0.0))))
     return {
         "train_loss": float(train_loss[-1]) if train_loss else None,
-        "last_step_loss": steps[-1] if steps else None,
-        "loss_history": steps,
+        "last_step_loss": points[-1][0] if points else None,
+        "loss_history": [loss for loss, _ in points],
+        "loss_epochs": [round(epoch, 4) for _, epoch in points],
     }
 
 

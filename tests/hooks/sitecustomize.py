@@ -1,5 +1,9 @@
 """Observes a real AutoTrain run from inside its trainer process (tests only; PYTHONPATH=tests/hooks).
 
+With ATR_TEST_FAIL_LORA_R set, an `autotrain llm` command given that `--lora-r` dies at start
+with an error, as AutoTrain does when it rejects a value at run time: a sweep test uses it to
+make one trial fail while the others succeed.
+
 With ATR_TEST_DUMP_PACKED set (no TOKEN in its name: such variables never reach the child),
 the packed training sequences that TRL's SFTTrainer is about to train on are written there as
 JSON, so a test can check what the model really saw. Nothing is changed: the original `train`
@@ -7,6 +11,12 @@ runs right after.
 """
 
 import os
+import sys
+
+_fail_rank = os.environ.get("ATR_TEST_FAIL_LORA_R")
+if _fail_rank and "--lora-r" in sys.argv and sys.argv[sys.argv.index("--lora-r") + 1] == _fail_rank:
+    print(f"ERROR | ValueError: lora_r={_fail_rank} rejected (test hook)", flush=True)
+    os._exit(1)
 
 _target = os.environ.get("ATR_TEST_DUMP_PACKED")
 

@@ -1,0 +1,575 @@
+"""`atr sweep`: epochs x LoRA rank (x alpha, x learning rate), every trial trained and evaluated.
+
+Reads top to bottom: the grid (command-line lists over the SWEEP_* keys) -> the sweep folder and
+its record, `sweep.json` -> the base model, evaluated once -> the trials, each an ordinary run
+followed by `atr eval` (reused when done, retried when failed or interrupted), one at a time in
+this process or N at once in worker processes -> the leaderboard, the outputs side by side and
+the plots (`results.write_results`).
+
+The sweep id is a digest of what the trials train on (the grid, the other training parameters,
+the model and the training file), so the same command finds the same sweep and resumes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import command, hardware, models, runs
+from .config import Config, load_config
+from .errors import ConfigError, WorkError
+from .evaluate import generation_settings, prompts_path
+
+SWEEPS_DIR = "sweeps"
+SWEEP_JSON = "sweep.json"
+BASE_DIR = "base"
+_OUTCOME = "\x1eatr-trial-outcome "  # the worker's last stdout line; never part of a log line
+_SWEPT_FIELDS = ("epochs", "lora_r", "lora_alpha", "lr")
+
+
+@dataclass(frozen=True)
+class Trial:
+    epochs: int
+    lora_r: int
+    lora_alpha: int
+    lr: float | None  # None: the project's LR
+
+    @property
+    def name(self) -> str:
+        name = f"e{self.epochs}-r{self.lora_r}-a{self.lora_alpha}"
+        return name if self.lr is None else f"{name}-lr{self.lr:g}"
+
+    def overrides(self) -> list[str]:
+        sets = [f"EPOCHS={self.epochs}", f"LORA_R={self.lora_r}", f"LORA_ALPHA={self.lora_alpha}"]
+        return sets if self.lr is None else [*sets, f"LR={self.lr!r}"]
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    status: str  # succeeded, failed, interrupted
+    record: dict[str, Any]
+
+
+def cli_overrides(
+    epochs: str | None, lora_r: str | None, lora_alpha: str | None, alpha_ratio: str | None, lr: str | None
+) -> list[str]:
+    """Command-line lists become the SWEEP_* keys, so one validation serves the flags and the env file."""
+    given = {
+        "SWEEP_EPOCHS": epochs,
+        "SWEEP_LORA_R": lora_r,
+        "SWEEP_LORA_ALPHA": lora_alpha,
+        "SWEEP_ALPHA_RATIO": alpha_ratio,
+        "SWEEP_LR": lr,
+    }
+    return [f"{key}={value}" for key, value in given.items() if value is not None]
+
+
+def grid(config: Config) -> list[Trial]:
+    """The trials, in the order they run: learning rate, then rank, then epochs."""
+    if not any(config.get(k) for k in ("SWEEP_EPOCHS", "SWEEP_LORA_R", "SWEEP_LORA_ALPHA", "SWEEP_LR")):
+        raise ConfigError(
+            f"{config.env_file}: SWEEP_EPOCHS: nothing to sweep; pass --epochs 1,2,3 and/or --lora-r 8,16 "
+            "(or set SWEEP_EPOCHS / SWEEP_LORA_R)"
+        )
+    epochs = _unique(config.get("SWEEP_EPOCHS") or [config.get("EPOCHS")])
+    ranks = _unique(config.get("SWEEP_LORA_R") or [config.get("LORA_R")])
+    alphas = config.get("SWEEP_LORA_ALPHA")
+    if alphas is not None:
+        if len(alphas) != len(ranks):
+            raise ConfigError(
+                f"{config.source('SWEEP_LORA_ALPHA')}: SWEEP_LORA_ALPHA: {len(alphas)} alphas for {len(ranks)} ranks "
+                f"({','.join(map(str, ranks))}); give one alpha per rank, or use --alpha-ratio"
+            )
+        pairs = list(zip(ranks, alphas, strict=True))
+    else:
+        ratio = config.get("SWEEP_ALPHA_RATIO")
+        pairs = [(r, max(1, round(ratio * r))) for r in ranks]
+    lrs: list[float | None] = _unique(config.get("SWEEP_LR") or [None])
+    return [Trial(e, r, a, lr) for lr in lrs for r, a in pairs for e in epochs]
+
+
+def sweep(
+    project: Path | str,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    parallel: int | None = None,
+    cpu: bool = False,
+    name: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepResult:
+    # --- setup: the grid, the sweep folder, what is already done
+    from .train import refuse_what_cannot_run_here
+
+    started = time.monotonic()
+    config = load_config(project, overrides, cpu=cpu)
+    trials = grid(config)
+    refuse_what_cannot_run_here(config)
+    evaluation = _evaluation(config)
+    sweep_id = name or f"sweep-{_identity(config, trials)}"
+    if "/" in sweep_id or sweep_id.startswith("."):
+        raise ConfigError(f"--name {sweep_id!r}: use letters, digits, '-' and '_'")
+    folder = config.project_dir / SWEEPS_DIR / sweep_id
+    record = _load_record(folder, sweep_id, config, trials, evaluation)
+    slots = _slots(parallel or config.get("SWEEP_PARALLEL"))
+    record.update(status="running", parallel=len(slots), updated_at=_now())
+    runs.write_json_atomic(folder / SWEEP_JSON, record)
+    plan = _plan(config, record, evaluation, force)
+    echo(
+        f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train')} to train, "
+        f"{_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {len(slots)} at a time; folder {folder}"
+    )
+
+    # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
+    work_s = 0.0
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        base_due = force or record["base"].get("eval_key") != evaluation["key"]
+        if base_due or any(step != "reuse" for step in plan.values()):
+            models.ensure_converted(config.model, log=echo)  # once, here, before any worker needs it
+        if base_due:
+            work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
+        todo = [t for t in trials if plan[t.name] != "reuse"]
+        specs = [_spec(project, overrides, cpu, t, record, config, plan[t.name], evaluation) for t in todo]
+        for spec, outcome in _execute(specs, slots, record, folder, echo):
+            _apply(record, spec, outcome, evaluation["key"])
+            runs.write_json_atomic(folder / SWEEP_JSON, record)
+            work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
+            why = f" ({outcome['error']})" if outcome.get("error") else ""
+            echo(f"trial {spec['trial']}: {outcome['status']}{why}")
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for entry in record["trials"]:
+            if entry["status"] == "running":  # a trial cut short (Ctrl-C, or a crash of this process)
+                entry.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
+        statuses = {entry["status"] for entry in record["trials"]}
+        record["status"] = "interrupted" if interrupted else "failed" if statuses - {"succeeded"} else "succeeded"
+        total = time.monotonic() - started
+        record["timing"] = _timing(total, work_s, len(slots))
+        record["updated_at"] = _now()
+        runs.write_json_atomic(folder / SWEEP_JSON, record)
+
+    # --- results
+    from .results import write_results
+
+    for path in write_results(config, folder, record):
+        echo(f"wrote {path}")
+    record["timing"] = _timing(time.monotonic() - started, work_s, len(slots))
+    runs.write_json_atomic(folder / SWEEP_JSON, record)
+    return SweepResult(folder, record["status"], record)
+
+
+# --- the grid and the record
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _identity(config: Config, trials: list[Trial]) -> str:
+    """What the trials train on: the grid, the other training parameters, the model, the data."""
+    fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in _SWEPT_FIELDS}
+    payload = {"trials": [t.name for t in trials], "fields": fields, "model": config.model.spec}
+    if config.data_file is not None:
+        payload["data"] = _sha256(config.data_file)
+    return runs.config_hash(payload)
+
+
+def _evaluation(config: Config) -> dict[str, Any]:
+    """What each trial is evaluated on, and a key that changes when the evaluation would."""
+    split = config.dataset_dir / "test.jsonl"
+    listed = prompts_path(config)
+    if listed is not None and not listed.is_file():
+        raise ConfigError(f"{config.source('EVAL_PROMPTS')}: EVAL_PROMPTS: {listed} does not exist")
+    if not split.is_file() and listed is None:
+        raise ConfigError(
+            f"{config.env_file}: EVAL_PROMPTS: a sweep evaluates every trial, and there is no test split "
+            f"({split}) and no EVAL_PROMPTS; build the split with DATA_BUILDER and `atr data`, or set EVAL_PROMPTS"
+        )
+    payload = {
+        "split": _sha256(split) if split.is_file() else None,
+        "prompts": _sha256(listed) if listed is not None else None,
+        "generation": generation_settings(config).describe(),
+        "template": config.template.describe(),
+        "metrics": [config.get("BLEU_TOKENIZE"), config.get("EMBEDDING_MODEL")],
+    }
+    return {
+        "key": runs.config_hash(payload),
+        "split": "test" if split.is_file() else None,
+        "prompts": str(listed) if listed is not None else None,
+    }
+
+
+def _load_record(
+    folder: Path, sweep_id: str, config: Config, trials: list[Trial], evaluation: dict[str, Any]
+) -> dict[str, Any]:
+    record = runs.read_json(folder / SWEEP_JSON) or {
+        "id": sweep_id,
+        "project": config.display_name,
+        "env_file": str(config.env_file),
+        "created_at": _now(),
+        "trials": [],
+        "base": {},
+    }
+    record.update(
+        metric=config.get("SWEEP_METRIC"),
+        flag_limit=config.get("SWEEP_FLAG_LIMIT"),
+        model=config.model.spec,
+        evaluation={k: v for k, v in evaluation.items() if k != "key"},
+        grid={
+            "epochs": _unique([t.epochs for t in trials]),
+            "lora_r": _unique([t.lora_r for t in trials]),
+            "lora_alpha": _unique([t.lora_alpha for t in trials]),
+            "lr": _unique([t.lr if t.lr is not None else config.get("LR") for t in trials]),
+            "alpha": "paired with the ranks"
+            if config.get("SWEEP_LORA_ALPHA")
+            else f"{config.get('SWEEP_ALPHA_RATIO'):g} x rank",
+        },
+    )
+    known = {entry["trial"]: entry for entry in record["trials"]}
+    record["trials"] = [
+        known.get(t.name)
+        or {
+            "trial": t.name,
+            **{field: getattr(t, field) for field in _SWEPT_FIELDS},
+            "lr": t.lr if t.lr is not None else config.get("LR"),
+            "status": "pending",
+            "run_id": None,
+            "attempts": [],
+            "error": None,
+        }
+        for t in trials
+    ]
+    return record
+
+
+def _plan(config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool) -> dict[str, str]:
+    """Per trial: train (and evaluate), evaluate only (its run succeeded), or reuse as it is."""
+    plan = {}
+    for entry in record["trials"]:
+        run = runs.read_json(config.project_dir / runs.RUNS_DIR / str(entry["run_id"]) / runs.RUN_JSON) or {}
+        if force or run.get("status") != "succeeded":
+            plan[entry["trial"]] = "train"
+        elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded":
+            plan[entry["trial"]] = "eval"
+        else:
+            plan[entry["trial"]] = "reuse"
+    return plan
+
+
+def _count(plan: dict[str, str], step: str) -> int:
+    return sum(1 for s in plan.values() if s == step)
+
+
+def _spec(
+    project: Path | str,
+    overrides: Sequence[str],
+    cpu: bool,
+    trial: Trial,
+    record: dict[str, Any],
+    config: Config,
+    step: str,
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    entry = next(e for e in record["trials"] if e["trial"] == trial.name)
+    run_id = entry["run_id"] if step == "eval" else _free_run_id(config.project_dir, f"{record['id']}-{trial.name}")
+    return {
+        "project": str(project),
+        "overrides": [*overrides, *trial.overrides()],
+        "cpu": cpu,
+        "trial": trial.name,
+        "run_id": run_id,
+        "train": step == "train",
+        "split": evaluation["split"],
+        "prompts": evaluation["prompts"],
+    }
+
+
+def _free_run_id(project_dir: Path, base: str) -> str:
+    """Runs are never overwritten: a retried trial gets the next free suffix."""
+    root = project_dir / runs.RUNS_DIR
+    for n in range(1, 1000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        if not (root / candidate).exists():
+            return candidate
+    raise WorkError(f"{root}: no free run id for {base}")
+
+
+def _apply(record: dict[str, Any], spec: dict[str, Any], outcome: dict[str, Any], eval_key: str) -> None:
+    entry = next(e for e in record["trials"] if e["trial"] == spec["trial"])
+    if spec["train"] and spec["run_id"] not in entry["attempts"]:
+        entry["attempts"].append(spec["run_id"])
+    entry.update(
+        status=outcome["status"],
+        run_id=spec["run_id"],
+        error=outcome.get("error"),
+        eval_key=eval_key if outcome["status"] == "succeeded" else entry.get("eval_key"),
+    )
+    for timing in ("train_s", "eval_s"):
+        if timing in outcome:
+            entry[timing] = outcome[timing]
+
+
+def _timing(total: float, work: float, parallel: int) -> dict[str, Any]:
+    """Overhead is what the sweep adds to its trials' own work; it is only defined one trial at a time."""
+    timing: dict[str, Any] = {"total_s": round(total, 2), "work_s": round(work, 2)}
+    if parallel == 1:
+        timing["overhead_s"] = round(total - work, 2)
+        timing["overhead_pct"] = round(100 * (total - work) / total, 2) if total else None
+    return timing
+
+
+# --- the base model
+
+
+def _evaluate_base(
+    project: Path | str,
+    overrides: Sequence[str],
+    folder: Path,
+    record: dict[str, Any],
+    evaluation: dict[str, Any],
+    echo: Callable[[str], None],
+) -> float:
+    from .evaluate import evaluate
+
+    began = time.monotonic()
+    evaluate(
+        project,
+        overrides,
+        base=True,
+        out=folder / BASE_DIR,
+        **_eval_inputs(evaluation["split"], evaluation["prompts"]),
+        echo=echo,
+    )
+    seconds = round(time.monotonic() - began, 2)
+    record["base"] = {"folder": BASE_DIR, "eval_key": evaluation["key"], "eval_s": seconds}
+    runs.write_json_atomic(folder / SWEEP_JSON, record)
+    return seconds
+
+
+def _eval_inputs(split: str | None, prompts: str | None) -> dict[str, Any]:
+    """The split (EVAL_PROMPTS then runs beside it, into `prompts/`), or the prompt list alone."""
+    return {"split": split} if split else {"prompts_file": Path(str(prompts))}
+
+
+# --- the trials
+
+
+def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, Any]:
+    """Train one trial (unless its run already succeeded) and evaluate it. Never raises for a failed trial."""
+    from .errors import RunnerError
+    from .evaluate import evaluate
+    from .train import train
+
+    outcome: dict[str, Any] = {}
+    if spec["train"]:
+        try:
+            result = train(spec["project"], spec["overrides"], run_id=spec["run_id"], cpu=spec["cpu"], echo=echo)
+        except RunnerError as exc:  # AutoTrain crashed or rejected this trial's values
+            record = runs.read_json(_run_json(spec)) or {}
+            return {"status": "failed", "error": _excerpt(str(exc)), "train_s": record.get("duration_s", 0.0)}
+        outcome["train_s"] = result.record.get("duration_s", 0.0)
+        if result.status != "succeeded":
+            return {**outcome, "status": result.status, "error": result.record.get("error")}
+    began = time.monotonic()
+    try:
+        evaluate(
+            spec["project"],
+            spec["overrides"],
+            run_id=spec["run_id"],
+            **_eval_inputs(spec["split"], spec["prompts"]),
+            echo=echo,
+        )
+    except RunnerError as exc:
+        return {**outcome, "status": "failed", "error": "evaluation failed: " + _excerpt(str(exc))}
+    except KeyboardInterrupt:
+        return {**outcome, "status": "interrupted", "error": "interrupted by the user (Ctrl-C) during evaluation"}
+    return {**outcome, "status": "succeeded", "eval_s": round(time.monotonic() - began, 2)}
+
+
+def _run_json(spec: dict[str, Any]) -> Path:
+    project = Path(spec["project"])
+    project_dir = project if project.is_dir() else project.parent
+    return project_dir / runs.RUNS_DIR / spec["run_id"] / runs.RUN_JSON
+
+
+def _excerpt(text: str, lines: int = 6, chars: int = 600) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)[-chars:]
+
+
+def _execute(
+    specs: list[dict[str, Any]], slots: list[dict[str, str]], record: dict[str, Any], folder: Path, echo
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Yield (spec, outcome) as trials finish: in this process one at a time, else in worker processes."""
+
+    def mark_running(spec: dict[str, Any]) -> None:
+        entry = next(e for e in record["trials"] if e["trial"] == spec["trial"])
+        entry.update(status="running", run_id=spec["run_id"], error=None)
+        if spec["train"] and spec["run_id"] not in entry["attempts"]:
+            entry["attempts"].append(spec["run_id"])
+        runs.write_json_atomic(folder / SWEEP_JSON, record)
+
+    if len(slots) == 1 and not slots[0]:
+        for spec in specs:
+            mark_running(spec)
+            outcome = run_trial(spec, lambda line, name=spec["trial"]: echo(f"[{name}] {line}"))
+            yield spec, outcome
+            if outcome["status"] == "interrupted":
+                raise KeyboardInterrupt
+        return
+    yield from _execute_in_workers(specs, slots, mark_running, echo)
+
+
+def _slots(parallel: int | None) -> list[dict[str, str]]:
+    """Environment of each concurrent trial: one CUDA device each, or a share of the CPU cores."""
+    devices = hardware.cuda_device_count()
+    count = parallel or max(1, devices)
+    if count == 1:
+        return [{}]  # this process, as it is
+    if devices:
+        return [{"CUDA_VISIBLE_DEVICES": str(i % devices)} for i in range(count)]
+    cores = sorted(os.sched_getaffinity(0))
+    if count > len(cores):
+        raise ConfigError(f"--parallel {count}: this machine has {len(cores)} cores for CPU trials")
+    shares = [cores[i::count] for i in range(count)]
+    return [
+        {
+            "ATR_CPU_CORES": ",".join(map(str, share)),
+            **dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(len(share))),
+        }
+        for share in shares
+    ]
+
+
+def _execute_in_workers(specs, slots, mark_running, echo) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    free = list(range(len(slots)))
+    lock = threading.Lock()
+    children: dict[str, subprocess.Popen] = {}
+    stopping = threading.Event()
+
+    def work(spec: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            if stopping.is_set():
+                return {"status": "pending", "error": None}
+            slot = free.pop()
+            mark_running(spec)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "autotrain_runner.sweep"],
+                env={**os.environ, **slots[slot]},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,  # signals reach a worker only through this process, exactly once
+            )
+            children[spec["trial"]] = child
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(json.dumps(spec))  # by pipe: --set values may hold secrets, never a file
+            child.stdin.close()
+            outcome = None
+            for line in child.stdout:
+                if line.startswith(_OUTCOME):
+                    outcome = json.loads(line[len(_OUTCOME) :])
+                elif line.strip():
+                    echo(f"[{spec['trial']}] {line.rstrip()}")
+            child.wait()
+        finally:
+            with lock:
+                free.append(slot)
+                children.pop(spec["trial"], None)
+        return outcome or {"status": "failed", "error": f"the trial's worker exited with code {child.returncode}"}
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        futures = {pool.submit(work, spec): spec for spec in specs}
+        pending = dict(futures)
+        try:
+            while pending:
+                for future in [f for f in pending if f.done()]:
+                    spec = pending.pop(future)
+                    outcome = future.result()
+                    if outcome["status"] != "pending":
+                        yield spec, outcome
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            stopping.set()
+            with lock:  # a terminal's Ctrl-C reaches the workers too; a signal to this process alone does not
+                for child in children.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        child.send_signal(signal.SIGINT)
+            handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                for future, spec in pending.items():
+                    outcome = future.result()
+                    if outcome["status"] != "pending":
+                        yield spec, outcome
+            finally:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+            raise
+
+
+def _worker() -> int:
+    """One trial in a worker process: the spec on stdin, the outcome as the last stdout line."""
+    if os.environ.get("ATR_CPU_CORES"):
+        os.sched_setaffinity(0, {int(c) for c in os.environ["ATR_CPU_CORES"].split(",")})
+    spec = json.loads(sys.stdin.read())
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        outcome = run_trial(spec, lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C)"}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome line must get out
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(_OUTCOME + json.dumps(outcome), flush=True)
+    return 0
+
+
+# --- small helpers
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_sweeps(project_dir: Path) -> list[dict[str, Any]]:
+    root = project_dir / SWEEPS_DIR
+    if not root.is_dir():
+        return []
+    found = [runs.read_json(p / SWEEP_JSON) for p in sorted(root.iterdir()) if p.is_dir()]
+    return [r for r in found if r]
+
+
+if __name__ == "__main__":
+    sys.exit(_worker())

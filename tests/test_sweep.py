@@ -1,0 +1,210 @@
+"""`atr sweep`: real AutoTrain trials of the tiny model, evaluated, ranked, plotted, resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from autotrain_runner.results import leaderboard
+from conftest import STYLE_ENV, atr, write
+
+HOOKS = Path(__file__).parent / "hooks"
+PROMPTS = "오늘 기분 어때?\n주말에 뭐 할까?\n"
+
+
+def make_project(root: Path, model: Path) -> Path:
+    project = root / "projects" / "style"
+    write(
+        project / "style.txt",
+        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
+    )
+    write(project / "prompts.txt", PROMPTS)
+    write(project / "project.env", STYLE_ENV.format(model=model) + "MAX_NEW_TOKENS=12\nEVAL_PROMPTS=prompts.txt\n")
+    assert atr("data", str(project)).code == 0
+    return project
+
+
+def sweep_json(project: Path) -> dict:
+    (found,) = list((project / "sweeps").glob("*/sweep.json"))
+    return json.loads(found.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, tiny_model):
+    project = make_project(tmp_path_factory.mktemp("sweep"), tiny_model)
+    result = atr("sweep", str(project), "--epochs", "1,2", "--lora-r", "4,8")
+    return project, result
+
+
+def test_two_by_two_sweep_trains_evaluates_and_ranks_four_trials(swept):
+    project, result = swept
+    assert result.code == 0, result.text[-3000:]
+    record = sweep_json(project)
+    assert record["status"] == "succeeded"
+    assert [(t["epochs"], t["lora_r"], t["lora_alpha"]) for t in record["trials"]] == [
+        (1, 4, 8),
+        (2, 4, 8),
+        (1, 8, 16),
+        (2, 8, 16),
+    ]
+    folder = project / "sweeps" / record["id"]
+    for trial in record["trials"]:  # each trial is an ordinary run, evaluated on the split and the prompt list
+        run = json.loads((project / "runs" / trial["run_id"] / "run.json").read_text(encoding="utf-8"))
+        assert run["status"] == "succeeded"
+        assert run["params"]["epochs"] == trial["epochs"] and run["params"]["lora_r"] == trial["lora_r"]
+        assert run["loss_history"] and len(run["loss_epochs"]) == len(run["loss_history"])
+        assert (project / "runs" / trial["run_id"] / "eval" / "metrics.json").is_file()
+        assert (project / "runs" / trial["run_id"] / "eval" / "prompts" / "predictions.jsonl").is_file()
+    assert (folder / "base" / "metrics.json").is_file()  # the base model, once per sweep
+
+    with (folder / "leaderboard.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["best"] for r in rows] == ["True", "False", "False", "False"]
+    assert all(r["chrf"] != "" and r["valid_loss"] != "" for r in rows)
+    board = (folder / "leaderboard.md").read_text(encoding="utf-8")
+    assert f"★ **{rows[0]['trial']}**" in board and "base (reference)" in board
+
+    outputs = (folder / "outputs.md").read_text(encoding="utf-8")
+    for prompt in PROMPTS.split():  # every prompt of the list, each model's answer beside it
+        assert prompt in outputs
+    for name in ["base", *(t["trial"] for t in record["trials"])]:
+        assert outputs.count(f"| {name} |") >= 2 + 1  # two prompts and at least one test sample
+
+    for png in ("heatmap-chrf.png", "heatmap-valid-loss.png", "valid-loss.png", "train-loss.png"):
+        with Image.open(folder / png) as image:
+            image.verify()
+        with Image.open(folder / png) as image:
+            assert image.format == "PNG" and image.width > 200 and image.height > 150
+            assert len(set(image.convert("L").getdata())) > 10  # drawn on, not a blank canvas
+    timing = record["timing"]
+    assert timing["total_s"] >= timing["work_s"] > 0 and timing["overhead_s"] is not None
+
+
+def test_rerunning_a_finished_sweep_reuses_everything(swept):
+    project, first = swept
+    assert first.code == 0
+    runs_before = {p.name: (p / "run.json").stat().st_mtime for p in (project / "runs").iterdir()}
+    again = atr("sweep", str(project), "--epochs", "1,2", "--lora-r", "4,8")
+    assert again.code == 0, again.text[-2000:]
+    assert "0 to train, 0 to evaluate, 4 done" in again.out
+    runs_after = {p.name: (p / "run.json").stat().st_mtime for p in (project / "runs").iterdir()}
+    assert runs_after == runs_before
+
+
+def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
+    project = make_project(tmp_path, tiny_model)
+    command = [sys.executable, "-m", "autotrain_runner", "sweep", str(project), "--epochs", "1", "--lora-r", "4,8"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    second = None
+    while time.monotonic() < deadline and second is None:  # wait until the second trial is training
+        time.sleep(0.5)
+        for run_json in (project / "runs").glob("*-e1-r8-a16/run.json"):
+            with_pid = json.loads(run_json.read_text(encoding="utf-8") or "{}").get("pid")
+            second = run_json.parent if with_pid else None
+    assert second is not None, "the second trial never started"
+    time.sleep(3)
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == 130, output[-2000:]
+    record = sweep_json(project)
+    assert record["status"] == "interrupted"
+    assert [t["status"] for t in record["trials"]] == ["succeeded", "interrupted"]
+    assert json.loads((second / "run.json").read_text(encoding="utf-8"))["status"] == "interrupted"
+    first_run = project / "runs" / record["trials"][0]["run_id"] / "run.json"
+    first_mtime = first_run.stat().st_mtime
+
+    resumed = atr("sweep", str(project), "--epochs", "1", "--lora-r", "4,8")
+    assert resumed.code == 0, resumed.text[-2000:]
+    assert "1 to train, 0 to evaluate, 1 done" in resumed.out
+    record = sweep_json(project)
+    assert [t["status"] for t in record["trials"]] == ["succeeded", "succeeded"]
+    retried = record["trials"][1]
+    assert retried["attempts"] == [second.name, f"{second.name}-2"] and retried["run_id"] == f"{second.name}-2"
+    assert first_run.stat().st_mtime == first_mtime  # the finished trial was not touched
+
+
+def test_a_failing_trial_is_isolated_and_reported(tmp_path, tiny_model):
+    """Two trials at once on the CPU cores; AutoTrain dies at start for one of them."""
+    project = make_project(tmp_path, tiny_model)
+    env = {"PYTHONPATH": str(HOOKS), "ATR_TEST_FAIL_LORA_R": "8"}
+    result = atr("sweep", str(project), "--epochs", "1", "--lora-r", "4,8", "--parallel", "2", env=env)
+    assert result.code == 1, result.text[-3000:]
+    record = sweep_json(project)
+    assert record["status"] == "failed" and record["parallel"] == 2
+    ok, failed = record["trials"]
+    assert ok["status"] == "succeeded" and failed["status"] == "failed"
+    assert "lora_r=8 rejected" in failed["error"]
+    folder = project / "sweeps" / record["id"]
+    board = (folder / "leaderboard.md").read_text(encoding="utf-8")
+    assert "## Missing" in board and f"`{failed['trial']}`: failed" in board
+    with (folder / "leaderboard.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["trial"], r["rank"], r["status"]) for r in rows] == [
+        (ok["trial"], "1", "succeeded"),
+        (failed["trial"], "", "failed"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to sweep"),
+        (("--lora-r", "8,16", "--lora-alpha", "16"), "1 alphas for 2 ranks"),
+        (("--epochs", "1,x"), "SWEEP_EPOCHS: '1,x' is not a comma-separated list of whole numbers"),
+        (("--epochs", "0,1"), "SWEEP_EPOCHS: must be >= 1"),
+    ],
+)
+def test_bad_grids_are_one_line_errors(style_project, args, message):
+    result = atr("sweep", str(style_project), *args)
+    assert result.code == 2, result.text
+    assert message in result.err and "Traceback" not in result.text
+
+
+def test_sweep_needs_something_to_evaluate(tiny_project):
+    result = atr("sweep", str(tiny_project), "--epochs", "1,2")
+    assert result.code == 2
+    assert "EVAL_PROMPTS" in result.err and "test split" in result.err
+
+
+def _record(metric: str = "chrf") -> dict:
+    trials = [
+        {"trial": name, "epochs": e, "lora_r": 8, "lora_alpha": 16, "lr": 2e-4, "status": status, "run_id": name}
+        for name, e, status in (("a", 1, "succeeded"), ("b", 2, "succeeded"), ("c", 3, "succeeded"), ("d", 5, "failed"))
+    ]
+    return {"metric": metric, "flag_limit": 0.05, "trials": trials}
+
+
+def test_flagged_trials_rank_below_clean_ones_and_missing_come_last():
+    evals = {
+        "a": {"split": {"chrf": 30.0, "valid_loss": 1.5, "leak_rate": 0.0, "repetition_rate": 0.0}},
+        "b": {"split": {"chrf": 45.0, "valid_loss": 1.2, "leak_rate": 0.3, "repetition_rate": 0.0}},  # leaks
+        "c": {"split": {"chrf": 20.0, "valid_loss": 1.9, "leak_rate": 0.0, "repetition_rate": 0.0}},
+    }
+    rows = leaderboard(_record(), evals)
+    assert [(r["trial"], r["rank"], r["flagged"], r["best"]) for r in rows] == [
+        ("a", 1, False, True),
+        ("c", 2, False, False),
+        ("b", 3, True, False),
+        ("d", None, False, False),
+    ]
+    by_loss = leaderboard(_record("valid_loss"), {k: v for k, v in evals.items() if k != "b"})
+    assert [r["trial"] for r in by_loss] == ["a", "c", "b", "d"]  # lower loss first; b lost its files
+
+
+def test_an_env_file_sweep_needs_no_flags(style_project):
+    with (style_project / "project.env").open("a", encoding="utf-8") as handle:
+        handle.write("SWEEP_EPOCHS=1,2,3,5\nSWEEP_LORA_R=8,16\nSWEEP_LORA_ALPHA=16,32,64\n")
+    result = atr("sweep", str(style_project))
+    assert result.code == 2
+    assert f"{style_project / 'project.env'}:16: SWEEP_LORA_ALPHA: 3 alphas for 2 ranks" in result.err
