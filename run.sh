@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ./run.sh               check and train the demo project (projects/demo)
-# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train eval)
+# ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train eval,
+#                               or check data sweep when the project sets a sweep grid), then atr report
 # ./run.sh test [PYTEST ARGS]   run the test suite
 # First use creates .venv here and installs the project into it; later uses reuse it.
 set -euo pipefail
@@ -40,8 +41,17 @@ fi
 project=${1:-projects/demo}
 [[ $# -gt 0 ]] && shift
 steps=("$@")
-# `atr data` rebuilds only when the inputs or options changed since its manifest was written
-[[ ${#steps[@]} -gt 0 ]] || steps=(check data train eval)
+# `atr data` rebuilds only when the inputs or options changed since its manifest was written.
+# A project that sets a sweep grid (SWEEP_EPOCHS / SWEEP_LORA_R) sweeps instead of one train + eval.
+env_file=$project
+[[ -d $project ]] && env_file=$project/project.env
+if [[ ${#steps[@]} -eq 0 ]]; then
+  if [[ -f $env_file ]] && grep -qE '^[[:space:]]*(export[[:space:]]+)?SWEEP_(EPOCHS|LORA_R)=' "$env_file"; then
+    steps=(check data sweep)
+  else
+    steps=(check data train eval)
+  fi
+fi
 for step in "${steps[@]}"; do
   echo "== atr $step $project"
   case $step in
@@ -49,7 +59,9 @@ for step in "${steps[@]}"; do
     *) atr "$step" "$project" ;;
   esac
 done
-if [[ " ${steps[*]} " == *" train "* ]]; then
+if [[ " ${steps[*]} " == *" train "* || " ${steps[*]} " == *" sweep "* ]]; then
   echo "== runs of $project"
   atr runs "$project"
 fi
+echo "== atr report $project"
+atr report "$project"  # prints the path of report.html

@@ -165,3 +165,40 @@ def style_project(tmp_path, tiny_model) -> Path:
     )
     write(project / "project.env", STYLE_ENV.format(model=tiny_model))
     return project
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for headless rendering, installed with a Hangul font when missing."""
+    import shutil
+
+    found = shutil.which("chromium")
+    has_font = (
+        shutil.which("fc-list")
+        and subprocess.run(["fc-list", ":lang=ko"], capture_output=True, text=True, check=False).stdout.strip()
+    )
+    missing = [name for name, ok in (("chromium", found), ("fonts-nanum", has_font)) if not ok]
+    if missing:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            pytest.skip(f"cannot install {' '.join(missing)}: needs root and apt-get")
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode != 0:  # a stale package index: refresh it once
+            subprocess.run(["apt-get", "update"], capture_output=True, check=False, timeout=600)
+            done = subprocess.run(
+                ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=900,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+        if done.returncode != 0:
+            pytest.skip(f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}")
+    return shutil.which("chromium") or pytest.skip("chromium is not on PATH after installing it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -208,3 +209,46 @@ def test_an_env_file_sweep_needs_no_flags(style_project):
     result = atr("sweep", str(style_project))
     assert result.code == 2
     assert f"{style_project / 'project.env'}:16: SWEEP_LORA_ALPHA: 3 alphas for 2 ranks" in result.err
+
+
+def test_report_is_self_contained_and_renders_in_headless_chromium(swept, chromium, tmp_path):
+    project, result = swept
+    assert result.code == 0
+    made = atr("report", str(project))
+    assert made.code == 0, made.text
+    page = project / "report.html"
+    assert made.out.strip() == f"wrote {page}"
+    html = page.read_text(encoding="utf-8")
+    record = sweep_json(project)
+    assert record["id"] in html and all(t["trial"] in html for t in record["trials"])
+    assert "오늘 기분 어때?" in html  # the prompt list's Korean, side by side
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing outside the file
+
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []  # no script errors, no blocked or failed resources
+    with Image.open(shot) as image:
+        grey = image.convert("L")
+        histogram = grey.histogram()
+        assert image.size == (1280, 2000)
+        assert sum(histogram[:200]) > 0.02 * grey.width * grey.height  # text, tables and charts drawn
+        assert len([n for n in histogram if n]) > 50

@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     bench_gen.add_argument("--batch-size", type=int, default=16)
     bench_gen.add_argument("--max-new-tokens", type=int, default=32)
     bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
+    rep = sub.add_parser("report", help="write one self-contained report.html: runs, sweeps, evaluations, outputs")
+    rep.add_argument("project", type=Path)
+    rep.add_argument("--out", type=Path, help="where to write it (default: PROJECT/report.html)")
     runs = sub.add_parser("runs", help="table of a project's runs")
     runs.add_argument("project", type=Path)
     return parser
@@ -243,6 +246,11 @@ def _dispatch(args: argparse.Namespace, out) -> int:
             training_path(ref), args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template
         )
         print(json.dumps(figures, indent=2))
+        return EXIT_OK
+    if args.cmd == "report":
+        from .report import report
+
+        out.print(f"wrote {report(args.project, args.out)}", markup=False)
         return EXIT_OK
     if args.cmd == "runs":
         from .config import find_env_file

@@ -37,6 +37,12 @@ def _pyplot():
     from matplotlib import pyplot as plt
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(name in installed for name in HANGUL_FONTS):
+        # matplotlib caches its font list: a font installed since (apt install fonts-nanum) is not in it
+        for path in font_manager.findSystemFonts():
+            if any(part in Path(path).name for part in ("Nanum", "NotoSansCJK", "NotoSansKR", "UnDotum")):
+                font_manager.fontManager.addfont(path)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
     hangul = [name for name in HANGUL_FONTS if name in installed]
     plt.rcParams["font.family"] = "sans-serif"
     plt.rcParams["font.sans-serif"] = [*hangul, "DejaVu Sans"]

@@ -63,8 +63,8 @@ SIDE_BY_SIDE_SPLIT_SAMPLES = 20
 
 def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[Path]:
     """Leaderboard (csv, md), outputs side by side (md) and the plots, from what is on disk."""
-    evals = {entry["trial"]: _trial_evals(config.project_dir, record, entry) for entry in record["trials"]}
-    base = _evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
+    evals = {entry["trial"]: trial_evals(config.project_dir, record, entry) for entry in record["trials"]}
+    base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
     rows = leaderboard(record, evals)
     written = [
         _write(folder / "leaderboard.csv", leaderboard_csv(rows)),
@@ -78,7 +78,7 @@ def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[
 # --- reading the evaluations
 
 
-def _evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+def read_evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """{"split": metrics, "prompts": metrics, "split_predictions": [...], "prompt_predictions": [...]}."""
     split_dir = eval_dir if record["evaluation"].get("split") else None
     prompts_dir = (eval_dir / "prompts" if split_dir else eval_dir) if record["evaluation"].get("prompts") else None
@@ -95,11 +95,11 @@ def _evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _trial_evals(project_dir: Path, record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def trial_evals(project_dir: Path, record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     if entry["status"] != "succeeded" or not entry.get("run_id"):
         return {}
     run_dir = project_dir / runs.RUNS_DIR / entry["run_id"]
-    return {**_evals(run_dir / "eval", record), "run": runs.read_run(run_dir) or {}}
+    return {**read_evals(run_dir / "eval", record), "run": runs.read_run(run_dir) or {}}
 
 
 # --- the leaderboard

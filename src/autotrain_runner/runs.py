@@ -19,6 +19,8 @@ from .errors import ConfigError
 
 RUNS_DIR = "runs"
 RUN_JSON = "run.json"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -26,6 +28,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is for sharing, like any new file
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)

@@ -166,10 +166,13 @@ def sweep(
         runs.write_json_atomic(folder / SWEEP_JSON, record)
 
     # --- results
+    from .plots import font_note
     from .results import write_results
 
     for path in write_results(config, folder, record):
         echo(f"wrote {path}")
+    if font_note():
+        echo(f"note: {font_note()}")
     record["timing"] = _timing(time.monotonic() - started, work_s, len(slots))
     runs.write_json_atomic(folder / SWEEP_JSON, record)
     return SweepResult(folder, record["status"], record)
