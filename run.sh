@@ -65,3 +65,8 @@ if [[ " ${steps[*]} " == *" train "* || " ${steps[*]} " == *" sweep "* ]]; then
 fi
 echo "== atr report $project"
 atr report "$project"  # prints the path of report.html
+# PUSH_TO_HUB=true: publish the run just trained (`--if-enabled`: nothing happens otherwise)
+if [[ " ${steps[*]} " == *" train "* ]]; then
+  echo "== atr push $project"
+  atr push "$project" --if-enabled
+fi

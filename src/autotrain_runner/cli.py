@@ -92,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     bench_gen.add_argument("--batch-size", type=int, default=16)
     bench_gen.add_argument("--max-new-tokens", type=int, default=32)
     bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
+    hub = project_command("push", "upload a run's adapter (or merged weights) and a model card to the Hub")
+    hub.add_argument("--run", dest="run_id", help="the run (default: the succeeded run that finished last)")
+    hub.add_argument("--merged", action="store_true", help="merge the adapter into the base weights first")
+    hub.add_argument(
+        "--dtype", choices=("fp16", "bf16", "fp32"), help="merged weights' precision (default: the base's)"
+    )
+    hub.add_argument("--private", action="store_true", help="create the repo private")
+    hub.add_argument("--repo", metavar="OWNER/NAME", help="the repo (default: HUB_REPO, else USERNAME/project)")
+    hub.add_argument("--dry-run", action="store_true", help="print the repo, the files and the card; upload nothing")
+    hub.add_argument("--if-enabled", action="store_true", help="do nothing unless PUSH_TO_HUB=true (for run.sh)")
     rep = sub.add_parser("report", help="write one self-contained report.html: runs, sweeps, evaluations, outputs")
     rep.add_argument("project", type=Path)
     rep.add_argument("--out", type=Path, help="where to write it (default: PROJECT/report.html)")
@@ -246,6 +256,31 @@ def _dispatch(args: argparse.Namespace, out) -> int:
             training_path(ref), args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template
         )
         print(json.dumps(figures, indent=2))
+        return EXIT_OK
+    if args.cmd == "push":
+        from .hub import describe, push
+
+        plan = push(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            merged=args.merged,
+            dtype=args.dtype,
+            private=args.private,
+            repo=args.repo,
+            dry_run=args.dry_run,
+            if_enabled=args.if_enabled,
+            echo=lambda line: out.print(line, markup=False),
+            warn=lambda line: show.console(stderr=True).print(f"warning: {line}", markup=False),
+        )
+        if plan is not None:
+            for line in describe(plan):
+                out.print(line, markup=False)
+            if args.dry_run:
+                out.print(f"dry run: nothing uploaded. The model card ({len(plan.card.encode())} bytes):", markup=False)
+                out.print(plan.card, markup=False, emoji=False)
+            else:
+                out.print(f"uploaded to https://huggingface.co/{plan.repo.value}: {plan.url}", markup=False)
         return EXIT_OK
     if args.cmd == "report":
         from .report import report

@@ -678,14 +678,17 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
     needs_hub = config.push or get("BACKEND") != "local"
     if needs_hub:
         reason = "PUSH_TO_HUB=true" if config.push else f"BACKEND={get('BACKEND')}"
-        if not get("HF_TOKEN"):
+        hosted = get("BACKEND") != "local"
+        # `atr push` also takes the token `huggingface-cli login` stored; a hosted backend needs HF_TOKEN
+        if not get("HF_TOKEN") and (hosted or not _login_token()):
             problems.append(
                 Problem(
                     "error",
                     where("PUSH_TO_HUB" if config.push else "BACKEND"),
                     "HF_TOKEN",
                     f"{reason} needs a token: put HF_TOKEN=... in "
-                    f"{local_env_file(config.env_file).name} or the environment",
+                    f"{local_env_file(config.env_file).name} or the environment"
+                    + ("" if hosted else ", or run `huggingface-cli login`"),
                 )
             )
         if not get("USERNAME") and not get("HUB_REPO"):
@@ -735,3 +738,10 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
                 "takes effect only with several CUDA devices",
             )
         )
+
+
+def _login_token() -> bool:
+    """Whether `huggingface-cli login` stored a token (read from its file; no network)."""
+    from huggingface_hub import get_token
+
+    return bool(get_token())

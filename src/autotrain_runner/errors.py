@@ -49,3 +49,13 @@ class WorkError(RunnerError, RuntimeError):
     """The work itself failed (training crashed, a server is down): exit 1."""
 
     exit_code = EXIT_WORK_FAILED
+
+
+class HubError(WorkError):
+    """A Hugging Face Hub call failed (offline, network, authentication, permissions): exit 1.
+    The message says what to do next."""
+
+
+class SecretFoundError(WorkError):
+    """A file about to be published holds a token-shaped string or a configured secret: exit 1,
+    nothing uploaded. The message names the file and line, never the secret."""

@@ -127,10 +127,9 @@ def generation_settings(config: Config, batch_size: int | None = None) -> Settin
 
 def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
     if run_id is None:
-        done = [r for r in runs.list_runs(config.project_dir) if r.get("status") == "succeeded"]
-        if not done:
+        run_id = runs.latest_succeeded(config.project_dir)
+        if run_id is None:
             raise ConfigError(f"{config.project_dir}: no succeeded run to evaluate; train first or use --base")
-        run_id = done[-1]["id"]
     run_dir = runs.find_run(config.project_dir, run_id)
     record = runs.read_run(run_dir) or {}
     if record.get("status") != "succeeded":

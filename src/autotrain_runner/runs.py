@@ -94,7 +94,16 @@ def list_runs(project_dir: Path) -> list[dict[str, Any]]:
         if record is None:
             record = {"id": run_dir.name, "status": "unknown (no run.json)"}
         records.append(record)
-    return records
+    return sorted(records, key=lambda r: (str(r.get("started_at") or ""), r["id"]))  # sweep trials are named
+
+
+def latest_succeeded(project_dir: Path) -> str | None:
+    """The succeeded run that finished last. Ids sort by time only when they are the default
+    ones: `--run-id` and sweep trials (`sweep-<id>-e2-r16-a32`) name runs otherwise."""
+    done = [r for r in list_runs(project_dir) if r.get("status") == "succeeded"]
+    if not done:
+        return None
+    return max(done, key=lambda r: (str(r.get("ended_at") or ""), r["id"]))["id"]
 
 
 def find_run(project_dir: Path, run_id: str) -> Path:
