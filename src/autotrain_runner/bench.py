@@ -203,3 +203,127 @@ def bench_generate(
         "differ": differ,
         "device": backend.description["device"],
     }
+
+
+def bench_memory(
+    model: str, batch_size: int = 2, block_size: int = 128, lora_r: int = 16, checkpointing: bool = False
+) -> dict[str, Any]:
+    """One LoRA training step on CPU, measured, beside `preflight.estimate_training(device="cpu")`.
+
+    The model is loaded and adapted as AutoTrain does it without CUDA (fp32, all-linear LoRA,
+    dropout 0.05, AdamW). One step runs first so that the AdamW state exists; the next step runs
+    under the torch profiler, whose allocator events give the peak of live tensor bytes during
+    the step (exact, unlike RSS, which glibc's caching blurs). Measured total = parameters + AdamW
+    state + that peak; the kernel's peak-RSS growth over a third step is reported beside it.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoModelForCausalLM
+
+    from . import preflight
+
+    torch.manual_seed(0)
+    loaded = AutoModelForCausalLM.from_pretrained(model)  # no torch_dtype: fp32, as AutoTrain loads it
+    loaded.config.use_cache = False
+    if checkpointing:  # what the Trainer and TRL do for an unquantized model
+        loaded.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        loaded.enable_input_require_grads()
+    lora = LoraConfig(
+        r=lora_r,
+        lora_alpha=2 * lora_r,
+        lora_dropout=0.05,
+        bias="none",
+        task_type="CAUSAL_LM",
+        target_modules="all-linear",
+    )
+    adapted = get_peft_model(loaded, lora)
+    adapted.train()
+    optimizer = torch.optim.AdamW([p for p in adapted.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(0, loaded.config.vocab_size, (batch_size, block_size))
+
+    def step() -> None:
+        # the loss alone leaves the forward: the Trainer drops the outputs (logits) before backward
+        loss = adapted(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    started = time.perf_counter()
+    step()
+    step_s = time.perf_counter() - started
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    peak = _peak_live_bytes(prof)
+    params = sum(t.numel() * t.element_size() for t in [*adapted.parameters(), *adapted.buffers()])
+    state = sum(
+        t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
+    )
+    rss_growth = _rss_growth(step)
+
+    shape = preflight.from_config_json(
+        json.loads((Path(model) / "config.json").read_text(encoding="utf-8")), f"{model}/config.json"
+    )
+    assert isinstance(shape, preflight.Architecture), shape
+    settings = preflight.Training(
+        batch_size=batch_size,
+        block_size=block_size,
+        peft=True,
+        quantization="none",
+        mixed_precision="none",
+        checkpointing=checkpointing,
+        lora_r=lora_r,
+        lora_dropout=0.05,
+        targets=preflight.LLAMA_LINEARS,
+    )
+    estimate = preflight.estimate_training(shape, settings, device="cpu")
+    measured = params + state + peak
+    mb = 1e6
+    return {
+        "model": model,
+        "parameters": shape.params,
+        "batch_size": batch_size,
+        "block_size": block_size,
+        "lora_r": lora_r,
+        "gradient_checkpointing": checkpointing,
+        "step_s": round(step_s, 2),
+        "measured_mb": {
+            "parameters": round(params / mb, 3),
+            "adamw_state": round(state / mb, 3),
+            "step_peak": round(peak / mb, 3),
+            "total": round(measured / mb, 3),
+            "rss_growth_in_step": None if rss_growth is None else round(rss_growth / mb, 1),
+        },
+        "estimate_mb": {
+            **{name: round(size / mb, 3) for name, (size, _) in estimate.parts.items()},
+            "total": round(estimate.total / mb, 3),
+        },
+        "estimate_over_measured": round(estimate.total / measured, 3),
+    }
+
+
+def _peak_live_bytes(prof: Any) -> int:
+    """Highest running sum of the allocator's allocation (+) and free (-) events, in time order."""
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def _rss_growth(step: Any) -> int | None:
+    """The kernel's peak RSS during `step` minus the RSS before it (Linux: clear_refs resets the peak)."""
+    status = Path("/proc/self/status")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+
+    def field(name: str) -> int:
+        line = next(x for x in status.read_text().splitlines() if x.startswith(name))
+        return int(line.split()[1]) * 1024
+
+    before = field("VmRSS:")
+    step()
+    return field("VmHWM:") - before

@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     bench_gen.add_argument("--batch-size", type=int, default=16)
     bench_gen.add_argument("--max-new-tokens", type=int, default=32)
     bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
+    bench_mem = bench_sub.add_parser("memory", help="memory preflight estimate vs one measured LoRA step on CPU")
+    bench_mem.add_argument("--model", required=True, help="model folder or bundled:smollm2-135m-instruct")
+    bench_mem.add_argument("--batch-size", type=int, default=2)
+    bench_mem.add_argument("--block-size", type=int, default=128)
+    bench_mem.add_argument("--lora-r", type=int, default=16)
+    bench_mem.add_argument("--gradient-checkpointing", action="store_true")
     hub = project_command("push", "upload a run's adapter (or merged weights) and a model card to the Hub")
     hub.add_argument("--run", dest="run_id", help="the run (default: the succeeded run that finished last)")
     hub.add_argument("--merged", action="store_true", help="merge the adapter into the base weights first")
@@ -252,6 +258,12 @@ def _dispatch(args: argparse.Namespace, out) -> int:
 
         ref = resolve(args.model, Path.cwd())
         ensure_converted(ref, log=lambda line: print(line, file=sys.stderr))
+        if args.bench == "memory":
+            figures = bench.bench_memory(
+                training_path(ref), args.batch_size, args.block_size, args.lora_r, args.gradient_checkpointing
+            )
+            print(json.dumps(figures, indent=2))
+            return EXIT_OK
         figures = bench.bench_generate(
             training_path(ref), args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template
         )

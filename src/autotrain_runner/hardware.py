@@ -27,3 +27,13 @@ def cuda_device_count() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+@cache
+def cuda_memory_gib() -> float | None:
+    """Memory of the first CUDA device in GiB (what a card's "80 GB" means), or None without one."""
+    if not cuda_available():
+        return None
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory / 2**30

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import autotrain_schema
+from .preflight import check_param_count
 
 Check = Callable[[Any], str | None]
 
@@ -313,6 +314,23 @@ _SWEEP_KEYS = [
     ),
 ]
 
+_PREFLIGHT_KEYS = [
+    Key(
+        "MODEL_PARAMS",
+        "str",
+        "Model size for the memory preflight when its config.json is not on disk: 13B, 10.8B, 135M, 7e9",
+        check=check_param_count,
+        group="hardware",
+    ),
+    Key(
+        "GPU_MEMORY_GB",
+        "float",
+        "Memory of the GPU this config is meant for, in GB; atr check says whether it fits (default: the detected GPU)",
+        check=_above(0),
+        group="hardware",
+    ),
+]
+
 # Old key -> (current key, how the old value becomes the current one).
 LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "LEARNING_RATE": ("LR", None),
@@ -336,7 +354,7 @@ VARIABLES = {"PROJECT_ID"}
 
 KEYS: dict[str, Key] = {
     **_autotrain_keys(),
-    **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS + _SWEEP_KEYS},
+    **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS + _SWEEP_KEYS + _PREFLIGHT_KEYS},
 }
 del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
 

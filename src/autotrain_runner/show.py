@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import command, models
+from . import command, models, preflight
 from .config import Config, _display
 from .keys import KEYS
 
@@ -49,7 +49,12 @@ def check_report(config: Config, out: Console) -> None:
         checks = lint_built(config)
         for line in checks["messages"] if checks else []:
             out.print(f"lint: {_display(config.dataset_dir)}: {line}", markup=False)
-    warnings = sum(p.level == "warning" for p in config.problems)
+    memory = preflight.preflight(config, preflight.gpu_capacity(config))
+    for line in memory.lines:
+        out.print(f"memory:   {line}", markup=False)
+    for problem in memory.warnings:
+        out.print(f"{problem.level}: {problem}", markup=False)
+    warnings = sum(p.level == "warning" for p in config.problems) + len(memory.warnings)
     out.print(f"ok: no errors, {warnings} warning(s)", markup=False)
 
 
