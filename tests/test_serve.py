@@ -101,6 +101,21 @@ def test_eval_with_the_openai_backend(server, tmp_path):
     assert "valid_loss" not in figures, "a server gives no token losses"
 
 
+def test_chat_with_a_server(server):
+    """`atr chat --backend openai`: the way to talk to a model too big to load here (vLLM)."""
+    url, project = server
+    name = request(f"{url}/models")[1]["data"][0]["id"]
+    command = [sys.executable, "-m", "autotrain_runner", "chat", str(project), "--backend", "openai"]
+    settings = ["--set", f"OPENAI_BASE_URL={url}", "--set", f"OPENAI_MODEL={name}", "--set", "MAX_NEW_TOKENS=4"]
+    done = subprocess.run(
+        [*command, *settings], input="안녕하세요\n/reset\n종료\n", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"chatting with {name} at {url}/chat/completions" in done.stdout
+    assert done.stdout.count("bot> ") == 1 and "(conversation reset)" in done.stdout
+    assert "warning: no end of answer within MAX_NEW_TOKENS=4" in done.stdout  # the server said "length"
+
+
 def test_eval_against_a_dead_server_is_a_clear_failure(style_project):
     assert atr("data", str(style_project)).code == 0
     with socket.socket() as probe:

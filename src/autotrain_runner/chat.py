@@ -16,7 +16,15 @@ from typing import IO
 
 from . import metrics
 from .config import load_config
-from .evaluate import base_target, generation_settings, leak_markers, render_prompt, run_target
+from .evaluate import (
+    base_target,
+    generation_settings,
+    leak_markers,
+    openai_backend,
+    openai_markers,
+    render_prompt,
+    run_target,
+)
 from .generate import HFBackend, Settings
 
 EXIT_WORDS = {"/exit", "/quit", "종료"}
@@ -28,18 +36,37 @@ def chat(
     overrides: Sequence[str] = (),
     run_id: str | None = None,
     base: bool = False,
+    backend: str = "hf",
     stdin: IO[str] = sys.stdin,
     stdout: IO[str] = sys.stdout,
 ) -> None:
     config = load_config(project, overrides)
-    target = base_target(config, None) if base else run_target(config, run_id, None)
-    backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
-    template = target.template
     settings = generation_settings(config, batch_size=1)
     system = [{"role": "system", "content": config.get("SYSTEM_PROMPT")}] if config.get("SYSTEM_PROMPT") else []
-    markers = leak_markers(backend, template)
-    window = _context_window(backend)
-    stdout.write(f"chatting with {target.label} (template {template.name}); {HELP}\n")
+    if backend == "openai":  # a server (vLLM) renders the template and keeps the model: answers arrive whole
+        server = openai_backend(config, concurrency=1)
+        label, template_name = f"{server.model} at {server.url}", "the server's"
+        markers = openai_markers(config.template)
+
+        def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
+            answer = server.generate_messages([system + history], settings)[0]
+            stdout.write(answer.text)
+            return history, answer.text, answer.finished
+
+    else:
+        target = base_target(config, None) if base else run_target(config, run_id, None)
+        model = HFBackend(target.model, target.adapter, target.load_in_4bit)
+        template = target.template
+        label, template_name = target.label, template.name
+        markers = leak_markers(model, template)
+        window = _context_window(model)
+
+        def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
+            history, prompt = _fit(model, template, system, history, window - settings.max_new_tokens)
+            answer, finished = _stream(model, prompt, settings, template.stop, template.kind == "text", stdout)
+            return history, answer, finished
+
+    stdout.write(f"chatting with {label} (template {template_name}); {HELP}\n")
     history: list[dict[str, str]] = []
     while True:
         stdout.write("you> ")
@@ -58,9 +85,8 @@ def chat(
             stdout.write("(conversation reset)\n")
             continue
         history.append({"role": "user", "content": text})
-        history, prompt = _fit(backend, template, system, history, window - settings.max_new_tokens)
         stdout.write("bot> ")
-        answer, finished = _stream(backend, prompt, settings, template.stop, template.kind == "text", stdout)
+        history, answer, finished = reply(history)
         stdout.write("\n")
         history.append({"role": "assistant", "content": answer})
         leaked = metrics.leaks(answer, markers)
@@ -73,6 +99,7 @@ def chat(
             stdout.write("warning: the answer repeats itself (a loop; often over-training)\n")
         if not finished:
             stdout.write(f"warning: no end of answer within MAX_NEW_TOKENS={settings.max_new_tokens}\n")
+        stdout.flush()
 
 
 def _context_window(backend: HFBackend) -> int:

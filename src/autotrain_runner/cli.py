@@ -77,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
     sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
     sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
-    model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
+    ch = model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
+    ch.add_argument(
+        "--backend",
+        choices=("hf", "openai"),
+        default="hf",
+        help="hf: load the model here; openai: talk to the server at OPENAI_BASE_URL (e.g. vLLM)",
+    )
     srv = model_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
@@ -230,7 +236,7 @@ def _dispatch(args: argparse.Namespace, out) -> int:
     if args.cmd == "chat":
         from .chat import chat
 
-        chat(args.project, args.overrides, run_id=args.run_id, base=args.base)
+        chat(args.project, args.overrides, run_id=args.run_id, base=args.base, backend=args.backend)
         return EXIT_OK
     if args.cmd == "serve":
         from .serve import serve

@@ -52,11 +52,8 @@ def evaluate(
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     config = load_config(project, overrides)
-    if backend == "openai" and not config.get("OPENAI_BASE_URL"):
-        raise ConfigError(
-            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
-            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
-        )
+    if backend == "openai":
+        openai_backend(config)  # the URL is checked before anything is loaded
     try:  # fail before loading a model when the BLEU tokenizer cannot work here
         from sacrebleu.metrics import BLEU
 
@@ -190,6 +187,27 @@ def _samples(config: Config, split: str, prompts_file: Path | None, limit: int |
 # --- generation and metrics
 
 
+def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBackend:
+    """The OpenAI-compatible server of OPENAI_BASE_URL (eval and chat read it the same way)."""
+    if not config.get("OPENAI_BASE_URL"):
+        raise ConfigError(
+            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
+            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
+        )
+    return OpenAIBackend(
+        config.get("OPENAI_BASE_URL"),
+        config.get("OPENAI_MODEL") or config.project_name,
+        os.environ.get("OPENAI_API_KEY"),
+        concurrency or config.get("EVAL_CONCURRENCY"),
+        config.get("EVAL_TIMEOUT"),
+    )
+
+
+def openai_markers(template: templates.PromptTemplate) -> list[str]:
+    """Leak markers when the server renders the template: the project's, and the common chat ones."""
+    return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]
+
+
 def render_prompt(backend: HFBackend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
     if template.kind == "chat":
         return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -215,18 +233,12 @@ def _evaluate_one(
 ) -> dict[str, Any]:
     backend: HFBackend | OpenAIBackend
     if kind == "openai":
-        backend = OpenAIBackend(
-            config.get("OPENAI_BASE_URL"),
-            config.get("OPENAI_MODEL") or config.project_name,
-            os.environ.get("OPENAI_API_KEY"),
-            config.get("EVAL_CONCURRENCY"),
-            config.get("EVAL_TIMEOUT"),
-        )
+        backend = openai_backend(config)
         # the server renders the template: the prompt shown is the conversation itself
         prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
         started = time.perf_counter()
         outputs = backend.generate_messages([s["messages"] for s in samples], settings)
-        markers = [*target.template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>"]
+        markers = openai_markers(target.template)
     else:
         backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
         special = target.template.kind == "text"

@@ -86,7 +86,10 @@ def heatmap(
             ax.set_title(panel, fontsize=9)
         for i, row in enumerate(cells):
             for j, value in enumerate(row):
-                ax.text(j, i, "missing" if value is None else f"{value:.3g}", ha="center", va="center", fontsize=8)
+                # white on the dark end of the colormap, black on the light end
+                dark = value is not None and sum(cmap(image.norm(value))[:3]) < 1.5
+                text = "missing" if value is None else f"{value:.3g}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)

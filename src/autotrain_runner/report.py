@@ -68,11 +68,13 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path) -> str | None:
-    curves = {
-        r["id"]: (r.get("loss_epochs") or list(range(1, len(r["loss_history"]) + 1)), r["loss_history"])
-        for r in records
-        if r.get("loss_history")
-    }
+    curves = {}
+    for record in records:
+        if record.get("loss_history") and not record.get("loss_epochs"):
+            record = {**record, **_relogged(project_dir / runs.RUNS_DIR / str(record.get("id")))}
+        if record.get("loss_history"):
+            xs = record.get("loss_epochs") or list(range(1, len(record["loss_history"]) + 1))
+            curves[record["id"]] = (xs, record["loss_history"])
     if not curves:
         return None
     path = plots.lines(
@@ -82,6 +84,14 @@ def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path)
         return _data_uri(path)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _relogged(run_dir: Path) -> dict[str, Any]:
+    """Loss by epoch for a run recorded before run.json kept the epochs: read again from its log."""
+    from .train import TRAIN_LOG, losses_from_log
+
+    log = run_dir / TRAIN_LOG
+    return losses_from_log(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else {}
 
 
 def _sweep(project_dir: Path, record: dict[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def train(
     # --- verify and record
     _scrub_training_params(run_dir / config.project_name, config.secrets())
     log_text = (run_dir / TRAIN_LOG).read_text(encoding="utf-8", errors="replace")
-    record.update(_losses(log_text))
+    record.update(losses_from_log(log_text))
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
     if interrupted:
@@ -299,7 +299,7 @@ def _dedupe(lines: list[str]) -> list[str]:
     return out
 
 
-def _losses(log_text: str) -> dict[str, Any]:
+def losses_from_log(log_text: str) -> dict[str, Any]:
     """The loss the trainer logged, step by step with its epoch, and the final mean."""
     train_loss = _TRAIN_LOSS.findall(log_text)
     logged = _ON_LOG.findall(log_text) or _PRINTED.findall(log_text)
