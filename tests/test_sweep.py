@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from autotrain_runner.results import leaderboard
-from conftest import STYLE_ENV, atr, write
+from conftest import CANARY, STYLE_ENV, atr, write
 
 HOOKS = Path(__file__).parent / "hooks"
 PROMPTS = "오늘 기분 어때?\n주말에 뭐 할까?\n"
@@ -61,9 +61,11 @@ def test_two_by_two_sweep_trains_evaluates_and_ranks_four_trials(swept):
         run = json.loads((project / "runs" / trial["run_id"] / "run.json").read_text(encoding="utf-8"))
         assert run["status"] == "succeeded"
         assert run["params"]["epochs"] == trial["epochs"] and run["params"]["lora_r"] == trial["lora_r"]
+        assert run["params"]["lora_alpha"] == 2 * trial["lora_r"]  # the default alpha ratio
         assert run["loss_history"] and len(run["loss_epochs"]) == len(run["loss_history"])
-        assert (project / "runs" / trial["run_id"] / "eval" / "metrics.json").is_file()
-        assert (project / "runs" / trial["run_id"] / "eval" / "prompts" / "predictions.jsonl").is_file()
+        metrics = json.loads((folder / "trials" / trial["trial"] / "metrics.json").read_text(encoding="utf-8"))
+        assert trial["run_id"] in str(metrics["signature"]["adapter"])  # this trial's adapter was evaluated
+        assert (folder / "trials" / trial["trial"] / "prompts" / "predictions.jsonl").is_file()
     assert (folder / "base" / "metrics.json").is_file()  # the base model, once per sweep
 
     with (folder / "leaderboard.csv").open(encoding="utf-8") as handle:
@@ -136,11 +138,17 @@ def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
 
 
 def test_a_failing_trial_is_isolated_and_reported(tmp_path, tiny_model):
-    """Two trials at once on the CPU cores; AutoTrain dies at start for one of them."""
+    """Two trials at once on the CPU cores; AutoTrain dies at start for one of them. A token given
+    on the command line reaches the workers and no file."""
     project = make_project(tmp_path, tiny_model)
     env = {"PYTHONPATH": str(HOOKS), "ATR_TEST_FAIL_LORA_R": "8"}
-    result = atr("sweep", str(project), "--epochs", "1", "--lora-r", "4,8", "--parallel", "2", env=env)
+    grid = ("--epochs", "1", "--lora-r", "4,8", "--parallel", "2", "--set", f"HF_TOKEN={CANARY}")
+    result = atr("sweep", str(project), *grid, env=env)
     assert result.code == 1, result.text[-3000:]
+    assert CANARY not in result.text
+    for path in project.rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
     record = sweep_json(project)
     assert record["status"] == "failed" and record["parallel"] == 2
     ok, failed = record["trials"]
@@ -201,6 +209,44 @@ def test_flagged_trials_rank_below_clean_ones_and_missing_come_last():
     ]
     by_loss = leaderboard(_record("valid_loss"), {k: v for k, v in evals.items() if k != "b"})
     assert [r["trial"] for r in by_loss] == ["a", "c", "b", "d"]  # lower loss first; b lost its files
+
+
+def test_nan_scores_and_missing_scores_never_win():
+    record = {**_record("valid_loss"), "evaluation": {"split": "test"}}
+    evals = {
+        "a": {"split": {"valid_loss": float("nan"), "leak_rate": 0.0, "repetition_rate": 0.0}},  # diverged
+        "b": {"split": {"valid_loss": 2.0, "leak_rate": 0.0, "repetition_rate": 0.0}},
+        "c": {"prompts": {"leak_rate": 0.0, "repetition_rate": 0.0}},  # outputs only: no score
+    }
+    rows = leaderboard(record, evals)
+    assert [(r["trial"], r["score"], r["best"]) for r in rows[:3]] == [
+        ("b", 2.0, True),
+        ("a", None, False),
+        ("c", None, False),
+    ]
+
+
+def test_the_sweep_id_follows_what_the_trials_train_on(style_project):
+    from autotrain_runner.config import load_config
+    from autotrain_runner.sweep import _identity, grid
+
+    def identity(*sets: str) -> str:
+        config = load_config(style_project, ["SWEEP_EPOCHS=1,2", *sets])
+        return _identity(config, grid(config))
+
+    assert identity() == identity("SWEEP_EPOCHS=2,1")  # the same grid in another order
+    assert identity() != identity("LR=5e-4")  # not swept, so it is part of what the trials train on
+    assert identity("SWEEP_LR=1e-4,2e-4") == identity("SWEEP_LR=1e-4,2e-4", "LR=5e-4")  # swept: LR is unused
+    assert identity() != identity("BATCH_SIZE=4")
+
+
+def test_a_named_sweep_refuses_another_config(swept):
+    project, first = swept
+    assert first.code == 0
+    record = sweep_json(project)
+    again = atr("sweep", str(project), "--epochs", "1,2", "--lora-r", "4,8", "--name", record["id"], "--set", "LR=5e-3")
+    assert again.code == 2
+    assert f"sweep {record['id']} was run with another grid, training config, model or data" in again.err
 
 
 def test_an_env_file_sweep_needs_no_flags(style_project):

@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     alpha.add_argument("--lora-alpha", metavar="LIST", help="one alpha per rank, e.g. 16,32 (SWEEP_LORA_ALPHA)")
     alpha.add_argument("--alpha-ratio", metavar="X", help="alpha = X x rank (SWEEP_ALPHA_RATIO; default 2)")
     sw.add_argument("--lr", metavar="LIST", help="learning rates to try, e.g. 1e-4,2e-4 (SWEEP_LR)")
-    sw.add_argument("--parallel", type=int, metavar="N", help="trials at once (default: one per CUDA device, else 1)")
+    sw.add_argument(
+        "--parallel", metavar="N", help="trials at once (SWEEP_PARALLEL; default: one per CUDA device, else 1)"
+    )
     sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
     sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
     sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
@@ -219,12 +221,11 @@ def _dispatch(args: argparse.Namespace, out) -> int:
     if args.cmd == "sweep":
         from .sweep import cli_overrides, sweep
 
-        grid = cli_overrides(args.epochs, args.lora_r, args.lora_alpha, args.alpha_ratio, args.lr)
+        grid = cli_overrides(args.epochs, args.lora_r, args.lora_alpha, args.alpha_ratio, args.lr, args.parallel)
         result = sweep(
             args.project,
             [*args.overrides, *grid],
             force=args.force,
-            parallel=args.parallel,
             cpu=args.cpu,
             name=args.name,
             echo=lambda line: out.print(line, markup=False),

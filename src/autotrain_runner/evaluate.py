@@ -149,14 +149,19 @@ def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
 
 def base_target(config: Config, out: Path | None) -> Target:
     models.ensure_converted(config.model)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.model.spec).strip("-")
     return Target(
         f"base {config.model.spec}",
         models.training_path(config.model),
         None,
         config.template,
-        out or config.project_dir / "eval" / f"base-{name}",
+        out or base_eval_dir(config.project_dir, config.model.spec),
+        # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
+        load_in_4bit=config.quantization == "int4",
     )
+
+
+def base_eval_dir(project_dir: Path, model_spec: str) -> Path:
+    return project_dir / "eval" / ("base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec).strip("-"))
 
 
 def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:

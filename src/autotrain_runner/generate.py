@@ -40,6 +40,17 @@ class Generated:
     new_tokens: int
 
 
+def release_memory() -> None:
+    """Free what a model left behind, so that a training child process gets the GPU."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class HFBackend:
     """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request."""
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from . import plots, runs
 from .config import find_env_file, load_config
-from .results import METRICS, SCORE_RULE, leaderboard, read_evals, trial_evals
+from .evaluate import base_eval_dir
+from .results import METRICS, leaderboard, read_evals, score_rule, trial_evals
 from .sweep import SWEEPS_DIR, read_sweeps
 
 REPORT = "report.html"
@@ -43,7 +44,7 @@ def report(project: Path | str, out: Path | None = None) -> Path:
         "evaluations": _evaluations(project_dir),
         "font_note": plots.font_note(),
     }
-    page["comparison"] = _comparison(page["evaluations"])
+    page["comparison"] = _comparison(project_dir, page["evaluations"])
     runs.write_text_atomic(target, _render(page))
     return target
 
@@ -96,22 +97,19 @@ def _relogged(run_dir: Path) -> dict[str, Any]:
 
 def _sweep(project_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     folder = project_dir / SWEEPS_DIR / record["id"]
-    evals = {e["trial"]: trial_evals(project_dir, record, e) for e in record["trials"]}
+    evals = {e["trial"]: trial_evals(project_dir, folder, record, e) for e in record["trials"]}
     base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
     rows = leaderboard(record, evals)
-    label, lower = METRICS[record["metric"]]
     columns = [("base", base)] + [(row["trial"], evals.get(row["trial"], {})) for row in rows]
     return {
         "id": record["id"],
         "status": record.get("status"),
         "grid": record["grid"],
         "timing": record.get("timing") or {},
-        "rule": SCORE_RULE.format(
-            metric=label, direction="lower is better" if lower else "higher is better", limit=record["flag_limit"]
-        ),
+        "rule": score_rule(record),
         "rows": rows,
         "base": (base.get("split") or {}),
-        "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("*.png"))],
+        "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("[!.]*.png"))],
         "outputs": _side_by_side(columns, "prompts_predictions", None)
         + _side_by_side(columns, "split_predictions", SIDE_BY_SIDE),
         "names": [name for name, _ in columns],
@@ -155,13 +153,18 @@ def _evaluations(project_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _comparison(evaluations: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The latest run's test-split answers beside its base model's, as `atr eval --compare-base` made them."""
-    run_evals = [e for e in evaluations if e["where"].startswith(f"{runs.RUNS_DIR}/") and e["where"].endswith("/eval")]
-    base_evals = [e for e in evaluations if e["where"].startswith("eval/base-")]
-    if not run_evals or not base_evals:
+def _comparison(project_dir: Path, evaluations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The latest run's test-split answers beside its base model's (`atr eval --compare-base`)."""
+    latest = runs.latest_succeeded(project_dir)
+    record = runs.read_run(project_dir / runs.RUNS_DIR / latest) if latest else None
+    if not record:
         return None
-    run_eval, base_eval = run_evals[-1], base_evals[-1]
+    by_folder = {e["where"]: e for e in evaluations}
+    run_eval = by_folder.get(f"{runs.RUNS_DIR}/{latest}/eval")
+    base_dir = base_eval_dir(project_dir, record["model"]["spec"])
+    base_eval = by_folder.get(str(base_dir.relative_to(project_dir)))
+    if run_eval is None or base_eval is None:
+        return None
     columns = [(base_eval["where"], _predictions(base_eval)), (run_eval["where"], _predictions(run_eval))]
     return {
         "names": [name for name, _ in columns],

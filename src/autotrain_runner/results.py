@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ SIDE_BY_SIDE_SPLIT_SAMPLES = 20
 
 def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[Path]:
     """Leaderboard (csv, md), outputs side by side (md) and the plots, from what is on disk."""
-    evals = {entry["trial"]: trial_evals(config.project_dir, record, entry) for entry in record["trials"]}
+    evals = {entry["trial"]: trial_evals(config.project_dir, folder, record, entry) for entry in record["trials"]}
     base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
     rows = leaderboard(record, evals)
     written = [
@@ -95,11 +96,13 @@ def read_evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def trial_evals(project_dir: Path, record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    if entry["status"] != "succeeded" or not entry.get("run_id"):
+def trial_evals(project_dir: Path, folder: Path, record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """A trial's evaluation, when it was made with the sweep's current settings."""
+    if entry["status"] != "succeeded" or not entry.get("run_id") or entry.get("eval_key") != record.get("eval_key"):
         return {}
     run_dir = project_dir / runs.RUNS_DIR / entry["run_id"]
-    return {**read_evals(run_dir / "eval", record), "run": runs.read_run(run_dir) or {}}
+    evaluated = folder / "trials" / entry["trial"]
+    return {**read_evals(evaluated, record), "run": runs.read_run(run_dir) or {}}
 
 
 # --- the leaderboard
@@ -124,11 +127,12 @@ def leaderboard(record: dict[str, Any], evals: dict[str, dict[str, Any]]) -> lis
         }
         done = entry["status"] == "succeeded"
         if not split and not listed and done:
-            row.update(status="failed", error="its evaluation files are missing; rerun the sweep")
+            row.update(status="not evaluated", error="no evaluation with the current settings; rerun the sweep")
             done = False
         rates = [row[k] for k in ("leak_rate", "repetition_rate", "prompt_leak_rate", "prompt_repetition_rate")]
         row["flagged"] = done and any(r is not None and r > limit for r in rates)
-        row["score"] = row.get(metric) if done else None
+        score = row.get(metric) if done else None
+        row["score"] = None if score is None or math.isnan(score) else score  # a diverged run scores nothing
         rows.append(row)
 
     def order(row: dict[str, Any]) -> tuple:
@@ -140,8 +144,19 @@ def leaderboard(record: dict[str, Any], evals: dict[str, dict[str, Any]]) -> lis
     rows.sort(key=order)
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank if row["status"] == "succeeded" else None
-        row["best"] = rank == 1 and row["status"] == "succeeded"
+        row["best"] = rank == 1 and row["score"] is not None  # no score (a prompt list only): no winner
     return rows
+
+
+def score_rule(record: dict[str, Any]) -> str:
+    if not record["evaluation"].get("split"):
+        return (
+            "No test split: a prompt list gives outputs and flags, no score. Trials whose template-leak or "
+            f"repetition rate is above {record['flag_limit']:g} are flagged and listed last; no trial is marked best."
+        )
+    label, lower = METRICS[record["metric"]]
+    direction = "lower is better" if lower else "higher is better"
+    return SCORE_RULE.format(metric=label, direction=direction, limit=record["flag_limit"])
 
 
 def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
@@ -154,8 +169,6 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def leaderboard_md(record: dict[str, Any], rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
-    metric = record["metric"]
-    label, lower = METRICS[metric]
     shown = ("rank", "trial", "score", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")
     out = [
         f"# Sweep {record['id']}: {record['project']}",
@@ -163,9 +176,7 @@ def leaderboard_md(record: dict[str, Any], rows: list[dict[str, Any]], base: dic
         f"Model `{record['model']}`; grid: epochs {_list(record['grid']['epochs'])}, LoRA rank "
         f"{_list(record['grid']['lora_r'])}, alpha {record['grid']['alpha']}, lr {_list(record['grid']['lr'])}.",
         "",
-        SCORE_RULE.format(
-            metric=label, direction="lower is better" if lower else "higher is better", limit=record["flag_limit"]
-        ),
+        score_rule(record),
         "",
         "| " + " | ".join(shown) + " | flags |",
         "|" + "---|" * (len(shown) + 1),
@@ -258,6 +269,8 @@ def _request(prediction: dict[str, Any]) -> str:
 def _plots(
     config: Config, folder: Path, record: dict[str, Any], rows: list[dict[str, Any]], base: dict[str, Any]
 ) -> list[Path]:
+    for old in [*folder.glob("heatmap-*.png"), folder / "valid-loss.png", folder / "train-loss.png"]:
+        old.unlink(missing_ok=True)  # a chart for a metric no longer measured must not linger
     written = []
     grid = record["grid"]
     epochs = grid["epochs"]

@@ -65,7 +65,12 @@ class SweepResult:
 
 
 def cli_overrides(
-    epochs: str | None, lora_r: str | None, lora_alpha: str | None, alpha_ratio: str | None, lr: str | None
+    epochs: str | None,
+    lora_r: str | None,
+    lora_alpha: str | None,
+    alpha_ratio: str | None,
+    lr: str | None,
+    parallel: str | None = None,
 ) -> list[str]:
     """Command-line lists become the SWEEP_* keys, so one validation serves the flags and the env file."""
     given = {
@@ -74,6 +79,7 @@ def cli_overrides(
         "SWEEP_LORA_ALPHA": lora_alpha,
         "SWEEP_ALPHA_RATIO": alpha_ratio,
         "SWEEP_LR": lr,
+        "SWEEP_PARALLEL": parallel,
     }
     return [f"{key}={value}" for key, value in given.items() if value is not None]
 
@@ -88,6 +94,11 @@ def grid(config: Config) -> list[Trial]:
     epochs = _unique(config.get("SWEEP_EPOCHS") or [config.get("EPOCHS")])
     ranks = _unique(config.get("SWEEP_LORA_R") or [config.get("LORA_R")])
     alphas = config.get("SWEEP_LORA_ALPHA")
+    if alphas is not None and "SWEEP_ALPHA_RATIO" in config.values:
+        raise ConfigError(
+            f"{config.source('SWEEP_ALPHA_RATIO')}: SWEEP_ALPHA_RATIO: SWEEP_LORA_ALPHA "
+            f"({config.source('SWEEP_LORA_ALPHA')}) already gives the alphas; set one of the two"
+        )
     if alphas is not None:
         if len(alphas) != len(ranks):
             raise ConfigError(
@@ -95,9 +106,11 @@ def grid(config: Config) -> list[Trial]:
                 f"({','.join(map(str, ranks))}); give one alpha per rank, or use --alpha-ratio"
             )
         pairs = list(zip(ranks, alphas, strict=True))
-    else:
+    elif config.get("SWEEP_LORA_R") or "SWEEP_ALPHA_RATIO" in config.values:
         ratio = config.get("SWEEP_ALPHA_RATIO")
         pairs = [(r, max(1, round(ratio * r))) for r in ranks]
+    else:  # the rank is not swept: the project's alpha stays as it is
+        pairs = [(r, config.get("LORA_ALPHA")) for r in ranks]
     lrs: list[float | None] = _unique(config.get("SWEEP_LR") or [None])
     return [Trial(e, r, a, lr) for lr in lrs for r, a in pairs for e in epochs]
 
@@ -106,7 +119,6 @@ def sweep(
     project: Path | str,
     overrides: Sequence[str] = (),
     force: bool = False,
-    parallel: int | None = None,
     cpu: bool = False,
     name: str | None = None,
     echo: Callable[[str], None] = print,
@@ -119,15 +131,17 @@ def sweep(
     trials = grid(config)
     refuse_what_cannot_run_here(config)
     evaluation = _evaluation(config)
-    sweep_id = name or f"sweep-{_identity(config, trials)}"
+    identity = _identity(config, trials)
+    sweep_id = name or f"sweep-{identity}"
     if "/" in sweep_id or sweep_id.startswith("."):
         raise ConfigError(f"--name {sweep_id!r}: use letters, digits, '-' and '_'")
     folder = config.project_dir / SWEEPS_DIR / sweep_id
-    record = _load_record(folder, sweep_id, config, trials, evaluation)
-    slots = _slots(parallel or config.get("SWEEP_PARALLEL"))
+    slots = _slots(config)
+    _held = _lock(folder)  # held until sweep() returns: one `atr sweep` per sweep folder
+    record = _load_record(folder, sweep_id, config, trials, evaluation, identity, force)
     record.update(status="running", parallel=len(slots), updated_at=_now())
     runs.write_json_atomic(folder / SWEEP_JSON, record)
-    plan = _plan(config, record, evaluation, force)
+    plan = _plan(folder, config, record, evaluation, force)
     echo(
         f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train')} to train, "
         f"{_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {len(slots)} at a time; folder {folder}"
@@ -135,7 +149,9 @@ def sweep(
 
     # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
     work_s = 0.0
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    record_lock = threading.RLock()  # worker threads mark trials running while this one records outcomes
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         base_due = force or record["base"].get("eval_key") != evaluation["key"]
         if base_due or any(step != "reuse" for step in plan.values()):
@@ -143,21 +159,23 @@ def sweep(
         if base_due:
             work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
         todo = [t for t in trials if plan[t.name] != "reuse"]
-        specs = [_spec(project, overrides, cpu, t, record, config, plan[t.name], evaluation) for t in todo]
-        for spec, outcome in _execute(specs, slots, record, folder, echo):
-            _apply(record, spec, outcome, evaluation["key"])
-            runs.write_json_atomic(folder / SWEEP_JSON, record)
+        specs = [_spec(project, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
+        for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock):
+            with record_lock:
+                _apply(record, spec, outcome, evaluation["key"])
+                runs.write_json_atomic(folder / SWEEP_JSON, record)
             work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
             why = f" ({outcome['error']})" if outcome.get("error") else ""
             echo(f"trial {spec['trial']}: {outcome['status']}{why}")
-        interrupted = False
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for entry in record["trials"]:
-            if entry["status"] == "running":  # a trial cut short (Ctrl-C, or a crash of this process)
-                entry.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
+            if entry["status"] == "running":  # a trial cut short (Ctrl-C, or a failure of this process)
+                why = "interrupted by the user (Ctrl-C)" if interrupted else "the sweep itself stopped; see its output"
+                entry.update(status="interrupted", error=why)
         statuses = {entry["status"] for entry in record["trials"]}
         record["status"] = "interrupted" if interrupted else "failed" if statuses - {"succeeded"} else "succeeded"
         total = time.monotonic() - started
@@ -186,9 +204,12 @@ def _unique(values: list[Any]) -> list[Any]:
 
 
 def _identity(config: Config, trials: list[Trial]) -> str:
-    """What the trials train on: the grid, the other training parameters, the model, the data."""
-    fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in _SWEPT_FIELDS}
-    payload = {"trials": [t.name for t in trials], "fields": fields, "model": config.model.spec}
+    """What the trials train on: the grid, the other training parameters, the model, the data.
+    The learning rate stays in it unless it is swept; the model is named by its spec, not the
+    path it was converted to, so the same project on another machine is the same sweep."""
+    swept = {"epochs", "lora_r", "lora_alpha", "model", *(("lr",) if config.get("SWEEP_LR") else ())}
+    fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in swept}
+    payload = {"trials": sorted(t.name for t in trials), "fields": fields, "model": config.model.spec}
     if config.data_file is not None:
         payload["data"] = _sha256(config.data_file)
     return runs.config_hash(payload)
@@ -220,9 +241,21 @@ def _evaluation(config: Config) -> dict[str, Any]:
 
 
 def _load_record(
-    folder: Path, sweep_id: str, config: Config, trials: list[Trial], evaluation: dict[str, Any]
+    folder: Path,
+    sweep_id: str,
+    config: Config,
+    trials: list[Trial],
+    evaluation: dict[str, Any],
+    identity: str,
+    force: bool,
 ) -> dict[str, Any]:
-    record = runs.read_json(folder / SWEEP_JSON) or {
+    found = runs.read_json(folder / SWEEP_JSON)
+    if found and found.get("identity") not in (None, identity) and not force:
+        raise ConfigError(
+            f"{folder / SWEEP_JSON}: sweep {sweep_id} was run with another grid, training config, model or "
+            "data; give this one another --name, or --force to redo this one"
+        )
+    record = found or {
         "id": sweep_id,
         "project": config.display_name,
         "env_file": str(config.env_file),
@@ -231,6 +264,8 @@ def _load_record(
         "base": {},
     }
     record.update(
+        identity=identity,
+        eval_key=evaluation["key"],
         metric=config.get("SWEEP_METRIC"),
         flag_limit=config.get("SWEEP_FLAG_LIMIT"),
         model=config.model.spec,
@@ -240,9 +275,7 @@ def _load_record(
             "lora_r": _unique([t.lora_r for t in trials]),
             "lora_alpha": _unique([t.lora_alpha for t in trials]),
             "lr": _unique([t.lr if t.lr is not None else config.get("LR") for t in trials]),
-            "alpha": "paired with the ranks"
-            if config.get("SWEEP_LORA_ALPHA")
-            else f"{config.get('SWEEP_ALPHA_RATIO'):g} x rank",
+            "alpha": _alpha_rule(config),
         },
     )
     known = {entry["trial"]: entry for entry in record["trials"]}
@@ -262,14 +295,30 @@ def _load_record(
     return record
 
 
-def _plan(config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool) -> dict[str, str]:
+def _alpha_rule(config: Config) -> str:
+    if config.get("SWEEP_LORA_ALPHA"):
+        return "paired with the ranks"
+    if config.get("SWEEP_LORA_R") or "SWEEP_ALPHA_RATIO" in config.values:
+        return f"{config.get('SWEEP_ALPHA_RATIO'):g} x rank"
+    return f"{config.get('LORA_ALPHA')} (LORA_ALPHA)"
+
+
+def trial_eval_dir(folder: Path, trial: str) -> Path:
+    """A trial's evaluation lives in the sweep, so a later `atr eval --run` cannot replace it."""
+    return folder / "trials" / trial
+
+
+def _plan(
+    folder: Path, config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool
+) -> dict[str, str]:
     """Per trial: train (and evaluate), evaluate only (its run succeeded), or reuse as it is."""
     plan = {}
     for entry in record["trials"]:
         run = runs.read_json(config.project_dir / runs.RUNS_DIR / str(entry["run_id"]) / runs.RUN_JSON) or {}
+        evaluated = trial_eval_dir(folder, entry["trial"]) / "metrics.json"
         if force or run.get("status") != "succeeded":
             plan[entry["trial"]] = "train"
-        elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded":
+        elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded" or not evaluated.is_file():
             plan[entry["trial"]] = "eval"
         else:
             plan[entry["trial"]] = "reuse"
@@ -288,8 +337,9 @@ def _spec(
     record: dict[str, Any],
     config: Config,
     step: str,
-    evaluation: dict[str, Any],
+    folder: Path,
 ) -> dict[str, Any]:
+    evaluation = record["evaluation"]
     entry = next(e for e in record["trials"] if e["trial"] == trial.name)
     run_id = entry["run_id"] if step == "eval" else _free_run_id(config.project_dir, f"{record['id']}-{trial.name}")
     return {
@@ -301,6 +351,7 @@ def _spec(
         "train": step == "train",
         "split": evaluation["split"],
         "prompts": evaluation["prompts"],
+        "eval_out": str(trial_eval_dir(folder, trial.name)),
     }
 
 
@@ -350,18 +401,26 @@ def _evaluate_base(
     echo: Callable[[str], None],
 ) -> float:
     from .evaluate import evaluate
+    from .generate import release_memory
 
     began = time.monotonic()
-    evaluate(
-        project,
-        overrides,
-        base=True,
-        out=folder / BASE_DIR,
-        **_eval_inputs(evaluation["split"], evaluation["prompts"]),
-        echo=echo,
-    )
+    try:
+        evaluate(
+            project,
+            overrides,
+            base=True,
+            out=folder / BASE_DIR,
+            **_eval_inputs(evaluation["split"], evaluation["prompts"]),
+            echo=echo,
+        )
+        record["base"] = {"folder": BASE_DIR, "eval_key": evaluation["key"]}
+    except Exception as exc:  # the trials are worth running without their reference
+        record["base"] = {"folder": BASE_DIR, "eval_key": None, "error": _failure(exc)}
+        echo(f"warning: the base model's evaluation failed, the sweep goes on without it: {_failure(exc)}")
+    finally:
+        release_memory()
     seconds = round(time.monotonic() - began, 2)
-    record["base"] = {"folder": BASE_DIR, "eval_key": evaluation["key"], "eval_s": seconds}
+    record["base"]["eval_s"] = seconds
     runs.write_json_atomic(folder / SWEEP_JSON, record)
     return seconds
 
@@ -375,18 +434,19 @@ def _eval_inputs(split: str | None, prompts: str | None) -> dict[str, Any]:
 
 
 def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, Any]:
-    """Train one trial (unless its run already succeeded) and evaluate it. Never raises for a failed trial."""
-    from .errors import RunnerError
+    """Train one trial (unless its run already succeeded) and evaluate it. A failure of the trial,
+    whatever raised it (AutoTrain, CUDA out of memory in generation), is its outcome, not the sweep's."""
     from .evaluate import evaluate
+    from .generate import release_memory
     from .train import train
 
     outcome: dict[str, Any] = {}
     if spec["train"]:
         try:
             result = train(spec["project"], spec["overrides"], run_id=spec["run_id"], cpu=spec["cpu"], echo=echo)
-        except RunnerError as exc:  # AutoTrain crashed or rejected this trial's values
+        except Exception as exc:  # AutoTrain crashed or rejected this trial's values, or worse
             record = runs.read_json(_run_json(spec)) or {}
-            return {"status": "failed", "error": _excerpt(str(exc)), "train_s": record.get("duration_s", 0.0)}
+            return {"status": "failed", "error": _failure(exc), "train_s": record.get("duration_s", 0.0)}
         outcome["train_s"] = result.record.get("duration_s", 0.0)
         if result.status != "succeeded":
             return {**outcome, "status": result.status, "error": result.record.get("error")}
@@ -396,14 +456,24 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
             spec["project"],
             spec["overrides"],
             run_id=spec["run_id"],
+            out=Path(spec["eval_out"]),
             **_eval_inputs(spec["split"], spec["prompts"]),
             echo=echo,
         )
-    except RunnerError as exc:
-        return {**outcome, "status": "failed", "error": "evaluation failed: " + _excerpt(str(exc))}
+    except Exception as exc:
+        return {**outcome, "status": "failed", "error": "evaluation failed: " + _failure(exc)}
     except KeyboardInterrupt:
         return {**outcome, "status": "interrupted", "error": "interrupted by the user (Ctrl-C) during evaluation"}
+    finally:
+        release_memory()  # the next trial trains in a child process: give the GPU back
     return {**outcome, "status": "succeeded", "eval_s": round(time.monotonic() - began, 2)}
+
+
+def _failure(exc: Exception) -> str:
+    from .errors import RunnerError
+
+    text = str(exc) if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
+    return _excerpt(text)
 
 
 def _run_json(spec: dict[str, Any]) -> Path:
@@ -418,16 +488,22 @@ def _excerpt(text: str, lines: int = 6, chars: int = 600) -> str:
 
 
 def _execute(
-    specs: list[dict[str, Any]], slots: list[dict[str, str]], record: dict[str, Any], folder: Path, echo
+    specs: list[dict[str, Any]],
+    slots: list[dict[str, str]],
+    record: dict[str, Any],
+    folder: Path,
+    echo: Callable[[str], None],
+    lock: threading.RLock,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Yield (spec, outcome) as trials finish: in this process one at a time, else in worker processes."""
 
     def mark_running(spec: dict[str, Any]) -> None:
-        entry = next(e for e in record["trials"] if e["trial"] == spec["trial"])
-        entry.update(status="running", run_id=spec["run_id"], error=None)
-        if spec["train"] and spec["run_id"] not in entry["attempts"]:
-            entry["attempts"].append(spec["run_id"])
-        runs.write_json_atomic(folder / SWEEP_JSON, record)
+        with lock:
+            entry = next(e for e in record["trials"] if e["trial"] == spec["trial"])
+            entry.update(status="running", run_id=spec["run_id"], error=None)
+            if spec["train"] and spec["run_id"] not in entry["attempts"]:
+                entry["attempts"].append(spec["run_id"])
+            runs.write_json_atomic(folder / SWEEP_JSON, record)
 
     if len(slots) == 1 and not slots[0]:
         for spec in specs:
@@ -440,17 +516,22 @@ def _execute(
     yield from _execute_in_workers(specs, slots, mark_running, echo)
 
 
-def _slots(parallel: int | None) -> list[dict[str, str]]:
+def _slots(config: Config) -> list[dict[str, str]]:
     """Environment of each concurrent trial: one CUDA device each, or a share of the CPU cores."""
     devices = hardware.cuda_device_count()
-    count = parallel or max(1, devices)
+    count = config.get("SWEEP_PARALLEL") or max(1, devices)
     if count == 1:
         return [{}]  # this process, as it is
-    if devices:
-        return [{"CUDA_VISIBLE_DEVICES": str(i % devices)} for i in range(count)]
+    if devices:  # the devices this process may use, as CUDA_VISIBLE_DEVICES names them
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        ids = visible[:devices] if visible else [str(i) for i in range(devices)]
+        return [{"CUDA_VISIBLE_DEVICES": ids[i % len(ids)]} for i in range(count)]
     cores = sorted(os.sched_getaffinity(0))
     if count > len(cores):
-        raise ConfigError(f"--parallel {count}: this machine has {len(cores)} cores for CPU trials")
+        raise ConfigError(
+            f"{config.source('SWEEP_PARALLEL')}: SWEEP_PARALLEL: {count} trials at once, and this machine has "
+            f"{len(cores)} cores for CPU trials"
+        )
     shares = [cores[i::count] for i in range(count)]
     return [
         {
@@ -482,62 +563,74 @@ def _execute_in_workers(specs, slots, mark_running, echo) -> Iterator[tuple[dict
                 text=True,
                 encoding="utf-8",
                 errors="replace",
-                start_new_session=True,  # signals reach a worker only through this process, exactly once
+                start_new_session=True,  # not the terminal's Ctrl-C: this process forwards it, exactly once
             )
             children[spec["trial"]] = child
+        outcome = None
         try:
             assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(json.dumps(spec))  # by pipe: --set values may hold secrets, never a file
-            child.stdin.close()
-            outcome = None
+            with contextlib.suppress(BrokenPipeError):  # a worker stopped before it read its spec
+                child.stdin.write(json.dumps(spec))  # by pipe: --set values may hold secrets, never a file
+                child.stdin.close()
             for line in child.stdout:
-                if line.startswith(_OUTCOME):
-                    outcome = json.loads(line[len(_OUTCOME) :])
-                elif line.strip():
+                if _OUTCOME in line:
+                    before, _, found = line.partition(_OUTCOME)
+                    outcome = json.loads(found)
+                    line = before
+                if line.strip():
                     echo(f"[{spec['trial']}] {line.rstrip()}")
             child.wait()
         finally:
             with lock:
                 free.append(slot)
                 children.pop(spec["trial"], None)
+        if outcome is None and stopping.is_set():
+            return {"status": "interrupted", "error": "interrupted by the user (Ctrl-C) as the trial started"}
         return outcome or {"status": "failed", "error": f"the trial's worker exited with code {child.returncode}"}
 
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        futures = {pool.submit(work, spec): spec for spec in specs}
-        pending = dict(futures)
-        try:
-            while pending:
-                for future in [f for f in pending if f.done()]:
-                    spec = pending.pop(future)
-                    outcome = future.result()
-                    if outcome["status"] != "pending":
-                        yield spec, outcome
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            stopping.set()
-            with lock:  # a terminal's Ctrl-C reaches the workers too; a signal to this process alone does not
-                for child in children.values():
-                    with contextlib.suppress(ProcessLookupError):
-                        child.send_signal(signal.SIGINT)
-            handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                for future, spec in pending.items():
-                    outcome = future.result()
-                    if outcome["status"] != "pending":
-                        yield spec, outcome
-            finally:
-                for sig, handler in handlers.items():
-                    signal.signal(sig, handler)
-            raise
+    def stop_children() -> None:
+        stopping.set()
+        with lock:
+            for child in children.values():
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signal.SIGINT)
+
+    pool = ThreadPoolExecutor(max_workers=len(slots))
+    pending = {pool.submit(work, spec): spec for spec in specs}
+    try:
+        while pending:
+            for future in [f for f in pending if f.done()]:
+                spec = pending.pop(future)
+                outcome = future.result()
+                if outcome["status"] != "pending":
+                    yield spec, outcome
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        stop_children()
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:  # the workers stop their trials and report them interrupted
+            for future, spec in pending.items():
+                outcome = future.result()
+                if outcome["status"] != "pending":
+                    yield spec, outcome
+            pending = {}
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        raise
+    finally:  # whatever ended the loop, no worker goes on training behind it
+        if pending:
+            stop_children()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker() -> int:
     """One trial in a worker process: the spec on stdin, the outcome as the last stdout line."""
-    if os.environ.get("ATR_CPU_CORES"):
-        os.sched_setaffinity(0, {int(c) for c in os.environ["ATR_CPU_CORES"].split(",")})
-    spec = json.loads(sys.stdin.read())
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        if os.environ.get("ATR_CPU_CORES"):
+            os.sched_setaffinity(0, {int(c) for c in os.environ["ATR_CPU_CORES"].split(",")})
+        spec = json.loads(sys.stdin.read())
         outcome = run_trial(spec, lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C)"}
@@ -548,6 +641,20 @@ def _worker() -> int:
 
 
 # --- small helpers
+
+
+def _lock(folder: Path):
+    """An exclusive lock on the sweep folder, released when this process ends however it ends."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise WorkError(f"{folder}: another `atr sweep` is running this sweep; wait for it or stop it") from None
+    return handle
 
 
 def _raise_interrupt(signum, frame) -> None:
