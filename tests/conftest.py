@@ -181,24 +181,15 @@ def chromium() -> str:
     if missing:
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             pytest.skip(f"cannot install {' '.join(missing)}: needs root and apt-get")
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
+
+        def apt_get(*args: str) -> subprocess.CompletedProcess:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            return subprocess.run(["apt-get", *args], capture_output=True, text=True, check=False, timeout=900, env=env)
+
+        done = apt_get("install", "-y", "--no-install-recommends", *missing)
         if done.returncode != 0:  # a stale package index: refresh it once
-            subprocess.run(["apt-get", "update"], capture_output=True, check=False, timeout=600)
-            done = subprocess.run(
-                ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=900,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
+            apt_get("update")
+            done = apt_get("install", "-y", "--no-install-recommends", *missing)
         if done.returncode != 0:
             pytest.skip(f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}")
     return shutil.which("chromium") or pytest.skip("chromium is not on PATH after installing it")

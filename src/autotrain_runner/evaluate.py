@@ -123,14 +123,8 @@ def generation_settings(config: Config, batch_size: int | None = None) -> Settin
 
 
 def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
-    if run_id is None:
-        run_id = runs.latest_succeeded(config.project_dir)
-        if run_id is None:
-            raise ConfigError(f"{config.project_dir}: no succeeded run to evaluate; train first or use --base")
-    run_dir = runs.find_run(config.project_dir, run_id)
-    record = runs.read_run(run_dir) or {}
-    if record.get("status") != "succeeded":
-        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be evaluated")
+    run_dir, record = runs.succeeded_run(config.project_dir, run_id, "evaluate", "train first, or use --base")
+    run_id = run_dir.name
     output = run_dir / record["output_dir"]
     fields = {k: v for k, v in record["template"].items() if k != "chat_template"}
     template = templates.PromptTemplate(**{**fields, "stop": tuple(fields.get("stop", ()))})

@@ -329,15 +329,7 @@ def _shared(path: Path) -> str | None:
 
 def pick_run(config: Config, run_id: str | None) -> tuple[Path, dict[str, Any]]:
     """The named run, or the succeeded one that finished last."""
-    if run_id is None:
-        run_id = runs.latest_succeeded(config.project_dir)
-        if run_id is None:
-            raise ConfigError(f"{display_path(config.project_dir)}: no succeeded run to push; train first (atr train)")
-    run_dir = runs.find_run(config.project_dir, run_id)
-    record = runs.read_run(run_dir) or {}
-    if record.get("status") != "succeeded":
-        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be pushed")
-    return run_dir, record
+    return runs.succeeded_run(config.project_dir, run_id, "push")
 
 
 # --------------------------------------------------------------------------------------------------

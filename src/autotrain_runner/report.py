@@ -16,7 +16,7 @@ from typing import Any
 from . import plots, runs
 from .config import find_env_file, load_config
 from .evaluate import base_eval_dir
-from .results import METRICS, leaderboard, read_evals, score_rule, trial_evals
+from .results import METRICS, fmt, leaderboard, read_evals, score_rule, trial_evals
 from .sweep import SWEEPS_DIR, read_sweeps
 
 REPORT = "report.html"
@@ -191,17 +191,7 @@ def _render(page: dict[str, Any]) -> str:
     import jinja2
 
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-    environment.filters["num"] = _num
+    environment.filters["num"] = fmt
     environment.filters["flags"] = lambda p: ", ".join(k for k, on in (p or {}).get("flags", {}).items() if on)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     return environment.from_string(template).render(**page, metric_columns=list(METRICS))
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

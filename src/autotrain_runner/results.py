@@ -182,12 +182,12 @@ def leaderboard_md(record: dict[str, Any], rows: list[dict[str, Any]], base: dic
         "|" + "---|" * (len(shown) + 1),
     ]
     for row in rows:
-        cells = [_fmt(row.get(k)) for k in shown]
+        cells = [fmt(row.get(k)) for k in shown]
         cells[1] = f"★ **{row['trial']}**" if row["best"] else row["trial"]
         out.append("| " + " | ".join(cells) + f" | {_flags(row)} |")
     if base.get("split") or base.get("prompts"):
         reference = base.get("split") or {}
-        cells = ["", "base (reference)", "", *[_fmt(reference.get(k)) for k in shown[3:]]]
+        cells = ["", "base (reference)", "", *[fmt(reference.get(k)) for k in shown[3:]]]
         out.append("| " + " | ".join(cells) + " |  |")
     missing = [row for row in rows if row["status"] != "succeeded"]
     if missing:
@@ -339,7 +339,7 @@ def _value(row: dict[str, Any] | None, metric: str) -> float | None:
 # --- formatting
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

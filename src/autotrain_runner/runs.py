@@ -106,6 +106,22 @@ def latest_succeeded(project_dir: Path) -> str | None:
     return max(done, key=lambda r: (str(r.get("ended_at") or ""), r["id"]))["id"]
 
 
+def succeeded_run(
+    project_dir: Path, run_id: str | None, use: str, hint: str = "train first (atr train)"
+) -> tuple[Path, dict[str, Any]]:
+    """The named run, or the succeeded one that finished last, for a command that needs a trained
+    model (`use`: "evaluate", "push")."""
+    if run_id is None:
+        run_id = latest_succeeded(project_dir)
+        if run_id is None:
+            raise ConfigError(f"{project_dir}: no succeeded run to {use}; {hint}")
+    run_dir = find_run(project_dir, run_id)
+    record = read_run(run_dir) or {}
+    if record.get("status") != "succeeded":
+        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be used to {use}")
+    return run_dir, record
+
+
 def find_run(project_dir: Path, run_id: str) -> Path:
     run_dir = project_dir / RUNS_DIR / run_id
     if not (run_dir / RUN_JSON).is_file():
