@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
@@ -577,11 +576,11 @@ def _data_lines(config: Config, record: dict[str, Any]) -> list[str]:
     source = Path(str(data.get("source", "")))
     sha = data.get("sha256", "")
     lines = [f"Training file `{source.name}`, sha256 `{sha}`."]
-    manifest = _read_json(config.dataset_dir / "manifest.json")
+    manifest = runs.read_json(config.dataset_dir / "manifest.json")
     if manifest is None:
         return lines
     built = config.dataset_dir / str(manifest.get("train_file", ""))
-    if not built.is_file() or _sha256(built) != sha:  # rebuilt since, or another dataset
+    if not built.is_file() or runs.sha256_file(built) != sha:  # rebuilt since, or another dataset
         return [*lines, f"(The dataset in {config.dataset_dir.name}/ now differs from it: no summary.)"]
     rows = manifest.get("rows", {})
     dropped = ", ".join(f"{k} {v}" for k, v in rows.get("dropped", {}).items()) or "none"
@@ -614,7 +613,7 @@ _FIGURES = {
 
 
 def _eval_lines(run_dir: Path, base: str) -> list[str]:
-    figures = _read_json(run_dir / "eval" / "metrics.json")
+    figures = runs.read_json(run_dir / "eval" / "metrics.json")
     if figures is None:
         return [f"No evaluation was recorded for this run (`atr eval PROJECT --run {run_dir.name}` writes one)."]
     lines = ["| metric | value | scale |", "|---|---|---|"]
@@ -708,21 +707,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value).replace("|", "\\|")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------

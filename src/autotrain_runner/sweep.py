@@ -13,7 +13,6 @@ the model and the training file), so the same command finds the same sweep and r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -211,7 +210,7 @@ def _identity(config: Config, trials: list[Trial]) -> str:
     fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in swept}
     payload = {"trials": sorted(t.name for t in trials), "fields": fields, "model": config.model.spec}
     if config.data_file is not None:
-        payload["data"] = _sha256(config.data_file)
+        payload["data"] = runs.sha256_file(config.data_file)
     return runs.config_hash(payload)
 
 
@@ -227,8 +226,8 @@ def _evaluation(config: Config) -> dict[str, Any]:
             f"({split}) and no EVAL_PROMPTS; build the split with DATA_BUILDER and `atr data`, or set EVAL_PROMPTS"
         )
     payload = {
-        "split": _sha256(split) if split.is_file() else None,
-        "prompts": _sha256(listed) if listed is not None else None,
+        "split": runs.sha256_file(split) if split.is_file() else None,
+        "prompts": runs.sha256_file(listed) if listed is not None else None,
         "generation": generation_settings(config).describe(),
         "template": config.template.describe(),
         "metrics": [config.get("BLEU_TOKENIZE"), config.get("EMBEDDING_MODEL")],
@@ -659,14 +658,6 @@ def _lock(folder: Path):
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _now() -> str:

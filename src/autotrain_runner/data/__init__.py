@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, runs
 from ..config import Config, load_config
 from ..envfile import display_path
 from ..errors import ConfigError
@@ -124,12 +124,8 @@ def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: 
 
 
 @functools.cache
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _sha256(path: Path) -> str:  # cached: fingerprint and manifest both hash every input
+    return runs.sha256_file(path)
 
 
 def _describe_input(path: Path) -> dict[str, Any]:
