@@ -298,3 +298,12 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(swept, chromi
         assert image.size == (1280, 2000)
         assert sum(histogram[:200]) > 0.02 * grey.width * grey.height  # text, tables and charts drawn
         assert len([n for n in histogram if n]) > 50
+
+
+def test_the_model_card_of_a_trial_carries_its_sweep_evaluation(swept):
+    project, result = swept
+    assert result.code == 0
+    best = next(t for t in sweep_json(project)["trials"] if t["status"] == "succeeded")
+    plan = atr("push", str(project), "--run", best["run_id"], "--repo", "me/style", "--dry-run")
+    assert plan.code == 0, plan.text[-2000:]
+    assert "| chrf |" in plan.out and "No evaluation was recorded" not in plan.out

@@ -613,7 +613,12 @@ _FIGURES = {
 
 
 def _eval_lines(run_dir: Path, base: str) -> list[str]:
+    from .sweep import trial_evaluation
+
     figures = runs.read_json(run_dir / "eval" / "metrics.json")
+    swept = trial_evaluation(run_dir.parent.parent, run_dir.name) if figures is None else None
+    if swept is not None:  # a sweep trial: its evaluation is kept with the sweep
+        figures = runs.read_json(swept / "metrics.json")
     if figures is None:
         return [f"No evaluation was recorded for this run (`atr eval PROJECT --run {run_dir.name}` writes one)."]
     lines = ["| metric | value | scale |", "|---|---|---|"]

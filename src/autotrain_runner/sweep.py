@@ -664,6 +664,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
+    """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
+    for record in read_sweeps(project_dir):
+        for entry in record["trials"]:
+            if entry.get("run_id") == run_id and entry.get("status") == "succeeded":
+                return trial_eval_dir(project_dir / SWEEPS_DIR / record["id"], entry["trial"])
+    return None
+
+
 def read_sweeps(project_dir: Path) -> list[dict[str, Any]]:
     root = project_dir / SWEEPS_DIR
     if not root.is_dir():
