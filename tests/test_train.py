@@ -36,8 +36,12 @@ def test_train_end_to_end_with_canary_token(tiny_project):
     assert isinstance(record["train_loss"], float) and record["train_loss"] > 0
     assert record["loss_history"], "the per-step losses from the trainer log"
     assert record["versions"]["autotrain-advanced"] == "0.8.36"
-    assert record["versions"]["torch"].startswith("2.5.1")
-    assert record["argv"][:3] == ["autotrain", "llm", "--train"]
+    assert record["versions"]["torch"].startswith("2.13.0")
+    assert record["versions"]["transformers"] == "5.19.0" and record["versions"]["trl"] == "1.16.0"
+    assert record["engine"].startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, max-length")
+    assert record["engine"] in result.out
+    assert record["argv"][:3] == ["autotrain", "llm", "--train"]  # the equivalent command, for people
+    assert json.loads((run_dir / "params.json").read_text())["project_name"] == "tiny-test"
     token_row = next(row for row in record["config"] if row["key"] == "HF_TOKEN")
     assert token_row["value"] == "***" and token_row["source"].endswith("project.local.env:1")
     assert record["started_at"] <= record["ended_at"]
@@ -96,7 +100,7 @@ def test_ctrl_c_stops_the_whole_process_group_and_marks_the_run(tiny_project):
     assert child.returncode == 130, out[-2000:]
     record = json.loads((tiny_project / "runs" / "stopped" / "run.json").read_text())
     assert record["status"] == "interrupted"
-    # AutoTrain ran in its own process group (accelerate and the trainer with it): all of it is gone.
+    # The trainer ran in its own process group: all of it is gone.
     # (a SIGKILLed process takes a moment to leave the process table: allow it a few seconds)
     for group in (child.pid, record["pid"]):
         deadline = time.monotonic() + 10
@@ -121,7 +125,8 @@ def _group_members(group: int) -> str:
 
 def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tiny_model, style_project):
     """`atr data` (txt, instruct-ko) then `atr train`; the packed sequences the trainer really saw
-    (dumped from inside AutoTrain's trainer process) end every rendered sample with EOS."""
+    (dumped from inside the trainer process) hold every rendered sample whole, each ended by EOS;
+    the held-out split gives an eval loss each epoch."""
     import csv
     from pathlib import Path
 
@@ -131,36 +136,39 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
     assert atr("data", str(project)).code == 0
     dump = tmp_path / "tokens.json"
     hooks = str(Path(__file__).parent / "hooks")
-    result = atr("train", str(project), "--run-id", "eos", env={"PYTHONPATH": hooks, "ATR_TEST_DUMP_PACKED": str(dump)})
+    result = atr(
+        "train",
+        str(project),
+        "--run-id",
+        "eos",
+        "--set",
+        "EPOCHS=2",
+        env={"PYTHONPATH": hooks, "ATR_TEST_DUMP_PACKED": str(dump)},
+    )
     assert result.code == 0, result.text[-3000:]
     record = json.loads((project / "runs/eos/run.json").read_text())
     assert record["template"]["name"] == "instruct-ko" and record["template"]["stop"] == ["### 질문:"]
     assert record["data"]["source"].endswith("datasets/style/train.csv")
+    # AutoTrain drops the validation split of local data; the engine keeps it: one eval loss an epoch
+    assert record["data"]["valid"]["samples"] == 6
+    assert record["eval_loss_epochs"] == [1.0, 2.0] and record["eval_loss"] == record["eval_loss_history"][-1]
+    listed = atr("runs", str(project)).out
+    assert "eval loss" in listed and f"{record['eval_loss']:.4f}" in listed
 
     seen = json.loads(dump.read_text())
     eos = seen["eos_token_id"]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     with (tmp_path / "datasets/style/train.csv").open(encoding="utf-8") as handle:
         samples = [tokenizer(row["text"])["input_ids"] for row in csv.DictReader(handle)]
+    # TRL packs whole samples (best-fit), each followed by EOS, position ids restarting at each one
+    packed = []
     for chunk in seen["input_ids"]:
-        segments, current = [], []
+        current: list[int] = []
         for token in chunk:
             if token == eos:
-                segments.append(current)
+                packed.append(current)
                 current = []
             else:
                 current.append(token)
-        for index, segment in enumerate(segments):
-            # every run of tokens that ends at an EOS is the end of one rendered sample...
-            assert any(s[len(s) - len(segment) :] == segment for s in samples), tokenizer.decode(segment)
-            # ...and one that starts after an EOS is a whole sample
-            if index > 0:
-                assert segment in samples
-    # TRL packs the samples in order (each + EOS) and drops the incomplete last block: exactly the
-    # samples that end inside the kept tokens show an EOS.
-    kept = sum(len(chunk) for chunk in seen["input_ids"])
-    ends, position = 0, 0
-    for sample in samples:
-        position += len(sample) + 1
-        ends += position <= kept
-    assert sum(chunk.count(eos) for chunk in seen["input_ids"]) == ends
+        assert current == [], "a packed sequence ends with an EOS"
+    assert sorted(packed) == sorted(samples)

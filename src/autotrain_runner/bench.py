@@ -224,7 +224,7 @@ def bench_memory(
     from . import preflight
 
     torch.manual_seed(0)
-    loaded = AutoModelForCausalLM.from_pretrained(model)  # no torch_dtype: fp32, as AutoTrain loads it
+    loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32, as the engine loads it
     loaded.config.use_cache = False
     if checkpointing:  # what the Trainer and TRL do for an unquantized model
         loaded.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

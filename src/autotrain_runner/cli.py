@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--cpu", action="store_true", help="as `train --cpu` would run")
     train = project_command("train", "run AutoTrain in a new run folder and verify that it worked")
     train.add_argument("--run-id", help="name of the run folder (default: time and config hash)")
-    train.add_argument("--cpu", action="store_true", help="train without CUDA: int4/int8 become none")
+    train.add_argument("--cpu", action="store_true", help="train on the CPU even where CUDA is present")
     data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
     data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
 
@@ -173,6 +173,13 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         redact = Redactor(config.secrets())
         argv = [redact(a) for a in build_argv(config)]
         print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
+        from .engine import describe
+
+        print(
+            f"note: `atr train` runs {describe()}; a bare `autotrain llm` on this stack lacks those fixes "
+            "and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
+            file=sys.stderr,
+        )
         return EXIT_OK
     if args.cmd == "train":
         from .train import train

@@ -18,6 +18,7 @@ from .errors import ConfigError, Problem
 
 STAGED_DATA_DIR = "data"  # relative to the run folder, which is AutoTrain's working directory
 STAGED_SPLIT = "train"
+STAGED_VALID_SPLIT = "valid"  # staged beside train.* when the dataset has a held-out split
 # Flags about the data's columns come last, after the training hyperparameters.
 _DATA_FIELDS = ("text_column", "prompt_text_column", "rejected_text_column", "chat_template")
 # Choice fields where AutoTrain needs an explicit "none" to turn its default off.

@@ -243,10 +243,6 @@ def load_config(
 
     values = _canonical_values(assignments, referenced, problems)
     env_dir = env_file.parent
-    if cpu and _effective_quantization(values) in ("int4", "int8"):
-        was = _effective_quantization(values)
-        values["QUANTIZATION"] = Value("QUANTIZATION", "QUANTIZATION", "none", "none", Source("--cpu"))
-        problems.append(Problem("note", "--cpu", "QUANTIZATION", f"{was} needs CUDA; training without it (none)"))
 
     display_name = (
         str(values["PROJECT_NAME"].value)
@@ -268,7 +264,7 @@ def load_config(
 
     model = _resolve_model(values, env_file, problems)
     data_file = _resolve_data(values, env_file, problems)
-    cuda = hardware.cuda_available()
+    cuda = not cpu and hardware.cuda_available()  # --cpu: check and train as a machine without CUDA
     config = Config(
         env_file, env_dir, values, project_name, display_name, model, data_file, cuda, template, dataset_dir
     )
@@ -419,12 +415,6 @@ def _check_value(spec: Key, value: Any) -> str | None:
     if value is None or spec.check is None:
         return None
     return spec.check(value)
-
-
-def _effective_quantization(values: dict[str, Value]) -> str:
-    peft = values["PEFT"].value if "PEFT" in values else KEYS["PEFT"].default
-    quant = values["QUANTIZATION"].value if "QUANTIZATION" in values else KEYS["QUANTIZATION"].default
-    return (quant or "none") if peft else "none"
 
 
 def dataset_id(env_file: Path) -> str:
@@ -659,11 +649,10 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
     if config.quantization in ("int4", "int8") and not config.cuda:
         problems.append(
             Problem(
-                "warning",
+                "note",
                 where("QUANTIZATION"),
                 written("QUANTIZATION"),
-                f"{config.quantization} needs CUDA (bitsandbytes) and none is here; "
-                "`atr train` will refuse unless you pass --cpu (trains unquantized)",
+                f"{config.quantization} without CUDA: bitsandbytes quantizes on the CPU, which trains slowly",
             )
         )
     if get("MIXED_PRECISION") in ("fp16", "bf16") and not config.cuda:

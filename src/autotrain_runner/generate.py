@@ -52,7 +52,8 @@ def release_memory() -> None:
 
 
 class HFBackend:
-    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request."""
+    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request
+    (bitsandbytes >= 0.49 quantizes on the CPU too, so an int4 run is evaluated as it was trained)."""
 
     def __init__(self, model: str, adapter: Path | None = None, load_in_4bit: bool = False):
         import torch
@@ -65,15 +66,15 @@ class HFBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         cuda = torch.cuda.is_available()
-        kwargs: dict[str, Any] = {"torch_dtype": torch.float32}
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
         if cuda:
-            kwargs["torch_dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             kwargs["device_map"] = "auto"
-        if load_in_4bit and cuda:
+        if load_in_4bit:
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["torch_dtype"]
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
             )
         self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs)
         if len(self.tokenizer) > self.model.get_input_embeddings().weight.shape[0]:
@@ -88,9 +89,9 @@ class HFBackend:
             "backend": "hf",
             "model": model,
             "adapter": str(adapter) if adapter else None,
-            "dtype": str(kwargs["torch_dtype"]).removeprefix("torch."),
+            "dtype": str(kwargs["dtype"]).removeprefix("torch."),
             "device": str(self.device),
-            "load_in_4bit": bool(load_in_4bit and cuda),
+            "load_in_4bit": bool(load_in_4bit),
         }
 
     def count_tokens(self, text: str, special: bool) -> int:
@@ -259,6 +260,6 @@ class OpenAIBackend:
             tokens = (response.json().get("usage") or {}).get("completion_tokens", 0)
         except (ValueError, KeyError, IndexError, TypeError):
             raise WorkError(
-                f"{self.url} answered something that is not an OpenAI chat completion: " f"{response.text[:120]!r}"
+                f"{self.url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
             ) from None
         return Generated((text or "").strip(), finish == "stop", int(tokens or 0))

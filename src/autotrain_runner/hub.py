@@ -357,7 +357,7 @@ def merge(
         from transformers import AutoConfig
 
         if dtype is None:
-            own = str(AutoConfig.from_pretrained(base, trust_remote_code=trust).torch_dtype or "float32")
+            own = str(AutoConfig.from_pretrained(base, trust_remote_code=trust).dtype or "float32")
             dtype = next((k for k, v in DTYPES.items() if own.endswith(v)), "fp32")
         target = run_dir / f"merged-{dtype}"
         if (target / "config.json").is_file():
@@ -371,7 +371,7 @@ def merge(
         tmp = Path(tempfile.mkdtemp(prefix=f".merged-{dtype}.", dir=run_dir))
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                base, torch_dtype=getattr(torch, DTYPES[dtype]), low_cpu_mem_usage=True, trust_remote_code=trust
+                base, dtype=getattr(torch, DTYPES[dtype]), low_cpu_mem_usage=True, trust_remote_code=trust
             )
             # the run's tokenizer: chatml/zephyr training adds tokens, and the adapter then holds the
             # resized embeddings
@@ -679,7 +679,7 @@ def _usage_lines(repo_id: str, model: dict[str, Any], template: templates.Prompt
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-            f'model = AutoModelForCausalLM.from_pretrained("{base}", torch_dtype="auto", device_map="auto")',
+            f'model = AutoModelForCausalLM.from_pretrained("{base}", dtype="auto", device_map="auto")',
             "if len(tokenizer) > model.get_input_embeddings().num_embeddings:",
             "    model.resize_token_embeddings(len(tokenizer))",
             f'model = PeftModel.from_pretrained(model, "{repo_id}")',
@@ -689,7 +689,7 @@ def _usage_lines(repo_id: str, model: dict[str, Any], template: templates.Prompt
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", torch_dtype="auto", device_map="auto")',
+            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", dtype="auto", device_map="auto")',
         ]
     answer = "answer = tokenizer.decode(output[0, inputs.input_ids.shape[1]:], skip_special_tokens=True)"
     if template.stop:
@@ -899,7 +899,7 @@ def hub_errors(repo_id: str, token: Token) -> Iterator[None]:
 
 
 def hub_error(exc: Exception, repo_id: str, token: Token) -> RunnerError:
-    import requests
+    import httpx2  # huggingface_hub's HTTP client since 2.0
     from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -928,7 +928,7 @@ def hub_error(exc: Exception, repo_id: str, token: Token) -> RunnerError:
         else:
             message = f"the Hub refused the upload to {repo_id} (HTTP {status})"
         return HubError(f"{message}; the Hub said: {detail}")
-    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+    if isinstance(exc, httpx2.TransportError):  # refused, unresolvable, timed out
         return HubError(f"cannot reach {constants.ENDPOINT}: check the network (or HF_ENDPOINT); nothing was uploaded")
     return HubError(f"upload to {repo_id} failed: {type(exc).__name__}: {redact(str(exc))}")
 

@@ -8,7 +8,7 @@ size), else it is unknown.
 Figures are bytes; the report prints GB (10^9 bytes). The training estimate follows what
 AutoTrain 0.8.36 really does (read from `trainers/clm/utils.py`, TRL's SFTTrainer and PEFT):
 
-- weights: with `QUANTIZATION=none` the model is loaded with no `torch_dtype`, so in fp32 (4 B a
+- weights: with `QUANTIZATION=none` the engine loads the model in fp32, as AutoTrain 0.8.36 did (4 B a
   parameter) whatever `MIXED_PRECISION` says (that only turns on autocast). int4 is bitsandbytes
   NF4 with double quantization off: 0.5 B plus one fp32 absmax per 64 weights = 0.5625 B for the
   decoder's linear layers; int8 is 1 B. `prepare_model_for_kbit_training` casts the rest

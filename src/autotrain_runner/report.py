@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def report(project: Path | str, out: Path | None = None) -> Path:
         "project": config.display_name,
         "env_file": str(env_file),
         "model": config.model.spec,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": [_run_row(r) for r in run_records],
         "loss_chart": _loss_chart(project_dir, run_records, target.parent),
         "sweeps": [  # the latest first
@@ -64,6 +64,7 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "lora_alpha": params.get("lora_alpha"),
         "lr": params.get("lr"),
         "train_loss": record.get("train_loss"),
+        "eval_loss": record.get("eval_loss"),
         "error": (record.get("error") or "")[-300:],
     }
 
@@ -75,11 +76,17 @@ def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path)
             record = {**record, **_relogged(project_dir / runs.RUNS_DIR / str(record.get("id")))}
         if record.get("loss_history"):
             xs = record.get("loss_epochs") or list(range(1, len(record["loss_history"]) + 1))
-            curves[record["id"]] = (xs, record["loss_history"])
+            curves[f"{record['id']} train"] = (xs, record["loss_history"])
+        if record.get("eval_loss_history"):  # the held-out split, once an epoch
+            curves[f"{record['id']} eval"] = (record["eval_loss_epochs"], record["eval_loss_history"])
     if not curves:
         return None
     path = plots.lines(
-        scratch / f".{REPORT}.loss.png", f"training loss of every run: {project_dir.name}", curves, "epoch", "loss"
+        scratch / f".{REPORT}.loss.png",
+        f"training and eval loss of every run: {project_dir.name}",
+        curves,
+        "epoch",
+        "loss",
     )
     try:
         return _data_uri(path)

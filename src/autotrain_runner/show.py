@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import command, models, preflight
+from . import command, engine, models, preflight
 from .config import Config, _display
 from .keys import KEYS
 
@@ -32,6 +32,7 @@ def check_report(config: Config, out: Console) -> None:
             f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}",
             markup=False,
         )
+    out.print(f"engine:   {engine.describe()}", markup=False)
     out.print(
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
         f"quantization in effect: {config.quantization}",
@@ -78,11 +79,21 @@ def keys_table(out: Console) -> None:
 
 def runs_table(records: list[dict[str, Any]], out: Console) -> None:
     table = Table(
-        "id", "status", "model", "epochs", "lr", "lora r/alpha", "train loss", "duration", box=None, pad_edge=False
+        "id",
+        "status",
+        "model",
+        "epochs",
+        "lr",
+        "lora r/alpha",
+        "train loss",
+        "eval loss",
+        "duration",
+        box=None,
+        pad_edge=False,
     )
     for r in records:
         params = r.get("params", {})
-        loss = r.get("train_loss")
+        loss, eval_loss = r.get("train_loss"), r.get("eval_loss")
         table.add_row(
             *map(
                 Text,
@@ -94,6 +105,7 @@ def runs_table(records: list[dict[str, Any]], out: Console) -> None:
                     str(params.get("lr", "")),
                     f"{params.get('lora_r', '')}/{params.get('lora_alpha', '')}" if params.get("peft") else "full",
                     "" if loss is None else f"{loss:.4f}",
+                    "" if eval_loss is None else f"{eval_loss:.4f}",
                     "" if r.get("duration_s") is None else f"{r['duration_s']:.0f} s",
                 ),
             )

@@ -1,39 +1,38 @@
 """`atr train`: stage the data, run AutoTrain, decide whether it really worked, record the run.
 
-Reads top to bottom: setup (config, refusals, model, run folder, staged data) -> train (AutoTrain
-as a child process in its own process group, output to the terminal and `train.log`) -> verify
-(errors in the log, expected artifacts; AutoTrain exits 0 when training crashed) -> record
-(`run.json`, token scrubbed from `training_params.json`).
+Reads top to bottom: setup (config, refusals, model, run folder, staged data) -> train (AutoTrain's
+trainer through `engine`, a child process in its own process group, output to the terminal and
+`train.log`) -> verify (errors in the log, expected artifacts) -> record (`run.json`, token
+scrubbed from `training_params.json`).
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import command, models, runs
+from . import command, data, engine, models, runs
 from .config import Config, load_config
-from .errors import ConfigError, Problem, WorkError
-from .redact import HUB_TOKEN_VARIABLES, MASK, Redactor
+from .errors import ConfigError, WorkError
+from .redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 
 TRAIN_LOG = "train.log"
+PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
-# What AutoTrain's trainer prints when it catches its own exception (and then exits 0).
+# What AutoTrain's trainer prints when it fails (AutoTrain's own CLI then exits 0).
 _ERROR_LINE = re.compile(
     r"^ERROR\s+\||has failed due to an exception|^Traceback \(most recent call last\)"
     r"|^\s*[A-Za-z_][\w.]*(Error|Exception): |CUDA is required but not available"
@@ -41,8 +40,8 @@ _ERROR_LINE = re.compile(
 _TRAIN_LOSS = re.compile(r"'train_loss':\s*([0-9.eE+-]+)")
 # transformers prints each log dict, and AutoTrain's on_log callback logs it again: read the
 # callback's copy (full-precision epoch), or the printed one when a version logs no callback line.
-_ON_LOG = re.compile(r"on_log:\d+ - (\{'loss':[^}]*\})")
-_PRINTED = re.compile(r"^(\{'loss':[^}]*\})", re.MULTILINE)
+_ON_LOG = re.compile(r"on_log:\d+ - (\{'(?:eval_)?loss':[^}]*\})")
+_PRINTED = re.compile(r"^(\{'(?:eval_)?loss':[^}]*\})", re.MULTILINE)
 
 
 @dataclass
@@ -77,8 +76,15 @@ def train(
     except OSError as exc:
         _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
         raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
+    fields = command.autotrain_fields(config)
+    if record["data"].get("valid"):
+        fields["valid_split"] = command.STAGED_VALID_SPLIT
+    record["params"] = fields
+    runs.write_json_atomic(run_dir / PARAMS_JSON, fields)
     runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
-    echo(f"run {run_dir.name}: {redact(command.shell_line(argv))}")
+    echo(f"run {run_dir.name}: {record['engine']}")
+    echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
+    launch = engine.launch_argv(run_dir / PARAMS_JSON, _cuda_devices(config), fields)
 
     # --- train
     started = time.monotonic()
@@ -87,7 +93,7 @@ def train(
         record["pid"] = pid
         runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
 
-    returncode, interrupted = _supervise(argv, run_dir, _child_env(config), redact, echo, started_child)
+    returncode, interrupted = _supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
     record["duration_s"] = round(time.monotonic() - started, 1)
 
     # --- verify and record
@@ -108,19 +114,6 @@ def train(
 
 
 def refuse_what_cannot_run_here(config: Config) -> None:
-    if config.quantization in ("int4", "int8") and not config.cuda:
-        where = str(config.source("QUANTIZATION"))
-        raise ConfigError(
-            [
-                Problem(
-                    "error",
-                    where,
-                    "QUANTIZATION",
-                    f"{config.quantization} (QLoRA through bitsandbytes) needs CUDA and there is none here; "
-                    "run with --cpu to train unquantized, or set QUANTIZATION=none",
-                )
-            ]
-        )
     if config.data_file is None and config.get("DATA_BUILDER"):
         raise ConfigError(f"{config.env_file}: DATA_BUILDER: the dataset is not built yet; run `atr data` first")
     if config.data_file is None and config.get("DATA_PATH") is None:
@@ -128,22 +121,49 @@ def refuse_what_cannot_run_here(config: Config) -> None:
 
 
 def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
-    """AutoTrain reads only `{data_path}/train.csv|jsonl` for local data: copy the file there."""
+    """AutoTrain reads only `{data_path}/train.csv|jsonl` for local data: copy the file there.
+
+    A dataset built by `atr data` also has a held-out `valid.jsonl`; it is staged beside, in the
+    training file's own format, so that the trainer reports an eval loss every epoch.
+    """
     if config.data_file is None:
         return {"source": str(config.get("DATA_PATH")), "staged": None, "kind": "hub"}
     staged_dir = run_dir / command.STAGED_DATA_DIR
     staged_dir.mkdir()
-    staged = staged_dir / f"{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
+    suffix = config.data_file.suffix.lower()
+    staged = staged_dir / f"{command.STAGED_SPLIT}{suffix}"
     shutil.copyfile(config.data_file, staged)
-    digest = hashlib.sha256(staged.read_bytes()).hexdigest()
-    return {"source": str(config.data_file), "staged": str(staged.relative_to(run_dir)), "sha256": digest}
+    found = {
+        "source": str(config.data_file),
+        "staged": str(staged.relative_to(run_dir)),
+        "sha256": runs.sha256_file(staged),
+    }
+    conversations = data.validation_conversations(config)
+    if conversations:
+        valid = staged_dir / f"{command.STAGED_VALID_SPLIT}{suffix}"
+        data.write_training_file(valid, conversations, config)
+        found["valid"] = {"staged": str(valid.relative_to(run_dir)), "samples": len(conversations)}
+    return found
+
+
+def _cuda_devices(config: Config) -> int:
+    if not config.cuda:
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _child_env(config: Config) -> dict[str, str]:
     secrets = set(config.secrets())
-    env = {k: v for k, v in os.environ.items() if k not in HUB_TOKEN_VARIABLES and v not in secrets}
-    # AutoTrain launches `accelerate` by name: the interpreter's own bin folder comes first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # No secret-shaped variable (OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY, ...) and no secret value.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in HUB_TOKEN_VARIABLES and not is_secret_key(k) and v not in secrets
+    }
+    if not config.cuda:  # `--cpu`, or no CUDA: the trainer must not find a GPU either
+        env["CUDA_VISIBLE_DEVICES"] = ""
     env["ALLOW_REMOTE_CODE"] = "true" if config.get("TRUST_REMOTE_CODE") else "false"
     env["PAUSE_ON_FAILURE"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
@@ -164,7 +184,7 @@ def _supervise(
     echo: Callable[[str], None],
     on_start: Callable[[int], None],
 ) -> tuple[int, bool]:
-    """Run AutoTrain in its own process group; stream its output; Ctrl-C stops the whole group."""
+    """Run the trainer in its own process group; stream its output; Ctrl-C stops the whole group."""
     log_path = run_dir / TRAIN_LOG
     try:
         child = subprocess.Popen(
@@ -177,7 +197,7 @@ def _supervise(
             start_new_session=True,
         )
     except FileNotFoundError as exc:
-        raise WorkError(f"cannot start {argv[0]}: {exc}; is autotrain-advanced installed in this environment?") from exc
+        raise WorkError(f"cannot start {argv[0]}: {exc}") from exc
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
@@ -229,7 +249,7 @@ def _stop_group_quietly(child: subprocess.Popen) -> None:
 
 
 def _stop_group(child: subprocess.Popen) -> None:
-    """SIGINT to the whole group (accelerate and its trainer), then TERM, then KILL."""
+    """SIGINT to the whole group (the trainer and any worker it started), then TERM, then KILL."""
     for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
             os.killpg(child.pid, sig)
@@ -240,7 +260,7 @@ def _stop_group(child: subprocess.Popen) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
-    with contextlib.suppress(ProcessLookupError):  # the trainer may outlive its `autotrain` parent
+    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the trainer's main process
         os.killpg(child.pid, signal.SIGKILL)
 
 
@@ -283,7 +303,7 @@ def _failure(config: Config, returncode: int, log_text: str, artifacts: set[str]
         return None
     reasons = []
     if returncode != 0:
-        reasons.append(f"autotrain exited with code {returncode}")
+        reasons.append(f"the trainer exited with code {returncode}")
     if not have:
         reasons.append(f"no {expected} in {config.project_name}/")
     excerpt = _dedupe(error_lines)[-8:] or log_text.strip().splitlines()[-10:]
@@ -303,16 +323,22 @@ def losses_from_log(log_text: str) -> dict[str, Any]:
     """The loss the trainer logged, step by step with its epoch, and the final mean."""
     train_loss = _TRAIN_LOSS.findall(log_text)
     logged = _ON_LOG.findall(log_text) or _PRINTED.findall(log_text)
-    points = []
+    points: dict[str, list[tuple[float, float]]] = {"loss": [], "eval_loss": []}
     for text in logged:
-        with contextlib.suppress(ValueError, SyntaxError):
+        with contextlib.suppress(ValueError, SyntaxError, KeyError):
             entry = ast.literal_eval(text)
-            points.append((float(entry["loss"]), float(entry.get("epoch", 0.0))))
+            name = "eval_loss" if "eval_loss" in entry else "loss"
+            points[name].append((float(entry[name]), float(entry.get("epoch", 0.0))))
+    train, held_out = points["loss"], points["eval_loss"]
     return {
         "train_loss": float(train_loss[-1]) if train_loss else None,
-        "last_step_loss": points[-1][0] if points else None,
-        "loss_history": [loss for loss, _ in points],
-        "loss_epochs": [round(epoch, 4) for _, epoch in points],
+        "last_step_loss": train[-1][0] if train else None,
+        "loss_history": [loss for loss, _ in train],
+        "loss_epochs": [round(epoch, 4) for _, epoch in train],
+        # the held-out split's loss, once an epoch (a dataset built by `atr data` has one)
+        "eval_loss": held_out[-1][0] if held_out else None,
+        "eval_loss_history": [loss for loss, _ in held_out],
+        "eval_loss_epochs": [round(epoch, 4) for _, epoch in held_out],
     }
 
 
@@ -326,9 +352,10 @@ def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Reda
         "started_at": _now(),
         "ended_at": None,
         "config": [{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
-        "params": {k: v for k, v in command.autotrain_fields(config).items()},
+        "engine": engine.describe(),
+        "params": command.autotrain_fields(config),
         "model": {"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
-        "argv": [redact(a) for a in argv],
+        "argv": [redact(a) for a in argv],  # the equivalent `autotrain llm` command, for people who run it by hand
         "output_dir": config.project_name,
         # what evaluation and chat must render prompts with, to match training
         "template": {**config.template.describe(), "chat_template": config.get("CHAT_TEMPLATE")},
@@ -347,7 +374,7 @@ def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | Non
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _versions() -> dict[str, str | None]:

@@ -1,8 +1,8 @@
 """Observes a real AutoTrain run from inside its trainer process (tests only; PYTHONPATH=tests/hooks).
 
-With ATR_TEST_FAIL_LORA_R set, an `autotrain llm` command given that `--lora-r` dies at start
-with an error, as AutoTrain does when it rejects a value at run time: a sweep test uses it to
-make one trial fail while the others succeed.
+With ATR_TEST_FAIL_LORA_R set, a trainer process whose params.json has that `lora_r` dies at
+start with an error, as AutoTrain does when it rejects a value at run time: a sweep test uses it
+to make one trial fail while the others succeed.
 
 With ATR_TEST_DUMP_PACKED set (no TOKEN in its name: such variables never reach the child),
 the packed training sequences that TRL's SFTTrainer is about to train on are written there as
@@ -14,7 +14,19 @@ import os
 import sys
 
 _fail_rank = os.environ.get("ATR_TEST_FAIL_LORA_R")
-if _fail_rank and "--lora-r" in sys.argv and sys.argv[sys.argv.index("--lora-r") + 1] == _fail_rank:
+
+
+def _lora_r() -> str | None:
+    import json
+
+    for arg in sys.argv:
+        if arg.endswith("params.json") and os.path.isfile(arg):
+            with open(arg, encoding="utf-8") as handle:
+                return str(json.load(handle).get("lora_r"))
+    return None
+
+
+if _fail_rank and _lora_r() == _fail_rank:
     print(f"ERROR | ValueError: lora_r={_fail_rank} rejected (test hook)", flush=True)
     os._exit(1)
 

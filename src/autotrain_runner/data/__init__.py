@@ -211,15 +211,39 @@ def _write_atomically(
 
 
 def _write_train(path: Path, samples: list[Sample], config: Config) -> None:
+    write_training_file(path, [s.messages for s in samples], config)
+
+
+def write_training_file(path: Path, conversations: list[list[dict[str, str]]], config: Config) -> None:
+    """Conversations in the training file's format: `messages` JSONL for chat templates, else a text CSV."""
     column = config.get("TEXT_COLUMN")
     with path.open("w", encoding="utf-8", newline="") as handle:
         if config.template.kind == "chat":
-            for sample in samples:
-                handle.write(json.dumps({column: sample.messages}, ensure_ascii=False) + "\n")
+            for messages in conversations:
+                handle.write(json.dumps({column: messages}, ensure_ascii=False) + "\n")
         else:
             writer = csv.writer(handle)
             writer.writerow([column])
-            writer.writerows([config.template.render(s.messages)] for s in samples)
+            writer.writerows([config.template.render(messages)] for messages in conversations)
+
+
+def validation_conversations(config: Config) -> list[list[dict[str, str]]]:
+    """The held-out split of the dataset that DATA_FILE belongs to, as whole conversations; [] if none.
+
+    Only a dataset that `atr data` built (its manifest names DATA_FILE) is known to have one.
+    """
+    if config.data_file is None:
+        return []
+    folder = config.data_file.parent
+    manifest = _read_manifest(folder)
+    if not manifest or manifest.get("train_file") != config.data_file.name:
+        return []
+    try:
+        lines = (folder / "valid.jsonl").read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return []
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [[*r["messages"], {"role": "assistant", "content": r["reference"]}] for r in records]
 
 
 def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: str) -> None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Resolve requirements/stack.in (+ AutoTrain without its pins) into requirements/lock.txt.
+# The lock is the whole closure, so run.sh installs it with --no-deps: the same set every time.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+py=${PYTHON:-python3.11}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$py" -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
+"$tmp/venv/bin/python" -m pip install --quiet torch==2.13.0 -r stack.in
+"$tmp/venv/bin/python" -m pip install --quiet --no-deps autotrain-advanced==0.8.36
+{
+  echo "# Made by requirements/lock.sh from stack.in on $("$tmp/venv/bin/python" -V); installed with --no-deps."
+  echo "# torch is not here: run.sh installs torch==2.13.0 apart (CPU or CUDA build)."
+  "$tmp/venv/bin/python" -m pip freeze --all | grep -viE '^(torch|pip|setuptools|wheel)=='
+} > lock.txt
+echo "wrote $(grep -vc '^#' lock.txt) pins to requirements/lock.txt"

@@ -1,0 +1,272 @@
+"""The training process: AutoTrain 0.8.36's own trainer, with the fixes today's stack needs.
+
+AutoTrain's last release (2025-01) was written for transformers 4.48 and TRL 0.13. On the pinned
+stack its `llm --trainer sft` path fails in four places and misbehaves in three more. Every fix
+lives here, and only here: `apply_fixes()` replaces attributes of AutoTrain's own modules inside
+the training process, so nothing changes for any other code. Each `Fix` names what it repairs
+and why in one line; `FIX_NAMES` is what `atr check`, `atr command` and `run.json` show.
+
+`python -m autotrain_runner.engine PARAMS.json` is what `atr train` starts, in the run folder:
+1. `llm_munge_data` (AutoTrain's own local-data preparation) copies the staged files into
+   `{project}/autotrain-data`, with the validation split kept (AutoTrain drops it);
+2. `training_params.json` is written by AutoTrain's own `params.save` (the runner never puts the
+   token into the params: the Hub reads it from the environment);
+3. AutoTrain's trainer for `params.trainer` runs, and an exception exits 1 with its traceback
+   (AutoTrain's `monitor` wrapper would log it and exit 0).
+
+One Python process does what `autotrain llm` did in three (its CLI, `accelerate launch`, the
+trainer). Several CUDA devices go through `accelerate launch`, as AutoTrain sets it up (`launch_argv`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
+
+
+@dataclass(frozen=True)
+class Fix:
+    name: str
+    reason: str
+    module: str  # the AutoTrain module whose attribute is replaced
+    attribute: str
+    wrap: Callable[[Any], Any]  # original -> replacement
+
+
+def _from_pretrained(original):
+    """`use_flash_attention_2=x` -> `attn_implementation="flash_attention_2"` or nothing; fp32 weights.
+
+    transformers 5 loads in the checkpoint's dtype (bf16 for most models) where 4.48 loaded fp32;
+    AutoTrain's precision handling and the memory preflight are written for fp32 weights with
+    autocast on top, so that is what it gets unless it asks for a dtype itself.
+    """
+
+    class Loader:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            if kwargs.pop("use_flash_attention_2", False):
+                kwargs["attn_implementation"] = "flash_attention_2"
+            if "dtype" not in kwargs and "torch_dtype" not in kwargs:
+                import torch
+
+                kwargs["dtype"] = torch.float32
+            return original.from_pretrained(*args, **kwargs)
+
+        def __getattr__(self, name):  # pragma: no cover - anything else AutoTrain may use
+            return getattr(original, name)
+
+    return Loader()
+
+
+def _max_length(original):
+    """`SFTConfig(max_seq_length=n)` -> `SFTConfig(max_length=n)`."""
+
+    @functools.wraps(original, updated=())
+    def make(**kwargs):
+        if "max_seq_length" in kwargs:
+            kwargs["max_length"] = kwargs.pop("max_seq_length")
+        return original(**kwargs)
+
+    return make
+
+
+def _training_args(original):
+    """Warmup as a ratio in `warmup_steps`, and mixed precision exactly as asked."""
+
+    @functools.wraps(original)
+    def configure(config, logging_steps):
+        args = original(config, logging_steps)
+        ratio = args.pop("warmup_ratio", None)
+        if ratio:  # transformers >= 5.0 reads a float below 1 in warmup_steps as a ratio
+            args["warmup_steps"] = float(ratio)
+        import torch
+
+        cuda = torch.cuda.is_available()
+        # TRL >= 0.19 turns bf16 on unless told otherwise; fp16/bf16 without CUDA train in fp32.
+        args["bf16"] = cuda and config.mixed_precision == "bf16"
+        args["fp16"] = cuda and config.mixed_precision == "fp16"
+        if config.valid_split is not None:
+            # An eval loss every epoch, but the model of the last epoch is the one kept: a sweep over
+            # epochs compares epochs, which loading the "best" checkpoint would hide.
+            args["load_best_model_at_end"] = False
+            args["save_strategy"] = "no"
+        return args
+
+    return configure
+
+
+def _chat_data(original):
+    """Render the validation split too, and move a text column named `messages` out of TRL's way."""
+
+    @functools.wraps(original)
+    def process(config, tokenizer, train_data, valid_data):
+        from autotrain.trainers.clm.utils import apply_chat_template
+
+        if config.chat_template in ("chatml", "zephyr", "tokenizer"):
+            kwargs = {"fn_kwargs": {"tokenizer": tokenizer, "config": config}}
+            train_data = train_data.map(apply_chat_template, **kwargs)
+            if valid_data is not None:
+                valid_data = valid_data.map(apply_chat_template, **kwargs)
+        if config.text_column == "messages":
+            # TRL >= 0.15 reads a `messages` column as a conversation, and drops it once rendered.
+            train_data = train_data.rename_column("messages", "autotrain_text")
+            if valid_data is not None:
+                valid_data = valid_data.rename_column("messages", "autotrain_text")
+            config.text_column = "autotrain_text"
+        return train_data, valid_data
+
+    return process
+
+
+def _callbacks(original):
+    """Drop `LoadBestPeftModelCallback`: it looks for `adapter_model.bin`, PEFT writes safetensors."""
+
+    @functools.wraps(original)
+    def callbacks(config):
+        from autotrain.trainers.clm.callbacks import LoadBestPeftModelCallback
+
+        return [c for c in original(config) if c is not LoadBestPeftModelCallback]
+
+    return callbacks
+
+
+FIXES = (
+    Fix(
+        "from-pretrained",
+        "transformers 4.53 removed from_pretrained(use_flash_attention_2=...); 5.0 loads in the checkpoint's dtype",
+        "autotrain.trainers.clm.utils",
+        "AutoModelForCausalLM",
+        _from_pretrained,
+    ),
+    Fix(
+        "max-length",
+        "trl 0.20 removed SFTConfig(max_seq_length=...)",
+        "autotrain.trainers.clm.train_clm_sft",
+        "SFTConfig",
+        _max_length,
+    ),
+    Fix(
+        "training-args",
+        "transformers 5.15 removed warmup_ratio; trl 0.19 trains in bf16 unless fp16 is set",
+        "autotrain.trainers.clm.utils",
+        "configure_training_args",
+        _training_args,
+    ),
+    Fix(
+        "chat-data",
+        "the validation split crashed chat rendering; trl 0.15 drops a text column named messages",
+        "autotrain.trainers.clm.utils",
+        "process_data_with_chat_template",
+        _chat_data,
+    ),
+    Fix(
+        "valid-callback",
+        "LoadBestPeftModelCallback expects adapter_model.bin, PEFT writes adapter_model.safetensors",
+        "autotrain.trainers.clm.utils",
+        "get_callbacks",
+        _callbacks,
+    ),
+)
+FIX_NAMES = tuple(fix.name for fix in FIXES)
+
+
+def describe() -> str:
+    """`autotrain-advanced 0.8.36 + fixes [...]`: the engine, as check, command and run.json name it."""
+    try:
+        version = metadata.version("autotrain-advanced")
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return f"autotrain-advanced {version} + fixes [{', '.join(FIX_NAMES)}]"
+
+
+def apply_fixes() -> None:
+    """Replace each attribute in AutoTrain's modules; once per process."""
+    for fix in FIXES:
+        module = importlib.import_module(fix.module)
+        current = getattr(module, fix.attribute)
+        if getattr(current, "__atr_fix__", None) == fix.name:
+            continue
+        replacement = fix.wrap(current)
+        replacement.__atr_fix__ = fix.name
+        setattr(module, fix.attribute, replacement)
+
+
+def run(fields: dict[str, Any]) -> None:
+    """Prepare the data and train, in the current directory (the run folder), as AutoTrain's CLI would."""
+    apply_fixes()
+    from autotrain.project import llm_munge_data
+    from autotrain.trainers.clm.params import LLMTrainingParams
+
+    params = LLMTrainingParams(**fields)
+    keep_valid = params.valid_split is not None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several GPUs: the main process prepares, once
+        from accelerate import PartialState
+
+        state = PartialState()
+        with state.main_process_first():
+            params = llm_munge_data(params, local=True) if state.is_main_process else _munged(params)
+    else:
+        params = llm_munge_data(params, local=True)
+    if keep_valid:  # AutoTrain saved the validation file and then forgot it (valid_split=None)
+        params.valid_split = VALIDATION_SPLIT
+    params.save(output_dir=params.project_name)
+    trainer = importlib.import_module(f"autotrain.trainers.clm.train_clm_{params.trainer}")
+    trainer.train(params)
+
+
+def _munged(params):
+    """The params `llm_munge_data` returns once the main process has written `autotrain-data`."""
+    params.data_path = f"{params.project_name}/autotrain-data"
+    params.valid_split = None
+    params.text_column = "autotrain_text"
+    params.rejected_text_column = "autotrain_rejected_text"
+    params.prompt_text_column = "autotrain_prompt"
+    return params
+
+
+def launch_argv(params_file: Path, cuda_devices: int, fields: dict[str, Any]) -> list[str]:
+    """One process on a CPU or one GPU; on several, AutoTrain's own `accelerate launch` arguments."""
+    if cuda_devices <= 1:
+        return [sys.executable, "-m", __name__, str(params_file)]
+    from autotrain.commands import get_accelerate_command
+
+    accelerate = get_accelerate_command(
+        cuda_devices, fields.get("gradient_accumulation") or 1, fields.get("distributed_backend")
+    )
+    precision = {"fp16": "fp16", "bf16": "bf16"}.get(str(fields.get("mixed_precision")), "no")
+    # AutoTrain's list starts with `accelerate launch`: the same launcher, from this interpreter
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *accelerate[2:],
+        "--mixed_precision",
+        precision,
+        "-m",
+        __name__,
+        str(params_file),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(f"usage: python -m {__name__} PARAMS.json", file=sys.stderr)
+        return 2
+    fields = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    os.environ.setdefault("PAUSE_ON_FAILURE", "0")
+    run(fields)  # an exception prints its traceback and exits 1: the runner reads both
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

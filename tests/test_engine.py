@@ -1,0 +1,128 @@
+"""The fixes that let AutoTrain 0.8.36's trainer run on today's stack, one test each.
+
+Each test shows AutoTrain's own function failing (or misbehaving) on the pinned stack, then the
+same call through the fix working. Nothing is patched globally: the fix wraps the original here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autotrain_runner import engine
+
+
+def _params(tmp_path, **fields):
+    from autotrain.trainers.clm.params import LLMTrainingParams
+
+    defaults = {"model": "m", "project_name": "p", "data_path": str(tmp_path), "train_split": "train"}
+    return LLMTrainingParams(**{**defaults, **fields})
+
+
+def _fix(name: str) -> engine.Fix:
+    return next(f for f in engine.FIXES if f.name == name)
+
+
+def test_every_fix_has_a_name_a_reason_and_a_real_target():
+    import importlib
+
+    assert len(set(engine.FIX_NAMES)) == len(engine.FIXES)
+    for fix in engine.FIXES:
+        assert fix.reason and "\n" not in fix.reason
+        assert hasattr(importlib.import_module(fix.module), fix.attribute), fix
+    assert engine.describe().startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, ")
+
+
+def test_from_pretrained_takes_flash_attention_flag_and_loads_fp32(tiny_model, tmp_path):
+    """transformers 4.53 removed use_flash_attention_2; transformers 5 loads the checkpoint's dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    bf16 = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16).save_pretrained(bf16)
+    with pytest.raises(TypeError, match="use_flash_attention_2"):
+        AutoModelForCausalLM.from_pretrained(bf16, use_flash_attention_2=False)
+    assert AutoModelForCausalLM.from_pretrained(bf16).dtype == torch.bfloat16
+
+    fixed = _fix("from-pretrained").wrap(AutoModelForCausalLM)
+    assert fixed.from_pretrained(bf16, use_flash_attention_2=False).dtype == torch.float32
+    assert fixed.from_pretrained(bf16, dtype=torch.bfloat16).dtype == torch.bfloat16  # an explicit dtype wins
+
+
+def test_max_seq_length_becomes_max_length(tmp_path):
+    """trl 0.20 removed SFTConfig(max_seq_length=...)."""
+    from trl import SFTConfig
+
+    with pytest.raises(TypeError, match="max_seq_length"):
+        SFTConfig(output_dir=str(tmp_path), max_seq_length=64, bf16=False)
+    fixed = _fix("max-length").wrap(SFTConfig)(output_dir=str(tmp_path), max_seq_length=64, bf16=False)
+    assert fixed.max_length == 64
+
+
+@pytest.mark.parametrize("precision", ["none", "fp16", "bf16"])
+def test_training_args_warmup_ratio_and_precision_as_asked(tmp_path, monkeypatch, precision):
+    """transformers 5.15 removed warmup_ratio; trl 0.19 turns bf16 on unless fp16 is set."""
+    from autotrain.trainers.clm.utils import configure_training_args
+    from trl import SFTConfig
+
+    monkeypatch.chdir(tmp_path)  # AutoTrain's output_dir is the project name, relative
+    config = _params(tmp_path, mixed_precision=precision, warmup_ratio=0.1, project_name="out")
+    original = configure_training_args(config, 5)
+    with pytest.raises(TypeError, match="warmup_ratio"):
+        SFTConfig(**original)
+    fixed = _fix("training-args").wrap(configure_training_args)(config, 5)
+    args = SFTConfig(**fixed)
+    assert args.warmup_steps == pytest.approx(0.1)
+    # no CUDA here: whatever MIXED_PRECISION says, the CPU trains in fp32 (a note in `atr check`)
+    assert (args.bf16, args.fp16) == (False, False)
+    del original["warmup_ratio"]
+    if precision != "fp16":  # unfixed, TRL turns bf16 on: refused on a CPU, silently bf16 on a GPU
+        with pytest.raises(ValueError, match="bf16"):
+            SFTConfig(**original)
+
+
+def test_chat_data_renders_the_validation_split_and_moves_messages(tmp_path, tiny_model):
+    """AutoTrain's chat rendering crashes on a validation split; trl >= 0.15 drops a `messages` column."""
+    from autotrain.trainers.clm.utils import get_tokenizer, process_data_with_chat_template
+    from datasets import Dataset
+
+    rows = [[{"role": "user", "content": f"질문 {i}"}, {"role": "assistant", "content": f"답 {i}"}] for i in range(4)]
+    config = _params(
+        tmp_path, model=str(tiny_model), text_column="messages", chat_template="tokenizer", valid_split="v"
+    )
+    tokenizer = get_tokenizer(config)
+
+    def data():
+        return Dataset.from_dict({"messages": rows}), Dataset.from_dict({"messages": rows[:2]})
+
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'map'"):
+        process_data_with_chat_template(config, tokenizer, *data())
+    train, valid = _fix("chat-data").wrap(process_data_with_chat_template)(config, tokenizer, *data())
+    assert config.text_column == "autotrain_text"
+    assert train.column_names == valid.column_names == ["autotrain_text"]
+    assert valid["autotrain_text"][1] == tokenizer.apply_chat_template(rows[1], tokenize=False)
+    assert train["autotrain_text"][0].startswith("<|user|>\n질문 0")
+
+
+def test_valid_callback_that_expects_a_bin_file_is_dropped(tmp_path):
+    """LoadBestPeftModelCallback expects adapter_model.bin; PEFT writes adapter_model.safetensors."""
+    from autotrain.trainers.clm.callbacks import LoadBestPeftModelCallback
+    from autotrain.trainers.clm.utils import get_callbacks
+
+    config = _params(tmp_path, peft=True, valid_split="validation")
+    assert LoadBestPeftModelCallback in get_callbacks(config)
+    fixed = _fix("valid-callback").wrap(get_callbacks)(config)
+    assert LoadBestPeftModelCallback not in fixed and len(fixed) == len(get_callbacks(config)) - 1
+
+
+def test_launch_is_one_process_without_several_gpus(tmp_path):
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({}))
+    fields = {"gradient_accumulation": 4, "mixed_precision": "bf16"}
+    assert engine.launch_argv(params, 1, fields)[1:] == ["-m", "autotrain_runner.engine", str(params)]
+    multi = engine.launch_argv(params, 2, fields)
+    assert multi[1:7] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1", "--num_processes"]
+    assert multi[-5:] == ["--mixed_precision", "bf16", "-m", "autotrain_runner.engine", str(params)]
+    deepspeed = engine.launch_argv(params, 4, {**fields, "distributed_backend": "deepspeed"})
+    assert "--use_deepspeed" in deepspeed and deepspeed[deepspeed.index("--gradient_accumulation_steps") + 1] == "4"
