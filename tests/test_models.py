@@ -1,29 +1,94 @@
 """The bundled SmolLM2 GGUF becomes a model folder AutoTrain can train, with the right special tokens."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
 from autotrain_runner import models
 
+BUNDLED = "bundled:smollm2-135m-instruct"
 
-def test_bundled_gguf_converts_once_with_the_gguf_special_tokens(tmp_path, monkeypatch):
+
+@pytest.fixture(scope="module")
+def conversion(tmp_path_factory) -> tuple[Path, list[str] | None]:
+    """The bundled model converted in the session's cache, and what the conversion logged.
+
+    The cache is the one conftest points ATR_CACHE_DIR at for every test, so the real conversion
+    (tens of seconds) runs once per session: whichever module asks first converts, later ones reuse
+    the folder. The log is None when the folder was already there.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("ATR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "atr-cache"))
+        ref = models.resolve(BUNDLED, tmp_path_factory.getbasetemp())
+        existed = (models.converted_folder(ref) / "config.json").is_file()
+        messages: list[str] = []
+        folder = models.ensure_converted(ref, log=messages.append)
+    assert folder is not None
+    return folder, None if existed else messages
+
+
+def test_bundled_gguf_converts_once_with_the_gguf_special_tokens(conversion, tmp_path):
     from transformers import AutoConfig, AutoTokenizer
 
-    monkeypatch.setenv("ATR_CACHE_DIR", str(tmp_path / "cache"))
-    ref = models.resolve("bundled:smollm2-135m-instruct", tmp_path)
-    messages = []
-    folder = models.ensure_converted(ref, log=messages.append)
-    assert folder == models.converted_folder(ref) and messages, "converted, and said so"
-    assert list(folder.parent.iterdir()) == [folder], "no temporary folder left behind"
+    folder, messages = conversion
+    ref = models.resolve(BUNDLED, tmp_path)
+    assert folder == models.converted_folder(ref)
+    if messages is not None:
+        assert messages and "converting" in messages[0], "converted, and said so"
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".converting-")], "no temporary folder left"
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = AutoConfig.from_pretrained(folder)
-    # The GGUF metadata says BOS 1, EOS 2, PAD 2; transformers alone made EOS <|im_start|>.
+    # The GGUF metadata says BOS 1, EOS 2, PAD 2; transformers alone once made EOS <|im_start|>.
     assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
         "<|im_end|>",
         "<|im_end|>",
         "<|im_start|>",
     )
-    assert (config.eos_token_id, config.bos_token_id) == (2, 1)
+    assert (config.eos_token_id, config.bos_token_id, config.pad_token_id) == (2, 1, 2)
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert (generation["eos_token_id"], generation["bos_token_id"], generation["pad_token_id"]) == (2, 1, 2)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "안녕"}], tokenize=False)
     assert "<|im_start|>user\n안녕<|im_end|>" in prompt
 
-    again = []
+    again: list[str] = []
     assert models.ensure_converted(ref, log=again.append) == folder and again == [], "reused, not converted again"
+
+
+def test_converted_folder_is_a_plain_model_that_answers(conversion):
+    """Dense safetensors with no GGUF quantization left in the config, and weights that still work."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, _ = conversion
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert (folder / "model.safetensors").is_file()
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert getattr(model, "hf_quantizer", None) is None
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    answer = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in answer
+
+
+def test_the_conversion_version_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    """Folders converted by an older conversion (transformers' tokenizer) are not reused."""
+    ref = models.resolve(BUNDLED, tmp_path)
+    current = models.converted_folder(ref)
+    monkeypatch.setattr(models, "CONVERSION_VERSION", models.CONVERSION_VERSION - 1)
+    older = models.converted_folder(ref)
+    assert older != current and older.parent == current.parent
+    assert older.name.startswith("SmolLM2-135M-Instruct.Q4_1-")
