@@ -56,8 +56,34 @@ def test_max_seq_length_becomes_max_length(tmp_path):
 
     with pytest.raises(TypeError, match="max_seq_length"):
         SFTConfig(output_dir=str(tmp_path), max_seq_length=64, bf16=False)
-    fixed = _fix("max-length").wrap(SFTConfig)(output_dir=str(tmp_path), max_seq_length=64, bf16=False)
-    assert fixed.max_length == 64
+    fixed = _fix("sft-config").wrap(SFTConfig)(output_dir=str(tmp_path), max_seq_length=64, bf16=False, packing=True)
+    assert (fixed.max_length, fixed.packing_strategy) == (64, "bfd_split")
+
+
+def test_packing_keeps_every_token_of_a_sample_longer_than_the_block(tmp_path, tiny_model):
+    """trl 0.19 packs best-fit and cuts each sample at max_length: a long answer lost its end and EOS."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    texts = ["짧은 답변입니다.", "오늘 하루도 수고 많으셨어요. 푹 쉬세요. " * 4]
+    lengths = [len(tokenizer(t)["input_ids"]) + 1 for t in texts]  # each sample gets its EOS
+    assert lengths[1] > 32 > lengths[0]
+
+    def packed(config):
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_model),
+            args=config,
+            train_dataset=Dataset.from_dict({"text": texts}),
+            processing_class=tokenizer,
+        )
+        return [token for row in trainer.train_dataset["input_ids"] for token in row]
+
+    args = {"output_dir": str(tmp_path), "packing": True, "bf16": False, "report_to": []}
+    assert len(packed(SFTConfig(**args, max_length=32))) < sum(lengths), "bfd drops the tail of the long sample"
+    kept = packed(_fix("sft-config").wrap(SFTConfig)(**args, max_seq_length=32))
+    assert len(kept) == sum(lengths) and kept.count(tokenizer.eos_token_id) == 2
 
 
 @pytest.mark.parametrize("precision", ["none", "fp16", "bf16"])
@@ -101,7 +127,10 @@ def test_chat_data_renders_the_validation_split_and_moves_messages(tmp_path, tin
     train, valid = _fix("chat-data").wrap(process_data_with_chat_template)(config, tokenizer, *data())
     assert config.text_column == "autotrain_text"
     assert train.column_names == valid.column_names == ["autotrain_text"]
-    assert valid["autotrain_text"][1] == tokenizer.apply_chat_template(rows[1], tokenize=False)
+    # the tiny template ends every turn with EOS and a newline: the text ends at the EOS, so that
+    # TRL adds no second one
+    assert valid["autotrain_text"][1] == tokenizer.apply_chat_template(rows[1], tokenize=False).rstrip()
+    assert valid["autotrain_text"][1].endswith(tokenizer.eos_token)
     assert train["autotrain_text"][0].startswith("<|user|>\n질문 0")
 
 

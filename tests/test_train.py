@@ -19,10 +19,23 @@ def files_containing(folder, needle: str) -> list[str]:
     return hits
 
 
-def test_train_end_to_end_with_canary_token(tiny_project):
+def test_train_end_to_end_with_canary_token(tmp_path, tiny_project):
     write(tiny_project / "project.local.env", f"HF_TOKEN={CANARY}\n")
-    result = atr("train", str(tiny_project), "--run-id", "first")
+    hooks = str(Path(__file__).parent / "hooks")
+    env_dump = tmp_path / "trainer-env.json"
+    other_secret = "sk-canary-openai-key-0123456789"
+    result = atr(
+        "train",
+        str(tiny_project),
+        "--run-id",
+        "first",
+        env={"PYTHONPATH": hooks, "ATR_TEST_DUMP_ENV": str(env_dump), "OPENAI_API_KEY": other_secret},
+    )
     assert result.code == 0, result.text[-3000:]
+    # the trainer gets no token for a local model and data, and no other secret-named variable
+    trainer_env = json.loads(env_dump.read_text())
+    assert "HF_TOKEN" not in trainer_env and "OPENAI_API_KEY" not in trainer_env
+    assert CANARY not in env_dump.read_text() and other_secret not in env_dump.read_text()
     run_dir = tiny_project / "runs" / "first"
     assert f"succeeded: run folder {run_dir}" in result.out
 
@@ -38,7 +51,7 @@ def test_train_end_to_end_with_canary_token(tiny_project):
     assert record["versions"]["autotrain-advanced"] == "0.8.36"
     assert record["versions"]["torch"].startswith("2.13.0")
     assert record["versions"]["transformers"] == "5.19.0" and record["versions"]["trl"] == "1.16.0"
-    assert record["engine"].startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, max-length")
+    assert record["engine"].startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, sft-config")
     assert record["engine"] in result.out
     assert record["argv"][:3] == ["autotrain", "llm", "--train"]  # the equivalent command, for people
     assert json.loads((run_dir / "params.json").read_text())["project_name"] == "tiny-test"
@@ -172,3 +185,18 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
                 current.append(token)
         assert current == [], "a packed sequence ends with an EOS"
     assert sorted(packed) == sorted(samples)
+
+
+def test_training_params_written_by_autotrain_with_a_token_are_scrubbed(tmp_path):
+    """AutoTrain's own `params.save` writes the token in clear; the scrub after every run removes it."""
+    from autotrain.trainers.clm.params import LLMTrainingParams
+
+    from autotrain_runner.train import _scrub_training_params
+
+    params = LLMTrainingParams(model="m", project_name="p", data_path="d", token=CANARY, username="me")
+    params.save(output_dir=str(tmp_path))
+    written = tmp_path / "training_params.json"
+    assert CANARY in written.read_text(), "AutoTrain 0.8.36 still writes it"
+    _scrub_training_params(tmp_path, [CANARY])
+    assert CANARY not in written.read_text()
+    assert json.loads(written.read_text())["token"] is None

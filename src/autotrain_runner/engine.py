@@ -68,13 +68,20 @@ def _from_pretrained(original):
     return Loader()
 
 
-def _max_length(original):
-    """`SFTConfig(max_seq_length=n)` -> `SFTConfig(max_length=n)`."""
+def _sft_config(original):
+    """`SFTConfig(max_seq_length=n)` -> `max_length=n`; packing that keeps every token.
+
+    TRL >= 0.19 packs best-fit (`bfd`) and cuts each sample at `max_length`: an answer longer than
+    the block lost its ending and its EOS. `bfd_split` packs the same way and carries the overflow
+    into another sequence, so every token of every sample is trained on, as under TRL 0.13.
+    """
 
     @functools.wraps(original, updated=())
     def make(**kwargs):
         if "max_seq_length" in kwargs:
             kwargs["max_length"] = kwargs.pop("max_seq_length")
+        if kwargs.get("packing"):
+            kwargs.setdefault("packing_strategy", "bfd_split")
         return original(**kwargs)
 
     return make
@@ -114,9 +121,9 @@ def _chat_data(original):
 
         if config.chat_template in ("chatml", "zephyr", "tokenizer"):
             kwargs = {"fn_kwargs": {"tokenizer": tokenizer, "config": config}}
-            train_data = train_data.map(apply_chat_template, **kwargs)
+            train_data = train_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
             if valid_data is not None:
-                valid_data = valid_data.map(apply_chat_template, **kwargs)
+                valid_data = valid_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
         if config.text_column == "messages":
             # TRL >= 0.15 reads a `messages` column as a conversation, and drops it once rendered.
             train_data = train_data.rename_column("messages", "autotrain_text")
@@ -126,6 +133,16 @@ def _chat_data(original):
         return train_data, valid_data
 
     return process
+
+
+def _end_at_eos(example, tokenizer, config):
+    """`...<|im_end|>\n` -> `...<|im_end|>`: TRL adds an EOS unless the text ends with one, and
+    templates that put a newline after each turn's end marker would train on two."""
+    text = example[config.text_column]
+    eos = tokenizer.eos_token
+    if eos and isinstance(text, str) and text.rstrip().endswith(eos):
+        example[config.text_column] = text.rstrip()
+    return example
 
 
 def _callbacks(original):
@@ -149,11 +166,11 @@ FIXES = (
         _from_pretrained,
     ),
     Fix(
-        "max-length",
-        "trl 0.20 removed SFTConfig(max_seq_length=...)",
+        "sft-config",
+        "trl 0.20 removed SFTConfig(max_seq_length=...); trl 0.19 packing cuts every sample at the block size",
         "autotrain.trainers.clm.train_clm_sft",
         "SFTConfig",
-        _max_length,
+        _sft_config,
     ),
     Fix(
         "training-args",
@@ -164,7 +181,7 @@ FIXES = (
     ),
     Fix(
         "chat-data",
-        "the validation split crashed chat rendering; trl 0.15 drops a text column named messages",
+        "chat rendering crashed on a validation split; trl 0.15 drops a text column named messages; one EOS a sample",
         "autotrain.trainers.clm.utils",
         "process_data_with_chat_template",
         _chat_data,
@@ -189,16 +206,18 @@ def describe() -> str:
     return f"autotrain-advanced {version} + fixes [{', '.join(FIX_NAMES)}]"
 
 
+_applied = False
+
+
 def apply_fixes() -> None:
     """Replace each attribute in AutoTrain's modules; once per process."""
+    global _applied
+    if _applied:
+        return
     for fix in FIXES:
         module = importlib.import_module(fix.module)
-        current = getattr(module, fix.attribute)
-        if getattr(current, "__atr_fix__", None) == fix.name:
-            continue
-        replacement = fix.wrap(current)
-        replacement.__atr_fix__ = fix.name
-        setattr(module, fix.attribute, replacement)
+        setattr(module, fix.attribute, fix.wrap(getattr(module, fix.attribute)))
+    _applied = True
 
 
 def run(fields: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ With ATR_TEST_FAIL_LORA_R set, a trainer process whose params.json has that `lor
 start with an error, as AutoTrain does when it rejects a value at run time: a sweep test uses it
 to make one trial fail while the others succeed.
 
+With ATR_TEST_DUMP_ENV set, the trainer process writes its environment there as JSON.
+
 With ATR_TEST_DUMP_PACKED set (no TOKEN in its name: such variables never reach the child),
 the packed training sequences that TRL's SFTTrainer is about to train on are written there as
 JSON, so a test can check what the model really saw. Nothing is changed: the original `train`
@@ -29,6 +31,13 @@ def _lora_r() -> str | None:
 if _fail_rank and _lora_r() == _fail_rank:
     print(f"ERROR | ValueError: lora_r={_fail_rank} rejected (test hook)", flush=True)
     os._exit(1)
+
+_env_dump = os.environ.get("ATR_TEST_DUMP_ENV")
+if _env_dump and any(arg.endswith("params.json") for arg in sys.argv):  # the trainer process only
+    import json
+
+    with open(_env_dump, "w", encoding="utf-8") as handle:
+        json.dump(dict(os.environ), handle)
 
 _target = os.environ.get("ATR_TEST_DUMP_PACKED")
 
