@@ -167,6 +167,10 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
     assert record["eval_loss_epochs"] == [1.0, 2.0] and record["eval_loss"] == record["eval_loss_history"][-1]
     listed = atr("runs", str(project)).out
     assert "eval loss" in listed and f"{record['eval_loss']:.4f}" in listed
+    from autotrain_runner.report import loss_curves
+
+    curves = loss_curves([record])  # the report's loss chart: a second line for the held-out split
+    assert curves["eos eval"] == ([1.0, 2.0], record["eval_loss_history"]) and "eos train" in curves
 
     seen = json.loads(dump.read_text())
     eos = seen["eos_token_id"]
@@ -200,3 +204,24 @@ def test_training_params_written_by_autotrain_with_a_token_are_scrubbed(tmp_path
     _scrub_training_params(tmp_path, [CANARY])
     assert CANARY not in written.read_text()
     assert json.loads(written.read_text())["token"] is None
+
+
+def test_seed_env_file_trains_in_int4_on_cpu_and_evaluates_in_4_bits(legacy_project, tiny_model):
+    """The seeds' env file (USE_INT4, USE_PEFT, USE_FP16) as written, but for the model: QLoRA on the CPU."""
+    env = legacy_project / "project.env"
+    original = 'MODEL_NAME="LDCC/LDCC-Instruct-Llama-2-ko-13B-v1.4"'
+    assert original in env.read_text()
+    env.write_text(env.read_text().replace(original, f'MODEL_NAME="{tiny_model}"'), encoding="utf-8")
+
+    result = atr("train", str(legacy_project), "--run-id", "q")
+    assert result.code == 0, result.text[-3000:]
+    assert "USE_FP16: fp16 needs CUDA; without it training runs in fp32" in result.out
+    record = json.loads((legacy_project / "runs/q/run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert (record["params"]["quantization"], record["params"]["mixed_precision"]) == ("int4", "fp16")
+
+    write(legacy_project / "prompts.txt", "오늘 날씨 어때?\n저녁 뭐 먹지?\n")
+    evaluated = atr("eval", str(legacy_project), "--run", "q", "--prompts", str(legacy_project / "prompts.txt"))
+    assert evaluated.code == 0, evaluated.text[-3000:]
+    figures = json.loads((legacy_project / "runs/q/eval/metrics.json").read_text())
+    assert figures["signature"]["load_in_4bit"] is True

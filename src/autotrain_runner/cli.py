@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     bench_mem.add_argument("--block-size", type=int, default=128)
     bench_mem.add_argument("--lora-r", type=int, default=16)
     bench_mem.add_argument("--gradient-checkpointing", action="store_true")
+    bench_fam = bench_sub.add_parser(
+        "families", help="train and evaluate a tiny random model of each LLM family; a Markdown table"
+    )
+    bench_fam.add_argument("--only", help="comma-separated families (default: all)")
+    bench_fam.add_argument("--out", type=Path, help="also write the table to this file")
     hub = project_command("push", "upload a run's adapter (or merged weights) and a model card to the Hub")
     hub.add_argument("--run", dest="run_id", help="the run (default: the succeeded run that finished last)")
     hub.add_argument("--merged", action="store_true", help="merge the adapter into the base weights first")
@@ -268,6 +273,12 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         if args.bench == "data":
             print(json.dumps(bench.bench_data(args.dialogues), indent=2))
             return EXIT_OK
+        if args.bench == "families":
+            from . import families
+
+            return families.main(
+                [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
+            )
         from .models import ensure_converted, resolve, training_path
 
         ref = resolve(args.model, Path.cwd())

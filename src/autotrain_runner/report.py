@@ -69,16 +69,26 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path) -> str | None:
+def loss_curves(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Label -> (epochs, losses): each run's training loss, and its held-out loss when it has one."""
     curves = {}
     for record in records:
-        if record.get("loss_history") and not record.get("loss_epochs"):
-            record = {**record, **_relogged(project_dir / runs.RUNS_DIR / str(record.get("id")))}
         if record.get("loss_history"):
             xs = record.get("loss_epochs") or list(range(1, len(record["loss_history"]) + 1))
             curves[f"{record['id']} train"] = (xs, record["loss_history"])
         if record.get("eval_loss_history"):  # the held-out split, once an epoch
             curves[f"{record['id']} eval"] = (record["eval_loss_epochs"], record["eval_loss_history"])
+    return curves
+
+
+def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path) -> str | None:
+    relogged = [
+        {**r, **_relogged(project_dir / runs.RUNS_DIR / str(r.get("id")))}
+        if r.get("loss_history") and not r.get("loss_epochs")
+        else r
+        for r in records
+    ]
+    curves = loss_curves(relogged)
     if not curves:
         return None
     path = plots.lines(
