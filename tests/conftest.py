@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,48 @@ def atr(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def _sigint_default() -> None:
+    # A background job of a non-interactive shell starts with SIGINT ignored, and a child inherits
+    # that: the runner then rightly ignores Ctrl-C. A test of Ctrl-C gives its child the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Background:
+    """The real `atr` started in the background, with SIGINT at its default whatever the suite
+    inherited; its output goes to a file (a pipe nobody reads would fill and stall it)."""
+
+    def __init__(self, *args: str, new_session: bool = False):
+        import tempfile
+
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - open for the life of the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autotrain_runner", *args],
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_sigint_default,
+            start_new_session=new_session,
+        )
+        self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        """Wait for the exit; the exit code and everything it printed."""
+        code = self.process.wait(timeout=timeout)
+        with self._output:
+            self._output.seek(0)
+            return code, self._output.read().decode("utf-8", errors="replace")
+
+
+def start_atr(*args: str, new_session: bool = False) -> Background:
+    return Background(*args, new_session=new_session)
 
 
 def write(path: Path, text: str) -> Path:

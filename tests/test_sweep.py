@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from autotrain_runner.results import leaderboard
-from conftest import CANARY, STYLE_ENV, atr, write
+from conftest import CANARY, STYLE_ENV, atr, start_atr, write
 
 HOOKS = Path(__file__).parent / "hooks"
 PROMPTS = "오늘 기분 어때?\n주말에 뭐 할까?\n"
@@ -106,20 +105,18 @@ def test_rerunning_a_finished_sweep_reuses_everything(swept):
 
 def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
     project = make_project(tmp_path, tiny_model)
-    command = [sys.executable, "-m", "autotrain_runner", "sweep", str(project), "--epochs", "1", "--lora-r", "4,8"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # 6 epochs: the second trial trains long enough (seconds) to be caught mid-training
+    child = start_atr("sweep", str(project), "--epochs", "6", "--lora-r", "4,8")
     deadline = time.monotonic() + 300
     second = None
     while time.monotonic() < deadline and second is None:  # wait until the second trial is training
-        time.sleep(0.5)
-        for run_json in (project / "runs").glob("*-e1-r8-a16/run.json"):
-            with_pid = json.loads(run_json.read_text(encoding="utf-8") or "{}").get("pid")
-            second = run_json.parent if with_pid else None
-    assert second is not None, "the second trial never started"
-    time.sleep(3)
+        time.sleep(0.2)
+        for log in (project / "runs").glob("*-e6-r8-a16/train.log"):
+            second = log.parent if "'loss'" in log.read_text(encoding="utf-8", errors="replace") else None
+    assert second is not None, "the second trial never started training"
     child.send_signal(signal.SIGINT)
-    output, _ = child.communicate(timeout=120)
-    assert child.returncode == 130, output[-2000:]
+    code, output = child.finish(timeout=120)
+    assert code == 130, output[-2000:]
     record = sweep_json(project)
     assert record["status"] == "interrupted"
     assert [t["status"] for t in record["trials"]] == ["succeeded", "interrupted"]
@@ -127,7 +124,7 @@ def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
     first_run = project / "runs" / record["trials"][0]["run_id"] / "run.json"
     first_mtime = first_run.stat().st_mtime
 
-    resumed = atr("sweep", str(project), "--epochs", "1", "--lora-r", "4,8")
+    resumed = atr("sweep", str(project), "--epochs", "6", "--lora-r", "4,8")
     assert resumed.code == 0, resumed.text[-2000:]
     assert "1 to train, 0 to evaluate, 1 done" in resumed.out
     record = sweep_json(project)

@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import CANARY, atr, write
+import pytest
+
+from conftest import CANARY, atr, start_atr, write
 
 
 def files_containing(folder, needle: str) -> list[str]:
@@ -95,24 +97,55 @@ def test_crashed_training_is_a_failure_even_though_autotrain_exits_0(tmp_path, t
     assert "has failed due to an exception" in record["error"] or "Error" in record["error"]
 
 
-def test_ctrl_c_stops_the_whole_process_group_and_marks_the_run(tiny_project):
-    child = subprocess.Popen(
-        [sys.executable, "-m", "autotrain_runner", "train", str(tiny_project), "--run-id", "stopped"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+def _wait_for(condition, seconds: float = 180) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _record(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+# When Ctrl-C comes: before the trainer exists, once it runs (loading the model), and mid-training.
+MOMENTS = {
+    "run folder made": lambda run: (run / "run.json").exists(),
+    "trainer started": lambda run: bool(_record(run).get("pid")),
+    "training": lambda run: (
+        "'loss'" in (run / "train.log").read_text(errors="replace") if (run / "train.log").exists() else False
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_ctrl_c_stops_the_whole_process_group_and_marks_the_run(tiny_project, moment):
+    """Whatever the suite's own SIGINT disposition, with the other core kept busy."""
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"]
     )
-    log = tiny_project / "runs" / "stopped" / "train.log"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and log.stat().st_size > 0):
-        time.sleep(0.2)
-    assert log.exists(), "the run started"
-    os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-    out, _ = child.communicate(timeout=120)
-    assert child.returncode == 130, out[-2000:]
-    record = json.loads((tiny_project / "runs" / "stopped" / "run.json").read_text())
+    try:
+        # 20 epochs (400 steps, seconds on the tiny model): long enough to be caught mid-training
+        child = start_atr("train", str(tiny_project), "--run-id", "stopped", "--set", "EPOCHS=20", new_session=True)
+        run = tiny_project / "runs" / "stopped"
+        reached = _wait_for(lambda: MOMENTS[moment](run) or child.poll() is not None)
+        assert reached and child.poll() is None, f"the run never reached {moment!r}"
+        os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        code, out = child.finish(timeout=120)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert code == 130, out[-2000:]
+    assert "Traceback" not in out
+    record = _record(run)
     assert record["status"] == "interrupted"
+    if "pid" not in record:
+        return  # stopped before the trainer was started: nothing else to stop
     # The trainer ran in its own process group: all of it is gone.
     # (a SIGKILLed process takes a moment to leave the process table: allow it a few seconds)
     for group in (child.pid, record["pid"]):

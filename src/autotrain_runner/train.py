@@ -70,21 +70,14 @@ def train(
     digest = runs.config_hash({"argv": argv, "config": config.resolved_table()})
     run_dir = runs.create_run_dir(config.project_dir, run_id, digest)
     record = _initial_record(config, run_dir, argv, redact)
-    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
     try:
-        record["data"] = _stage_data(config, run_dir)
-    except OSError as exc:
-        _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
-        raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
-    fields = command.autotrain_fields(config)
-    if record["data"].get("valid"):
-        fields["valid_split"] = command.STAGED_VALID_SPLIT
-    record["params"] = fields
-    runs.write_json_atomic(run_dir / PARAMS_JSON, fields)
-    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+        runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+        launch = _prepare(config, run_dir, record)
+    except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
+        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
+        return RunResult(run_dir, "interrupted", record)
     echo(f"run {run_dir.name}: {record['engine']}")
     echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
-    launch = engine.launch_argv(run_dir / PARAMS_JSON, _cuda_devices(config), fields)
 
     # --- train
     started = time.monotonic()
@@ -111,6 +104,22 @@ def train(
         raise WorkError(f"training failed (run {run_dir}):\n{error}")
     _finish(record, run_dir, "succeeded")
     return RunResult(run_dir, "succeeded", record)
+
+
+def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """Stage the data and write params.json; the trainer's argv."""
+    try:
+        record["data"] = _stage_data(config, run_dir)
+    except OSError as exc:
+        _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
+        raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
+    fields = command.autotrain_fields(config)
+    if record["data"].get("valid"):
+        fields["valid_split"] = command.STAGED_VALID_SPLIT
+    record["params"] = fields
+    runs.write_json_atomic(run_dir / PARAMS_JSON, fields)
+    runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
+    return engine.launch_argv(run_dir / PARAMS_JSON, _cuda_devices(config), fields)
 
 
 def refuse_what_cannot_run_here(config: Config) -> None:
