@@ -258,3 +258,28 @@ def test_seed_env_file_trains_in_int4_on_cpu_and_evaluates_in_4_bits(legacy_proj
     assert evaluated.code == 0, evaluated.text[-3000:]
     figures = json.loads((legacy_project / "runs/q/eval/metrics.json").read_text())
     assert figures["signature"]["load_in_4bit"] is True
+
+
+def test_damaged_run_records_and_bad_run_ids_are_named_not_tracebacks(tiny_project):
+    """run.json of the wrong shape, ids that are paths or have spaces: exit 2 (or a listed row), the file named."""
+    runs = tiny_project / "runs"
+    for name, text in (("list", "[]"), ("int-id", '{"id": 7, "status": "succeeded", "output_dir": "o"}')):
+        write(runs / name / "run.json", text)
+    write(runs / "no-output" / "run.json", '{"id": "no-output", "status": "succeeded"}')
+
+    listed = atr("runs", str(tiny_project))
+    assert listed.code == 0, listed.text
+    assert f"damaged: {runs / 'list' / 'run.json'}: not a run record (a JSON list)" in listed.out
+    assert f"damaged: {runs / 'int-id' / 'run.json'}: id: int, not str" in listed.out
+    report = atr("report", str(tiny_project))
+    assert report.code == 0 and "Traceback" not in report.text, report.text[-2000:]
+
+    used = atr("eval", str(tiny_project), "--run", "no-output")
+    assert used.code == 2 and "Traceback" not in used.err
+    assert f"{runs / 'no-output' / 'run.json'}: output_dir: missing" in used.err
+    for bad in ("../../other/runs/t1", "has space", "new\nline", "x" * 300):
+        result = atr("eval", str(tiny_project), "--run", bad)
+        assert result.code == 2 and "--run " in result.err and "a run id is" in result.err, result.err
+        trained = atr("train", str(tiny_project), "--run-id", bad)
+        assert trained.code == 2 and "--run-id " in trained.err and "Traceback" not in trained.err
+    assert sorted(p.name for p in runs.iterdir()) == ["int-id", "list", "no-output"], "nothing was created"

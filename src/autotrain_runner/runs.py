@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -58,13 +59,26 @@ def new_run_id(digest: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{digest}"
 
 
+# A run id names a folder inside the project's runs/: no path, no space, no newline, a sane length.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_id(run_id: str, option: str = "--run-id") -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
+        raise ConfigError(
+            f"{option} {shown!r}: a run id is 1-100 letters, digits, '.', '-' and '_', starting with a letter or digit"
+        )
+    return run_id
+
+
 def create_run_dir(project_dir: Path, run_id: str | None, digest: str) -> Path:
     """A fresh run folder. A named run that exists is an error; a default id gets a suffix."""
     root = project_dir / RUNS_DIR
+    if run_id is not None:
+        check_run_id(run_id)
     root.mkdir(parents=True, exist_ok=True)
     if run_id is not None:
-        if not run_id or "/" in run_id or run_id.startswith("."):
-            raise ConfigError(f"--run-id {run_id!r}: use letters, digits, '-' and '_'")
         try:
             (root / run_id).mkdir()
         except FileExistsError:
@@ -89,8 +103,31 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# Fields every reader of a run relies on, with their type.
+_RUN_FIELDS = {"id": str, "status": str, "output_dir": str}
+
+
+def run_record_problem(record: Any) -> str | None:
+    """What makes a run.json unusable (not an object, a field missing or of the wrong type), or None."""
+    if not isinstance(record, dict):
+        return f"not a run record (a JSON {type(record).__name__})"
+    for key, kind in _RUN_FIELDS.items():
+        if key not in record:
+            return f"{key}: missing"
+        if not isinstance(record[key], kind):
+            return f"{key}: {type(record[key]).__name__}, not {kind.__name__}"
+    return None
+
+
 def read_run(run_dir: Path) -> dict[str, Any] | None:
-    return read_json(run_dir / RUN_JSON)
+    """The run's record; a damaged one comes back as {id, status: "damaged: ...", error} naming the file."""
+    record = read_json(run_dir / RUN_JSON)
+    if record is None:
+        return None
+    problem = run_record_problem(record)
+    if problem is None:
+        return record
+    return {"id": run_dir.name, "status": "damaged", "error": f"{run_dir / RUN_JSON}: {problem}"}
 
 
 def list_runs(project_dir: Path) -> list[dict[str, Any]]:
@@ -126,13 +163,15 @@ def succeeded_run(
             raise ConfigError(f"{project_dir}: no succeeded run to {use}; {hint}")
     run_dir = find_run(project_dir, run_id)
     record = read_run(run_dir) or {}
+    if record.get("status") == "damaged":
+        raise ConfigError(f"{record['error']}; the record is damaged, so run {run_id} cannot be used to {use}")
     if record.get("status") != "succeeded":
         raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be used to {use}")
     return run_dir, record
 
 
 def find_run(project_dir: Path, run_id: str) -> Path:
-    run_dir = project_dir / RUNS_DIR / run_id
+    run_dir = project_dir / RUNS_DIR / check_run_id(run_id, "--run")
     if not (run_dir / RUN_JSON).is_file():
         known = ", ".join(r["id"] for r in list_runs(project_dir)) or "none yet"
         raise ConfigError(f"{project_dir / RUNS_DIR}: no run {run_id!r} (runs: {known})")

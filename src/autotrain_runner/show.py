@@ -13,6 +13,7 @@ from rich.text import Text
 from . import command, engine, models, preflight
 from .config import Config, _display
 from .keys import KEYS
+from .redact import Redactor
 
 
 def console(stderr: bool = False) -> Console:
@@ -21,42 +22,45 @@ def console(stderr: bool = False) -> Console:
 
 
 def check_report(config: Config, out: Console) -> None:
+    redact = Redactor(config.secrets())  # the one matcher: no token shape, secret or URL password in clear
+
+    def say(text: str) -> None:
+        out.print(redact(text), markup=False)
+
     name = config.display_name
     shown = name if name == config.project_name else f"{name} (runs as {config.project_name})"
-    out.print(f"env file: {_display(config.env_file)}", markup=False)
-    out.print(f"project:  {shown}", markup=False)
-    out.print(f"model:    {_model_line(config.model)}", markup=False)
+    say(f"env file: {_display(config.env_file)}")
+    say(f"project:  {shown}")
+    say(f"model:    {_model_line(config.model)}")
     if config.data_file is not None:
-        out.print(
+        say(
             f"data:     {_display(config.data_file)} -> staged as "
-            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}",
-            markup=False,
+            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
         )
-    out.print(f"engine:   {engine.describe()}", markup=False)
-    out.print(
+    say(f"engine:   {engine.describe()}")
+    say(
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
-        f"quantization in effect: {config.quantization}",
-        markup=False,
+        f"quantization in effect: {config.quantization}"
     )
     table = Table("key", "value", "source", box=None, pad_edge=False)
     for key, value, source in config.resolved_table():
-        table.add_row(Text(key), Text(value), Text(source))
+        table.add_row(Text(key), Text(redact(value)), Text(redact(source)))
     out.print(table)
     for problem in config.problems:
-        out.print(f"{problem.level}: {problem}", markup=False)
+        say(f"{problem.level}: {problem}")
     if config.get("DATA_BUILDER"):
         from .data.lint import lint_built
 
         checks = lint_built(config)
         for line in checks["messages"] if checks else []:
-            out.print(f"lint: {_display(config.dataset_dir)}: {line}", markup=False)
+            say(f"lint: {_display(config.dataset_dir)}: {line}")
     memory = preflight.preflight(config, preflight.gpu_capacity(config))
     for line in memory.lines:
-        out.print(f"memory:   {line}", markup=False)
+        say(f"memory:   {line}")
     for problem in memory.warnings:
-        out.print(f"{problem.level}: {problem}", markup=False)
+        say(f"{problem.level}: {problem}")
     warnings = sum(p.level == "warning" for p in config.problems) + len(memory.warnings)
-    out.print(f"ok: no errors, {warnings} warning(s)", markup=False)
+    say(f"ok: no errors, {warnings} warning(s)")
 
 
 def _model_line(ref: models.ModelRef) -> str:
@@ -111,3 +115,6 @@ def runs_table(records: list[dict[str, Any]], out: Console) -> None:
             )
         )
     out.print(table)
+    for r in records:
+        if r.get("status") == "damaged":
+            out.print(f"damaged: {r['error']}", markup=False)
