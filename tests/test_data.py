@@ -2,7 +2,10 @@
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +146,7 @@ def test_emotion_dialogue_cp949_csv_and_xlsx(tmp_path):
     book.save(folder / "감성대화_validation.xlsx")
     p = project(
         tmp_path,
-        f"DATA_BUILDER=emotion_dialogue\nRAW_DATA={folder}\nSYSTEM_PROMPT=공감하며 답하세요.\n" "SPLIT=0.5,0.25,0.25\n",
+        f"DATA_BUILDER=emotion_dialogue\nRAW_DATA={folder}\nSYSTEM_PROMPT=공감하며 답하세요.\nSPLIT=0.5,0.25,0.25\n",
     )
     build_data(p)
     out = tmp_path / "datasets" / "p"
@@ -491,3 +494,304 @@ def test_system_prompt_fills_in_only_where_a_conversation_has_none(tmp_path, bui
     systems = [c[0]["content"] for c in all_conversations(tmp_path / "datasets" / "p")]
     own = {"alpaca": "당신은 친절한 도우미입니다.", "sharegpt": "짧게 답하세요."}.get(builder)
     assert systems == ["기본 시스템", own or "기본 시스템"]
+
+
+# --- the dataset folder: never replaces what atr did not make, never overlaps the inputs
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) below root."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def errors_of(result) -> list[str]:
+    return [line for line in result.err.splitlines() if line.startswith("error: ")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "dataset_dir", "expected"),
+    [
+        ("corpus", ".", "'.' (projects/p) holds the env file projects/p/project.env"),
+        ("corpus", "..", "'..' (projects) holds the env file projects/p/project.env"),
+        ("style.txt", "style.txt", "'style.txt' (projects/p/style.txt) is a file, not a folder"),
+        ("style.txt", "style.txt/out", "'style.txt/out' (projects/p/style.txt/out) lies below projects/p/style.txt, "),
+        ("corpus", "corpus", "'corpus' (projects/p/corpus) is RAW_DATA projects/p/corpus"),
+        ("corpus/style.txt", "corpus", "'corpus' (projects/p/corpus) holds RAW_DATA projects/p/corpus/style.txt"),
+        ("corpus", "notes", "'notes' (projects/p/notes) exists and was not made by atr data (no .atr-dataset in it)"),
+        (
+            "corpus",
+            "runs/data",
+            "'runs/data' (projects/p/runs/data) overlaps projects/p/runs, where atr writes its runs",
+        ),
+    ],
+)
+def test_dataset_dir_that_would_replace_inputs_or_foreign_files_is_refused(tmp_path, raw, dataset_dir, expected):
+    p = project(
+        tmp_path, f"DATA_BUILDER=txt\nRAW_DATA={raw}\nDATASET_DIR={dataset_dir}\n", style__txt=FIXTURES / "style.txt"
+    )
+    (p / "corpus").mkdir()
+    shutil.copy(FIXTURES / "style.txt", p / "corpus" / "style.txt")
+    write(p / "notes" / "todo.md", "my notes\n")
+    before = snapshot(tmp_path)
+    for command in ("check", "data"):
+        result = atr(command, str(p), cwd=tmp_path)
+        assert result.code == 2, result.text
+        assert errors_of(result) == [errors_of(result)[0]], "one line"
+        assert errors_of(result)[0].startswith(f"error: projects/p/project.env:4: DATASET_DIR: {expected}"), result.err
+        assert "Traceback" not in result.err
+        assert snapshot(tmp_path) == before, "nothing written, moved or deleted"
+
+
+def test_dataset_folder_is_marked_and_only_a_folder_atr_made_is_replaced(tmp_path):
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=style.txt\n", style__txt=FIXTURES / "style.txt")
+    out = tmp_path / "datasets" / "p"
+    assert atr("data", str(p), cwd=tmp_path).code == 0
+    assert (out / ".atr-dataset").is_file()
+
+    (out / ".atr-dataset").unlink()  # a build of an older version: manifest.json and atr's own names only
+    rebuilt = atr("data", str(p), "--force", cwd=tmp_path)
+    assert rebuilt.code == 0 and rebuilt.out.startswith("built: "), rebuilt.text
+    assert (out / ".atr-dataset").is_file()
+
+    write(out / "notes.md", "mine\n")  # a file atr never writes: replacing the folder would lose it
+    before = snapshot(tmp_path)
+    for command in (("check",), ("data", "--force")):
+        refused = atr(*command, str(p), cwd=tmp_path)
+        assert refused.code == 2, refused.text
+        assert errors_of(refused) == [
+            "error: projects/p/project.env:2: DATASET_DIR: datasets/p (the default) holds what atr data did not "
+            "write (notes.md), and every build replaces the whole folder: move it out, or name a new folder"
+        ]
+    assert snapshot(tmp_path) == before
+
+
+def test_raw_data_inside_the_dataset_folder_is_refused(tmp_path):
+    """The README's pairs.json, hand-edited in place and rebuilt with DATA_BUILDER=alpaca: a build
+    would delete it with the folder."""
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=style.txt\n", style__txt=FIXTURES / "style.txt")
+    assert atr("data", str(p), cwd=tmp_path).code == 0
+    write(p / "project.env", "MODEL=org/model\nDATA_BUILDER=alpaca\nRAW_DATA=../../datasets/p/pairs.json\n")
+    before = snapshot(tmp_path)
+    result = atr("data", str(p), cwd=tmp_path)
+    assert result.code == 2
+    assert errors_of(result) == [
+        "error: projects/p/project.env:2: DATASET_DIR: datasets/p (the default) holds RAW_DATA "
+        "datasets/p/pairs.json, and every build replaces the whole folder: move RAW_DATA out of it"
+    ]
+    assert snapshot(tmp_path) == before
+
+
+def test_raw_data_folder_never_reads_the_dataset_or_atr_outputs(tmp_path):
+    line = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    p = project(
+        tmp_path,
+        "DATA_BUILDER=messages\nRAW_DATA=.\nPROMPT_TEMPLATE=chatml\nDATASET_DIR=built\n",
+        m__jsonl=FIXTURES / "messages.jsonl",
+    )
+    # what atr (or a concurrent build) writes inside a project, and another atr-made dataset
+    for name in (
+        "runs/r1/data/train.jsonl",
+        "eval/base-m/predictions.jsonl",
+        "sweeps/s1/trials/t1/eval/predictions.jsonl",
+        "datasets/other/train.jsonl",
+        ".built.building-1-abcd1234/train.jsonl",
+    ):
+        write(p / name, line + "\n")
+    write(p / "copy" / "train.jsonl", line + "\n")
+    write(p / "copy" / ".atr-dataset", "")
+    for force in ((), ("--force",)):  # the second build finds the first one's outputs beside its input
+        result = atr("data", str(p), *force, cwd=tmp_path)
+        assert result.code == 0, result.text
+        assert "rows read 2, kept 2" in result.out
+        manifest = json.loads((p / "built" / "manifest.json").read_text())
+        assert [i["path"] for i in manifest["inputs"]] == ["projects/p/m.jsonl"]
+
+
+def test_next_build_removes_what_a_killed_build_left(tmp_path):
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=style.txt\n", style__txt=FIXTURES / "style.txt")
+    assert atr("data", str(p), cwd=tmp_path).code == 0
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone.kill()  # SIGKILL, as `kill -9` stops a build: it leaves its folders under a pid nobody holds now
+    gone.wait()
+    parent = tmp_path / "datasets"
+    left = {
+        f".p.building-{gone.pid}-k1ll3d00": {".atr-dataset": "", "train.csv": "text\nhalf"},
+        f".p.old-{gone.pid}-k1ll3d00": {".atr-dataset": "", "manifest.json": "{}", "train.csv": "text\n"},
+        ".p.building-x1y2z3w4": {"train.csv": "text\n"},  # versions before the marker
+        ".p.old": {"manifest.json": "{}", "valid.jsonl": ""},
+    }
+    kept = {
+        f".p.building-{os.getpid()}-l1v3l1v3": {".atr-dataset": ""},  # a build still running
+        f".p.building-{gone.pid}-n0t3s000": {"notes.md": "mine"},  # not atr's
+        ".q.building-x1y2z3w4": {"train.csv": ""},  # another dataset's
+    }
+    for name, files in {**left, **kept}.items():
+        for file, text in files.items():
+            write(parent / name / file, text)
+    result = atr("data", str(p), cwd=tmp_path)
+    assert result.code == 0 and result.out.startswith("up to date: "), result.text
+    assert sorted(x.name for x in parent.iterdir()) == sorted(["p", *kept])
+
+
+# --- the other shapes public instruction data comes in
+
+
+def test_self_instruct_records_give_one_sample_per_instance(tmp_path):
+    """KULLM and the self-instruct seed tasks: {instruction, instances: [{input, output}]}."""
+    records = [
+        {
+            "id": "seed_task_0",
+            "instruction": "다음 문장을 영어로 번역하세요.",
+            "instances": [{"input": "안녕하세요", "output": "Hello"}, {"input": "감사합니다", "output": "Thank you"}],
+            "is_classification": False,
+        },
+        {
+            "id": "seed_task_1",
+            "instruction": "좋아하는 계절을 말해 보세요.",
+            "instances": [{"input": "", "output": "봄"}],
+        },
+    ]
+    lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+    p = project(
+        tmp_path, "DATA_BUILDER=alpaca\nRAW_DATA=seed.jsonl\nPROMPT_TEMPLATE=chatml\nSPLIT=1,0,0\n", seed__jsonl=lines
+    )
+    result = atr("data", str(p), cwd=tmp_path)
+    assert result.code == 0, result.text
+    assert all_conversations(tmp_path / "datasets" / "p") == [
+        [
+            {"role": "user", "content": "다음 문장을 영어로 번역하세요.\n\n안녕하세요"},
+            {"role": "assistant", "content": "Hello"},
+        ],
+        [
+            {"role": "user", "content": "다음 문장을 영어로 번역하세요.\n\n감사합니다"},
+            {"role": "assistant", "content": "Thank you"},
+        ],
+        [{"role": "user", "content": "좋아하는 계절을 말해 보세요."}, {"role": "assistant", "content": "봄"}],
+    ]
+
+    # the instances of one task never cross splits; a bad instance is named
+    many = [
+        {
+            "instruction": f"과제 {t}",
+            "instances": [{"input": f"입력 {t}-{i}", "output": f"출력 {t}-{i}"} for i in range(3)],
+        }
+        for t in range(30)
+    ]
+    many[4]["instances"][1] = {"input": "x", "output": ""}
+    write(p / "seed.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in many))
+    write(p / "project.env", "MODEL=org/model\nDATA_BUILDER=alpaca\nRAW_DATA=seed.jsonl\nPROMPT_TEMPLATE=chatml\n")
+    bad = atr("data", str(p), cwd=tmp_path)
+    assert bad.code == 2
+    assert errors_of(bad)[0] == "error: projects/p/seed.jsonl:5[instance 1]: empty assistant message"
+    many[4]["instances"][1]["output"] = "출력"
+    write(p / "seed.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in many))
+    assert atr("data", str(p), cwd=tmp_path).code == 0
+    where: dict[str, set[str]] = {}
+    out = tmp_path / "datasets" / "p"
+    for split in ("train", "valid", "test"):
+        for record in read_jsonl(out / f"{split}.jsonl"):
+            task = record["messages"][0]["content"].split("\n")[0]
+            where.setdefault(task, set()).add(split)
+    assert len(where) == 30 and all(len(splits) == 1 for splits in where.values())
+
+
+@pytest.mark.parametrize(
+    ("builder", "tool_record"),
+    [
+        (
+            "sharegpt",
+            {
+                "conversations": [
+                    {"from": "human", "value": "서울 날씨 알려 줘"},
+                    {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "서울"}}'},
+                    {"from": "observation", "value": '{"temp": 21}'},
+                    {"from": "gpt", "value": "서울은 21도예요."},
+                ],
+                "tools": '[{"name": "weather"}]',
+            },
+        ),
+        (
+            "messages",
+            {
+                "messages": [
+                    {"role": "user", "content": "서울 날씨 알려 줘"},
+                    {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "weather"}}]},
+                    {"role": "tool", "content": '{"temp": 21}'},
+                    {"role": "assistant", "content": "서울은 21도예요."},
+                ]
+            },
+        ),
+    ],
+)
+def test_tool_turns_are_refused_naming_the_records(tmp_path, builder, tool_record):
+    plain = {
+        "sharegpt": {"conversations": [{"from": "human", "value": "안녕"}, {"from": "gpt", "value": "안녕하세요"}]},
+        "messages": {"messages": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요"}]},
+    }[builder]
+    lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in (plain, tool_record, plain | {"id": 2}, tool_record))
+    p = project(tmp_path, f"DATA_BUILDER={builder}\nRAW_DATA=t.jsonl\nPROMPT_TEMPLATE=chatml\n", t__jsonl=lines)
+    result = atr("data", str(p), cwd=tmp_path)
+    assert result.code == 2
+    errors = errors_of(result)
+    assert [e.split(": ")[1] for e in errors[:2]] == ["projects/p/t.jsonl:2", "projects/p/t.jsonl:4"]
+    assert all("tool turns are not supported" in e for e in errors[:2]) and len(errors) == 3
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "datasets").exists(), "nothing written"
+
+    write(p / "project.env", (p / "project.env").read_text() + "ON_BAD_ROWS=skip\n")
+    skipped = atr("data", str(p), cwd=tmp_path)
+    assert skipped.code == 0, skipped.text
+    assert "dropped: tool turns are not supported 2" in skipped.out
+
+
+PREFERENCE_RECORDS = {
+    # LLaMA-Factory's ShareGPT preference shape: the conversation ends with the question
+    "sharegpt": [
+        {
+            "conversations": [{"from": "human", "value": "인사해 줘"}],
+            "chosen": {"from": "gpt", "value": "안녕하세요~ 반가워요!"},
+            "rejected": {"from": "gpt", "value": "싫어"},
+        },
+        {
+            "conversations": [
+                {"from": "system", "value": "짧게 답하세요."},
+                {"from": "human", "value": "1+1은?"},
+                {"from": "gpt", "value": "2"},
+                {"from": "human", "value": "2+2는?"},
+            ],
+            "chosen": {"from": "gpt", "value": "4"},
+            "rejected": {"from": "gpt", "value": "몰라"},
+        },
+    ],
+    # and its alpaca one
+    "alpaca": [
+        {"instruction": "인사해 줘", "chosen": "안녕하세요~ 반가워요!", "rejected": "싫어"},
+        {"instruction": "더해 줘", "input": "2+2", "chosen": "4", "rejected": "몰라", "system": "짧게 답하세요."},
+    ],
+}
+
+
+@pytest.mark.parametrize("builder", ["sharegpt", "alpaca"])
+def test_preference_data_says_what_it_is_and_preference_chosen_trains_the_chosen_answer(tmp_path, builder):
+    lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in PREFERENCE_RECORDS[builder])
+    env = f"DATA_BUILDER={builder}\nRAW_DATA=pref.jsonl\nPROMPT_TEMPLATE=chatml\nSPLIT=1,0,0\n"
+    p = project(tmp_path, env, pref__jsonl=lines)
+    result = atr("data", str(p), cwd=tmp_path)
+    assert result.code == 2
+    [error] = errors_of(result)
+    assert error.startswith("error: projects/p/pref.jsonl:1: PREFERENCE: this is preference data (chosen/rejected")
+    assert "set PREFERENCE=chosen to train on the chosen answers" in error and "dpo or orpo" in error
+
+    write(p / "project.env", "MODEL=org/model\n" + env + "PREFERENCE=chosen\n")
+    built = atr("data", str(p), cwd=tmp_path)
+    assert built.code == 0, built.text
+    conversations = all_conversations(tmp_path / "datasets" / "p")
+    assert conversations[0] == [
+        {"role": "user", "content": "인사해 줘"},
+        {"role": "assistant", "content": "안녕하세요~ 반가워요!"},
+    ]
+    assert conversations[1][0] == {"role": "system", "content": "짧게 답하세요."}
+    assert conversations[1][-1] == {"role": "assistant", "content": "4"}
+    assert "싫어" not in (tmp_path / "datasets" / "p" / "train.jsonl").read_text(encoding="utf-8")
+    manifest = json.loads((tmp_path / "datasets" / "p" / "manifest.json").read_text())
+    assert manifest["options"]["PREFERENCE"] == "chosen"

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,14 @@ from typing import Any
 from .. import __version__, runs
 from ..config import Config, load_config
 from ..envfile import display_path
-from ..errors import ConfigError
+from ..errors import ConfigError, Problem
 from ..keys import KEYS
-from . import emotion, instruct, summary, table, txt
+from . import emotion, instruct, outputs, summary, table, txt
 from .base import BadRows, Builder, Options, Sample
 from .lint import lint
 from .readers import decode, find_inputs
 
-MANIFEST = "manifest.json"
+MANIFEST = outputs.MANIFEST
 BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
     "table": (table.build, table.SUFFIXES),
     "txt": (txt.build, txt.SUFFIXES),
@@ -61,12 +62,12 @@ def build_data(
     if not builder_name:
         return DataResult("no builder", None, None)
     builder, suffixes = BUILDERS[builder_name]
-    raw_source = config.values["RAW_DATA"].source
-    base = raw_source.path.parent if raw_source.path else Path.cwd()
-    inputs = find_inputs(str(config.get("RAW_DATA")), base, suffixes)
+    out_dir = config.dataset_dir  # load_config checked it: a new folder, or one atr made, apart from the inputs
+    outputs.remove_stale(out_dir)  # what a killed build left beside it
+    base = outputs.raw_base(config)
+    inputs = find_inputs(str(config.get("RAW_DATA")), base, suffixes, exclude=outputs.excluded(config))
     options = {key: config.get(key) for key in DATA_KEYS}
     fingerprint = _fingerprint(builder_name, options, config, inputs)
-    out_dir = config.dataset_dir
     previous = _read_manifest(out_dir)
     if not force and previous and previous.get("fingerprint") == fingerprint and _outputs_exist(out_dir, previous):
         return DataResult("up to date", out_dir, previous)
@@ -109,6 +110,18 @@ def build_data(
     }
     _write_atomically(out_dir, splits, manifest, config, builder_name, started)
     return DataResult("built", out_dir, manifest)
+
+
+def ensure_built(
+    target: Path | str, overrides: Sequence[str] = (), echo: Callable[[str], None] = print
+) -> DataResult:
+    """What `atr train` and `atr sweep` do first, as make would: build the dataset when it is missing
+    or older than its inputs and options, and say so; nothing when it is up to date."""
+    result = build_data(target, overrides, echo=echo)
+    if result.status == "built":
+        for line in summarize(result):
+            echo(f"atr data: {line}")
+    return result
 
 
 def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: list[Path]) -> str:
@@ -188,9 +201,13 @@ def _write_atomically(
     builder: str,
     started: float,
 ) -> None:
+    problem = outputs.folder_problem(out_dir)  # checked up front; again here, in case it changed since
+    if problem:
+        raise ConfigError([Problem("error", display_path(out_dir), "DATASET_DIR", problem)])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-{os.getpid()}-", dir=out_dir.parent))
     try:
+        (tmp / outputs.MARKER).write_text(outputs.MARKER_TEXT, encoding="utf-8")  # first: a leftover is ours
         _write_train(tmp / manifest["train_file"], splits["train"], config)
         for name in ("valid", "test"):
             _write_eval_split(tmp / f"{name}.jsonl", splits[name], config, name)
@@ -199,9 +216,7 @@ def _write_atomically(
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=1), encoding="utf-8")
         manifest["seconds"] = round(time.monotonic() - started, 3)
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         if out_dir.exists():
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)
@@ -291,4 +306,4 @@ def summarize(result: DataResult) -> list[str]:
     return lines
 
 
-__all__ = ["BUILDERS", "DataResult", "build_data", "summarize"]
+__all__ = ["BUILDERS", "DataResult", "build_data", "ensure_built", "summarize"]

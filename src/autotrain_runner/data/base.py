@@ -54,9 +54,7 @@ class BadRows:
             more = len(self.rows) - 10
             hint = f"{more} more bad rows not shown; " if more > 0 else ""
             problems.append(
-                Problem(
-                    "error", "ON_BAD_ROWS", "", f"{hint}fix them, or set ON_BAD_ROWS=skip to drop " "and count them"
-                )
+                Problem("error", "ON_BAD_ROWS", "", f"{hint}fix them, or set ON_BAD_ROWS=skip to drop and count them")
             )
             raise ConfigError(problems)
 

@@ -1,15 +1,40 @@
-"""The JSON shapes of public instruction datasets: `alpaca`, `sharegpt` and `messages`."""
+"""The JSON shapes of public instruction datasets: `alpaca`, `sharegpt` and `messages`.
+
+Also the shapes beside them that people bring: self-instruct records (KULLM, the seed tasks:
+`{instruction, instances: [{input, output}]}`), one sample per instance, under `alpaca`;
+preference pairs (`chosen`/`rejected` beside `conversations` or `instruction`), refused with what
+to do unless `PREFERENCE=chosen` makes the chosen answer the final assistant turn; tool-use turns
+(`function_call`, `observation`, `tool`, `tool_calls`), refused by record as bad rows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from ..errors import ConfigError, Problem
 from .base import BadRows, Options, Sample, conversation_problem, with_system
 from .readers import JSON_SUFFIXES, json_records, read_text
 
 SUFFIXES = JSON_SUFFIXES
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+# Tool use as ShareGPT (glaive, ToolACE, LLaMA-Factory) and OpenAI chat write it.
+_TOOL_TURNS = {"function_call", "observation", "tool", "function", "tool_call", "tool_response", "function_response"}
+
+
+def _tools_refused(what: str) -> str:
+    """A bad row's reason (counted by the text before its first colon)."""
+    return (
+        f"tool turns are not supported: {what}; atr trains on user and assistant text only, "
+        "so remove the records with tool calls"
+    )
+
+
+def _said(turn: Any, key: str) -> str | None:
+    """A turn's `from` or `role`, when it is text (anything else is no speaker)."""
+    value = turn.get(key) if isinstance(turn, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _records(inputs: list[Path], bad: BadRows):
@@ -21,7 +46,9 @@ def _records(inputs: list[Path], bad: BadRows):
                 bad.add(located.where, "not an object")
 
 
-def _checked(messages, where: str, bad: BadRows, options: Options, meta=None) -> Sample | None:
+def _checked(
+    messages, where: str, bad: BadRows, options: Options, meta=None, group: str | None = None
+) -> Sample | None:
     """The conversation under SYSTEM_PROMPT when it has no system message of its own, validated."""
     first = messages[0] if messages else None
     if isinstance(first, dict) and first.get("role") != "system":
@@ -30,52 +57,149 @@ def _checked(messages, where: str, bad: BadRows, options: Options, meta=None) ->
     if problem:
         bad.add(where, problem)
         return None
-    return Sample(messages, where, where, meta or {})
+    return Sample(messages, group or where, where, meta or {})
+
+
+def _is_preference(record: dict) -> bool:
+    return "chosen" in record and "rejected" in record
+
+
+def _preference_refused(where: str, beside: str) -> ConfigError:
+    """Preference pairs given to a builder for SFT: say what the file is and the two ways on."""
+    return ConfigError(
+        [
+            Problem(
+                "error",
+                where,
+                "PREFERENCE",
+                f"this is preference data (chosen/rejected answers beside {beside}), which supervised fine-tuning "
+                "does not train as it is: set PREFERENCE=chosen to train on the chosen answers, or train the pairs "
+                "with AutoTrain's dpo or orpo trainer",
+            )
+        ]
+    )
+
+
+def _chosen_answer(value: Any) -> str | None:
+    """The chosen answer: text, one turn ({from: gpt, value} or {role: assistant, content}), or a list of
+    turns ending with it."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, dict):
+        speaker = value.get("from", value.get("role", "assistant"))
+        if not isinstance(speaker, str) or _SHAREGPT_ROLES.get(speaker) != "assistant":
+            return None
+        value = value.get("value", value.get("content"))
+    return value if isinstance(value, str) else None
+
+
+def _alpaca_turns(instruction: Any, extra: Any, output: Any) -> list[dict[str, str]]:
+    instruction, extra = str(instruction or "").strip(), str(extra or "").strip()
+    prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction or extra
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(output or "")}]
 
 
 def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
-    """{instruction, input?, output, system?, history?: [[question, answer], ...]}"""
+    """{instruction, input?, output, system?, history?: [[question, answer], ...]}; also self-instruct's
+    {instruction, instances: [{input, output}, ...]} (KULLM, the seed tasks), one sample per instance,
+    and preference pairs {instruction, input?, chosen, rejected} with PREFERENCE=chosen."""
     for row in _records(inputs, bad):
         r = row.record
-        instruction, extra = str(r.get("instruction") or "").strip(), str(r.get("input") or "").strip()
-        prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction or extra
-        turns = []
         history = r.get("history") or []
         if not isinstance(history, list) or any(not isinstance(h, list | tuple) or len(h) != 2 for h in history):
             bad.add(row.where, "history must be a list of [question, answer] pairs")
             continue
+        turns = []
         for question, answer in history:
             turns += [{"role": "user", "content": str(question)}, {"role": "assistant", "content": str(answer)}]
-        turns += [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(r.get("output") or "")}]
+        if r.get("instances") is not None:
+            yield from _instances(row.where, r, turns, options, bad)
+            continue
+        output = r.get("output")
+        if _is_preference(r):
+            if options.get("PREFERENCE") != "chosen":
+                raise _preference_refused(row.where, "instruction")
+            output = _chosen_answer(r["chosen"])
+            if output is None:
+                bad.add(row.where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
+                continue
+        turns += _alpaca_turns(r.get("instruction"), r.get("input"), output)
         sample = _checked(with_system(r.get("system"), turns), row.where, bad, options)
         if sample:
             yield sample
 
 
+def _instances(where: str, record: dict, history: list[dict[str, str]], options: Options, bad: BadRows):
+    """Self-instruct: one sample per instance; the instances of one task stay in one split."""
+    instances = record["instances"]
+    if not isinstance(instances, list) or not instances:
+        bad.add(where, "instances must be a non-empty list of {input, output} objects")
+        return
+    for index, instance in enumerate(instances):
+        located = f"{where}[instance {index}]"
+        if not isinstance(instance, dict):
+            bad.add(located, "an instance is not an object {input, output}")
+            continue
+        turns = history + _alpaca_turns(record.get("instruction"), instance.get("input"), instance.get("output"))
+        sample = _checked(with_system(record.get("system"), turns), located, bad, options, group=where)
+        if sample:
+            yield sample
+
+
 def sharegpt(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
-    """{conversations: [{from: human|gpt|system, value}, ...]}"""
+    """{conversations: [{from: human|gpt|system, value}, ...]}; preference pairs (chosen/rejected beside
+    conversations that end with the question) with PREFERENCE=chosen. Tool turns are refused."""
     for row in _records(inputs, bad):
-        turns = row.record.get("conversations")
+        r = row.record
+        turns = r.get("conversations")
         if not isinstance(turns, list):
             bad.add(row.where, "no 'conversations' list")
             continue
-        try:
-            messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": str(t["value"])} for t in turns]
-        except (KeyError, TypeError):
-            bad.add(row.where, "each turn needs from (human, gpt, system) and value")
+        tools = sorted({_said(t, "from") for t in turns} & _TOOL_TURNS)
+        if tools:
+            bad.add(row.where, _tools_refused(f"turns from {', '.join(tools)}"))
             continue
-        sample = _checked(messages, row.where, bad, options, {"id": row.record.get("id")})
+        unknown = next((t for t in turns if _said(t, "from") not in _SHAREGPT_ROLES), None)
+        if unknown is not None or any("value" not in t for t in turns):
+            reason = "each turn needs from (human, gpt, system) and value"
+            bad.add(row.where, f"{reason}: got from {unknown.get('from')!r}" if isinstance(unknown, dict) else reason)
+            continue
+        messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": str(t["value"])} for t in turns]
+        if _is_preference(r):
+            if options.get("PREFERENCE") != "chosen":
+                raise _preference_refused(row.where, "conversations")
+            answer = _chosen_answer(r["chosen"])
+            if answer is None:
+                bad.add(row.where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
+                continue
+            if messages and messages[-1]["role"] == "assistant":
+                bad.add(
+                    row.where,
+                    "conversations end with an answer: with PREFERENCE=chosen they end with the "
+                    "question that chosen answers",
+                )
+                continue
+            messages.append({"role": "assistant", "content": answer})
+        sample = _checked(messages, row.where, bad, options, {"id": r.get("id")})
         if sample:
             yield sample
 
 
 def messages(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
-    """{messages: [{role, content}, ...]}, the OpenAI chat form, validated."""
+    """{messages: [{role, content}, ...]}, the OpenAI chat form, validated. Tool turns are refused."""
     for row in _records(inputs, bad):
         msgs = row.record.get("messages")
         if not isinstance(msgs, list):
             bad.add(row.where, "no 'messages' list")
             continue
+        tools = [m for m in msgs if _said(m, "role") in _TOOL_TURNS or (isinstance(m, dict) and _calls(m))]
+        if tools:
+            bad.add(row.where, _tools_refused("a tool message, or tool_calls in a message"))
+            continue
         sample = _checked(msgs, row.where, bad, options)
         if sample:
             yield sample
+
+
+def _calls(message: dict) -> bool:
+    return bool(message.get("tool_calls") or message.get("function_call"))

@@ -8,7 +8,6 @@ replaced (`MASKING=map`, with `MASK_MAP=#@이름#=민수,...` over the defaults 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from ..envfile import display_path
 from ..errors import ConfigError
 from .base import BadRows, Options, Sample, with_system
-from .readers import read_text
+from .readers import loads, read_text
 
 SUFFIXES = (".json",)
 DEFAULT_INSTRUCTION = "다음 대화를 요약해 주세요."
@@ -56,10 +55,7 @@ def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample
     for path in inputs:
         name = display_path(path)
         text, _ = read_text(path)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{name}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        data = loads(text, name)
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise ConfigError(f'{name}: not the summarization corpus: expected {{"numberOfItems", "data": [...]}}')
