@@ -185,11 +185,48 @@ def test_secret_scan_names_file_and_line_and_never_the_secret(project):
 
 
 def test_secret_scan_covers_the_generated_card(project):
-    result = atr("push", str(project), "--dry-run", "--set", f"SYSTEM_PROMPT=친절하게 답하세요 {CANARY}")
+    # A token in SYSTEM_PROMPT, glued to Hangul: masked when the config is read, so the card has *** there.
+    masked = atr("push", str(project), "--dry-run", "--set", f"SYSTEM_PROMPT=공감하며 답하세요{CANARY}")
+    assert masked.code == 0, masked.text[-3000:]
+    assert "공감하며 답하세요***" in masked.out.split("The model card (", 1)[1]
+    # One in a file the card is written from (the evaluation), glued to Hangul as well: the scan stops it.
+    metrics = project / "runs" / "r1" / "eval" / "metrics.json"
+    write(metrics, json.dumps({"n": 3, "signatures": {"bleu": f"공감하며 답하세요{CANARY}"}}, ensure_ascii=False))
+    result = atr("push", str(project), "--dry-run")
     assert result.code == 1, result.text[-3000:]
     hit = next(line for line in result.err.splitlines() if "secret scan: README.md:" in line)
-    assert hit.endswith("(the generated model card, section 'Prompt template'): a Hugging Face token (hf_...)")
-    assert CANARY not in result.text
+    assert hit.endswith("(the generated model card, section 'Evaluation'): a Hugging Face token (hf_...)")
+    for shown in (masked, result):
+        assert CANARY not in shown.text and CANARY[3:] not in shown.text
+
+
+def test_secret_scan_reads_tokens_glued_escaped_and_in_utf16(project):
+    """Each of these passed the scan before: a token after Hangul, JSON's `\\u005f` for `_`, UTF-16
+    JSON (with and without a BOM), and safetensors metadata."""
+    from safetensors.torch import load_file, save_file
+
+    output = project / "runs" / "r1" / "style"
+    glued = plant(output / "tokenizer_config.json", f'  "note": "토큰{CANARY}",', at=2)
+    escaped = plant(output / "adapter_config.json", '  "note": "hf\\u005f' + CANARY[3:] + '",')
+    utf16 = '{\n  "bos_token": "<s>",\n  "note": "x' + CANARY + '"\n}\n'
+    (output / "special_tokens_map.json").write_bytes(utf16.encode("utf-16"))  # with a BOM
+    (output / "chat_template.json").write_bytes(utf16.encode("utf-16-le"))  # without
+    weights = output / "adapter_model.safetensors"
+    save_file(load_file(weights), weights, metadata={"note": f"토큰{CANARY}"})
+
+    result = atr("push", str(project), "--dry-run")
+    assert result.code == 1, result.text[-3000:]
+    hf = "a Hugging Face token (hf_...)"
+    for where in (
+        f"tokenizer_config.json:{glued}",
+        f"adapter_config.json:{escaped}",
+        "special_tokens_map.json:3",
+        "chat_template.json:3",
+        "adapter_model.safetensors (safetensors header)",
+    ):
+        assert f"secret scan: {where}: {hf}" in result.err, (where, result.err)
+    assert "nothing was uploaded" in result.err
+    assert CANARY not in result.text and CANARY[3:] not in result.text
 
 
 def test_token_sources_and_the_shared_env_file_warning(project):
@@ -320,7 +357,7 @@ def test_scan_shapes_and_stale_files():
             f"token = {CANARY}",
             "HF_TOKEN=hf_xxxxxxxx",  # the placeholder of old notebooks: too short to be a token
             "masked: ***",
-            "x" + CANARY,  # the tail of a longer word is not a token
+            "x" + CANARY,  # glued to a word, still a token
             "key: sk-proj-abcdefghijklmnopqrstuvwx",
             'password: "correct-horse-battery"',
             "AKIAABCDEFGHIJKLMNOP",
@@ -330,6 +367,7 @@ def test_scan_shapes_and_stale_files():
     )
     assert scan_text("f.txt", text, secrets) == [
         Hit("f.txt:2", "a Hugging Face token (hf_...)"),
+        Hit("f.txt:5", "a Hugging Face token (hf_...)"),
         Hit("f.txt:6", "an OpenAI-style key (sk-...)"),
         Hit("f.txt:7", "a secret assignment (api_key=..., password=...)"),
         Hit("f.txt:8", "an AWS access key id"),

@@ -40,12 +40,12 @@ def chat(
     stdin: IO[str] = sys.stdin,
     stdout: IO[str] = sys.stdout,
 ) -> None:
-    config = load_config(project, overrides)
+    config = load_config(project, overrides, needs_data=False)
     settings = generation_settings(config, batch_size=1)
     system = [{"role": "system", "content": config.get("SYSTEM_PROMPT")}] if config.get("SYSTEM_PROMPT") else []
     if backend == "openai":  # a server (vLLM) renders the template and keeps the model: answers arrive whole
         server = openai_backend(config, concurrency=1)
-        label, template_name = f"{server.model} at {server.url}", "the server's"
+        label, template_name = f"{server.model} at {server.shown_url}", "the server's"
         markers = openai_markers(config.template)
 
         def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:

@@ -19,17 +19,17 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import hardware, keys, models, templates
+from .envfile import ExpansionError, expand, read_entries, references
 from .envfile import display_path as _display
-from .envfile import expand, read_entries, references
 from .errors import ConfigError, Problem
 from .keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES, Key
-from .redact import is_secret_key
+from .redact import MASK, Redactor, SecretMatcher, is_secret_key
 
 PROJECT_ENV = "project.env"
 ENV_PREFIX = "ATR_"
@@ -115,9 +115,9 @@ class Config:
 
     def resolved_table(self) -> list[tuple[str, str, str]]:
         """(key, value, source) for every key set anywhere, secrets masked; for `check` and run.json."""
-        rows = []
+        rows, redact = [], Redactor(self.secrets())  # a token shape or URL password in any value, too
         for key, value in self.values.items():
-            shown = "***" if _secret(key) and value.value else _show(value.value)
+            shown = MASK if _secret(key) and value.value else redact(_show(value.value))
             name = key if value.written_as == key else f"{key} (as {value.written_as})"
             rows.append((name, shown, str(value.source)))
         return rows
@@ -126,6 +126,65 @@ class Config:
 def _secret(key: str) -> bool:
     """Secret-shaped names holding text; a typed key (ADD_EOS_TOKEN is a boolean) is never secret."""
     return is_secret_key(key) and KEYS[key].kind == "str"
+
+
+def _holds_secret(name: str) -> bool:
+    """`_secret` for any name as written: a legacy key (TOKEN), or a variable (`${OPENAI_API_KEY}`)."""
+    key = LEGACY[name][0] if name in LEGACY else name
+    return is_secret_key(name) and (key not in KEYS or KEYS[key].kind == "str")
+
+
+def _recording(lookup: Callable[[str], str | None], into: dict[str, str]) -> Callable[[str], str | None]:
+    """`lookup`, noting the value of every secret-named variable it hands to an expansion."""
+
+    def recorded(name: str) -> str | None:
+        value = lookup(name)
+        if value and _holds_secret(name):
+            into[name] = value
+        return value
+
+    return recorded
+
+
+def _mask_secrets(assignments: list[tuple[str, _Raw]], problems: list[Problem]) -> SecretMatcher:
+    """A value holding a secret (interpolated, `proj-${HF_TOKEN}`, or pasted in: a token shape, a
+    secret's value) holds `***` in its place from here on, so that no output, file, argv, dataset or
+    training sees it. A project name holding one is refused: it becomes the output folder's name and
+    reaches AutoTrain. Returns the matcher of the secrets configured."""
+    known: dict[str, str] = {}
+    for name, raw in assignments:
+        if _holds_secret(name) and raw.text:
+            known.setdefault(raw.text, f"the value of {name}")
+        for variable, value in raw.secrets.items():
+            known.setdefault(value, f"the value of {variable}")
+    matcher = SecretMatcher(known, urls=False)  # a URL's password is masked when shown, but it must work
+    for name, raw in assignments:
+        if _holds_secret(name):
+            continue
+        held = [f"the value of {variable}" for variable in raw.secrets] + [f.what for f in matcher.find(raw.text)]
+        if not held:
+            continue
+        for value in raw.secrets.values():  # interpolated: masked whatever its length
+            raw.text = raw.text.replace(value, MASK)
+        raw.text = matcher.mask(raw.text)
+        if name not in KEYS and name not in LEGACY:
+            continue  # only carries a value: the key it goes into is reported
+        named = [what for what in held if what.startswith("the value of ")]  # the secret's name says most
+        what = ", ".join(dict.fromkeys(named or held))
+        if (LEGACY[name][0] if name in LEGACY else name) == "PROJECT_NAME":
+            message = f"holds {what}: the project name becomes the output folder's name and reaches AutoTrain"
+            problems.append(Problem("error", str(raw.source), name, f"{message}; take the secret out of it"))
+        else:
+            problems.append(
+                Problem(
+                    "warning",
+                    str(raw.source),
+                    name,
+                    f"holds {what}: {MASK} is used in its place everywhere (check, command, runs, data, "
+                    "training, the card); take the secret out of it",
+                )
+            )
+    return matcher
 
 
 def _show(value: Any) -> str:
@@ -139,14 +198,20 @@ def _show(value: Any) -> str:
 
 
 def find_env_file(target: Path) -> Path:
-    target = target.resolve()  # `atr check .` must know the folder's name
-    if target.is_dir():
+    try:
+        target = target.resolve()  # `atr check .` must know the folder's name
+        is_dir, is_file, exists = target.is_dir(), target.is_file(), target.exists()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symlink loop
+        raise ConfigError(f"{str(target)[:200]}: not a usable path ({_why(exc)})") from None
+    if is_dir:
         env = target / PROJECT_ENV
         if not env.is_file():
             raise ConfigError(f"{target}: no {PROJECT_ENV} in this folder; create one or give the path to an .env file")
         return env
-    if target.is_file():
+    if is_file:
         return target
+    if exists:
+        raise ConfigError(f"{target}: not a regular file; give a project folder or the path to an .env file")
     raise ConfigError(f"{target}: no such project folder or env file")
 
 
@@ -171,6 +236,7 @@ class _Raw:
     written_as: str
     text: str
     source: Source
+    secrets: dict[str, str] = field(default_factory=dict)  # secret-named variable -> the value it interpolated
 
 
 def load_config(
@@ -178,8 +244,11 @@ def load_config(
     overrides: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     cpu: bool = False,
+    needs_data: bool = True,
 ) -> Config:
-    """Read, merge and validate; raises ConfigError listing every problem at once."""
+    """Read, merge and validate; raises ConfigError listing every problem at once.
+
+    `needs_data=False` (chat, serve: a model needs no training data) drops "no training data"."""
     environ = os.environ if environ is None else environ
     env_file = find_env_file(Path(target))
     problems: list[Problem] = []
@@ -225,13 +294,18 @@ def load_config(
                 lookup_chain[name] = value
                 assignments.append((name, _Raw(name, value, source)))
 
+            interpolated: dict[str, str] = {}
             if entry.expand:
                 referenced |= references(entry.raw)
-                text = expand(entry.raw, lookup, assign)
+                try:
+                    text = expand(entry.raw, _recording(lookup, interpolated), assign)
+                except ExpansionError as exc:
+                    problems.append(Problem("error", f"{_display(path)}:{entry.line}", entry.key, str(exc)))
+                    continue
             else:
                 text = entry.raw
             lookup_chain[entry.key] = text
-            assignments.append((entry.key, _Raw(entry.key, text, source)))
+            assignments.append((entry.key, _Raw(entry.key, text, source, interpolated)))
     for name in KEYS:
         # ATR_EPOCHS=3 sets EPOCHS; unprefixed, only HF_TOKEN: MODEL, LOG, SEED or USERNAME in a
         # shell mean other things too often to be read as settings.
@@ -241,6 +315,7 @@ def load_config(
     for name, (text, source) in cli_values.items():
         assignments.append((name, _Raw(name, text, source)))
 
+    secrets = _mask_secrets(assignments, problems)
     values = _canonical_values(assignments, referenced, problems)
     env_dir = env_file.parent
 
@@ -249,6 +324,10 @@ def load_config(
         if "PROJECT_NAME" in values
         else (env_dir.name if env_file.name == PROJECT_ENV else env_file.stem)
     )
+    if "PROJECT_NAME" not in values and secrets.find(display_name):
+        message = "the project is named after its folder (or env file), and that name holds a secret"
+        problems.append(Problem("error", _display(env_file), "PROJECT_NAME", f"{message}; set PROJECT_NAME=..."))
+        display_name = secrets.mask(display_name)
     project_name = sanitize_project_name(display_name)
     dataset_dir = _dataset_dir(values, env_file)
     template = _apply_template(values, env_dir, dataset_dir, problems)
@@ -263,7 +342,7 @@ def load_config(
         )
 
     model = _resolve_model(values, env_file, problems)
-    data_file = _resolve_data(values, env_file, problems)
+    data_file = _resolve_data(values, env_file, problems if needs_data else [])
     cuda = not cpu and hardware.cuda_available()  # --cpu: check and train as a machine without CUDA
     config = Config(
         env_file, env_dir, values, project_name, display_name, model, data_file, cuda, template, dataset_dir
@@ -296,6 +375,9 @@ def _parse_overrides(overrides: Sequence[str], problems: list[Problem]) -> dict[
     return values
 
 
+MAX_PRESET_DEPTH = 16  # a preset of a preset of ...: real projects use one or two
+
+
 def _file_layers(env_file: Path, problems: list[Problem]) -> list[tuple[Path, str]]:
     """The env file and its presets, lowest precedence first (a preset before the file extending it)."""
     layers: list[tuple[Path, str]] = []
@@ -306,11 +388,20 @@ def _file_layers(env_file: Path, problems: list[Problem]) -> list[tuple[Path, st
             if entry.key != "EXTENDS":
                 continue
             for name in filter(None, (p.strip() for p in entry.raw.split(","))):
-                preset = (path.parent / name).resolve()
                 where = f"{_display(path)}:{entry.line}"
+                try:
+                    preset = (path.parent / name).resolve()
+                    found = preset.is_file()
+                except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symlink loop
+                    problems.append(Problem("error", where, "EXTENDS", f"{name[:80]!r} is not a usable path ({exc})"))
+                    continue
                 if preset in chain:
                     problems.append(Problem("error", where, "EXTENDS", f"{name} extends itself in a cycle"))
-                elif not preset.is_file():
+                elif len(chain) >= MAX_PRESET_DEPTH:
+                    problems.append(
+                        Problem("error", where, "EXTENDS", f"presets extend presets more than {MAX_PRESET_DEPTH} deep")
+                    )
+                elif not found:
                     problems.append(Problem("error", where, "EXTENDS", f"preset not found: {_display(preset)}"))
                 else:
                     visit(preset, "preset", (*chain, preset))
@@ -382,12 +473,12 @@ def _typed(text: str, kind: str, spec: Key, where: str, name: str, problems: lis
         if kind == "int":
             return int(stripped)
         if kind == "float":
-            return float(stripped)
+            return _finite(float(stripped))
         if kind == "block_size":
             sizes = [int(s) for s in stripped.split(",")]
             return sizes[0] if len(sizes) == 1 else sizes
         if kind in ("int_list", "float_list"):
-            item = int if kind == "int_list" else float
+            item = int if kind == "int_list" else (lambda s: _finite(float(s)))
             return [item(s) for s in stripped.split(",") if s.strip()]
     except ValueError as exc:
         expected = {
@@ -417,6 +508,13 @@ def _check_value(spec: Key, value: Any) -> str | None:
     return spec.check(value)
 
 
+def _finite(value: float) -> float:
+    """inf, 1e999 and nan parse as floats; no setting means them."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return value
+
+
 def dataset_id(env_file: Path) -> str:
     """`projects/demo/project.env` -> demo; `mymodel.env` -> mymodel."""
     return env_file.parent.name if env_file.name == PROJECT_ENV else env_file.name.removesuffix(".env")
@@ -427,7 +525,11 @@ def _dataset_dir(values: dict[str, Value], env_file: Path) -> Path:
     if "DATASET_DIR" in values:
         value = values["DATASET_DIR"]
         base = value.source.path.parent if value.source.path else Path.cwd()
-        return (base / str(value.value)).resolve()
+        path = base / Path(str(value.value)).expanduser()
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):  # a link loop, a name too long: the DATASET_DIR checks report it
+            return Path(os.path.abspath(path))
     project_dir = env_file.parent.resolve()
     root = project_dir.parent.parent if project_dir.parent.name == "projects" else project_dir
     return root / "datasets" / dataset_id(env_file)
@@ -460,8 +562,7 @@ def _apply_template(
                 "error",
                 where,
                 "PROMPT_TEMPLATE",
-                f"{template.name} renders text, but CHAT_TEMPLATE={chat} expects messages; "
-                f"use PROMPT_TEMPLATE={chat}",
+                f"{template.name} renders text, but CHAT_TEMPLATE={chat} expects messages; use PROMPT_TEMPLATE={chat}",
             )
         )
     if "DATA_BUILDER" not in values:
@@ -517,8 +618,21 @@ def _resolve_data(values: dict[str, Value], env_file: Path, problems: list[Probl
     """Find the training file: DATA_FILE, else {DATA_PATH}/{TRAIN_SPLIT}.csv|.jsonl when local."""
     if "DATA_FILE" in values:
         value = values["DATA_FILE"]
-        found = _local_path(str(value.value), value.source)
-        if value.source.kind == "from DATA_BUILDER" and (found is None or not found.is_file()):
+        try:
+            found = _local_path(str(value.value), value.source)
+            is_file = found is not None and found.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symlink loop
+            problems.append(Problem("error", str(value.source), value.written_as, f"not a usable path ({_why(exc)})"))
+            return None
+        if found is not None and found.exists() and not is_file:
+            kind = "a folder" if found.is_dir() else "not a regular file"
+            problems.append(
+                Problem(
+                    "error", str(value.source), value.written_as, f"{_display(found)} is {kind}; name the data file"
+                )
+            )
+            return None
+        if value.source.kind == "from DATA_BUILDER" and not is_file:
             problems.append(
                 Problem(
                     "note",
@@ -528,7 +642,7 @@ def _resolve_data(values: dict[str, Value], env_file: Path, problems: list[Probl
                 )
             )
             return None
-        if found is None or not found.is_file():
+        if found is None or not is_file:
             problems.append(
                 Problem("error", str(value.source), value.written_as, f"data file not found: {value.value}")
             )
@@ -568,6 +682,10 @@ def _resolve_data(values: dict[str, Value], env_file: Path, problems: list[Probl
     return None
 
 
+def _why(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))[:120]
+
+
 def _local_path(text: str, source: Source) -> Path | None:
     """Relative paths are relative to the file that set them; the current folder is the fallback
     that scripts written for `autotrain` from a repository root rely on."""
@@ -605,7 +723,7 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
                             "error",
                             where,
                             "",
-                            f"first record is a JSON {type(first).__name__}, " "not an object with a text column",
+                            f"first record is a JSON {type(first).__name__}, not an object with a text column",
                         )
                     )
                     return None
@@ -727,6 +845,10 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
                 "takes effect only with several CUDA devices",
             )
         )
+    if "DATA_BUILDER" in config.values:  # `atr data` replaces DATASET_DIR: never a folder it did not make
+        from .data.outputs import dataset_dir_problems  # here: the data package imports this module
+
+        problems.extend(dataset_dir_problems(config))
 
 
 def _login_token() -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .redact import hide_credentials
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -199,12 +201,13 @@ class OpenAIBackend:
         retries: int = 3,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = hide_credentials(self.url)  # what messages and records say: never a URL's password
         self.model = model
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.concurrency, self.timeout, self.retries = concurrency, timeout, retries
         self.description = {
             "backend": "openai",
-            "base_url": base_url,
+            "base_url": hide_credentials(base_url),
             "model": model,
             "adapter": None,
             "concurrency": concurrency,
@@ -238,11 +241,11 @@ class OpenAIBackend:
             try:
                 response = client.post(self.url, json=payload)
             except httpx.HTTPError as exc:
-                problem = f"cannot reach {self.url}: {type(exc).__name__}; is the server running?"
+                problem = f"cannot reach {self.shown_url}: {type(exc).__name__}; is the server running?"
             else:
                 if response.status_code == 200:
                     return self._parse(response)
-                problem = f"{self.url} answered HTTP {response.status_code}: {response.text[:200]}"
+                problem = f"{self.shown_url} answered HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code < 500 and response.status_code != 429:
                     raise WorkError(problem)  # a 4xx will not get better by retrying
             if attempt < self.retries:
@@ -260,6 +263,6 @@ class OpenAIBackend:
             tokens = (response.json().get("usage") or {}).get("completion_tokens", 0)
         except (ValueError, KeyError, IndexError, TypeError):
             raise WorkError(
-                f"{self.url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
+                f"{self.shown_url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
             ) from None
         return Generated((text or "").strip(), finish == "stop", int(tokens or 0))

@@ -32,7 +32,7 @@ from .config import Config, load_config, local_env_file
 from .envfile import display_path
 from .errors import ConfigError, HubError, RunnerError, SecretFoundError, WorkError
 from .keys import KEYS
-from .redact import Redactor, is_secret_key
+from .redact import Redactor, SecretMatcher, as_text, hide_credentials, is_secret_key
 
 CARD = "README.md"
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
@@ -717,16 +717,8 @@ def _cell(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 # The secret scan
 
-# Each shape starts with a literal (fast to find in large files); what may precede it is checked apart.
-SECRET_SHAPES: dict[str, str] = {
-    "a Hugging Face token (hf_...)": r"hf_[A-Za-z0-9]{30,}",
-    "an OpenAI-style key (sk-...)": r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}",
-    "a GitHub token": r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{50,}",
-    "an AWS access key id": r"AKIA[0-9A-Z]{16}(?![0-9A-Z])",
-    "a private key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-}
-_SHAPES = {what: re.compile(pattern) for what, pattern in SECRET_SHAPES.items()}
-_BYTE_SHAPES = {what: re.compile(pattern.encode()) for what, pattern in SECRET_SHAPES.items()}
+# What a secret looks like is redact.SecretMatcher's: token shapes anywhere (inside words, next to
+# any script), after JSON and \uXXXX unescaping, and configured values with their sanitized forms.
 # Text files only: in binary data such a pattern is noise.
 _ASSIGNMENT = re.compile(
     r"(?i)\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd)"
@@ -770,22 +762,21 @@ def scan(files: Sequence[Upload], secrets: dict[str, str]) -> list[Hit]:
         elif upload.name.endswith(".safetensors"):
             hits += _scan_safetensors(upload.name, upload.source, secrets)
         elif upload.name.endswith(_TEXT_SUFFIXES):
-            try:
-                text = upload.source.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
+            decoded = as_text(upload.source.read_bytes())  # UTF-8, or UTF-16/32 by BOM or NUL bytes
+            if decoded is None:
                 hits += _scan_bytes(upload.name, upload.source, secrets)
             else:
-                hits += scan_text(upload.name, text, secrets)
+                hits += scan_text(upload.name, decoded, secrets)
         else:
             hits += _scan_bytes(upload.name, upload.source, secrets)
     return hits
 
 
 def scan_text(name: str, text: str, secrets: dict[str, str], label: Callable[[int], str] | None = None) -> list[Hit]:
+    matcher = SecretMatcher(secrets, min_length=_MIN_SECRET)
     hits = []
-    for number, line in enumerate(text.splitlines(), 1):
-        found = [what for what, pattern in _SHAPES.items() if _matches(pattern, line) is not None]
-        found += [what for secret, what in secrets.items() if secret in line]
+    for number, line in enumerate(_lines(text), 1):
+        found = [hit.what for hit in matcher.find(line)]
         if _ASSIGNMENT.search(line):
             found.append("a secret assignment (api_key=..., password=...)")
         where = f"{name}:{number}" + (f" ({label(number)})" if label else "")
@@ -793,20 +784,18 @@ def scan_text(name: str, text: str, secrets: dict[str, str], label: Callable[[in
     return hits
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as an editor numbers them: only at \\n, \\r\\n or \\r (str.splitlines also splits at
+    U+2028, U+0085 and other characters that JSON strings hold)."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _card_section(card: str, number: int) -> str:
     """Where a line of the card comes from, for a reader who is not shown the card."""
-    lines = card.splitlines()[:number]
+    lines = _lines(card)[:number]
     headings = [line.removeprefix("## ") for line in lines if line.startswith("## ")]
     return "the generated model card, " + (f"section {headings[-1]!r}" if headings else "its metadata or title")
-
-
-def _matches(pattern: re.Pattern, text: str | bytes) -> int | None:
-    """Where the first match starts that is not the tail of a longer word, or None."""
-    for match in pattern.finditer(text):
-        before = text[match.start() - 1 : match.start()]
-        if not before.isalnum():
-            return match.start()
-    return None
 
 
 def _scan_safetensors(name: str, path: Path, secrets: dict[str, str]) -> list[Hit]:
@@ -817,23 +806,37 @@ def _scan_safetensors(name: str, path: Path, secrets: dict[str, str]) -> list[Hi
         if size <= 0 or size > min(path.stat().st_size, 100 << 20):
             return [Hit(name, "not a readable safetensors file (header length); not uploaded unchecked")]
         header = handle.read(size).decode("utf-8", errors="replace")
-    return [Hit(f"{name} (safetensors header)", hit.what) for hit in scan_text(name, header, secrets)]
+    try:  # the metadata as its writer gave it, escapes decoded: a value is scanned whatever its JSON spelling
+        metadata = json.loads(header).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        metadata = {}
+    texts = [header, *(str(v) for pair in metadata.items() for v in pair)] if isinstance(metadata, dict) else [header]
+    found = [hit.what for text in texts for hit in scan_text(name, text, secrets)]
+    return [Hit(f"{name} (safetensors header)", what) for what in dict.fromkeys(found)]
 
 
 def _scan_bytes(name: str, path: Path, secrets: dict[str, str]) -> list[Hit]:
-    literals = {secret.encode(): what for secret, what in secrets.items()}
-    overlap = 256
+    """A binary file, 16 MiB at a time, as latin-1 (one character a byte, so offsets are bytes);
+    UTF-16 text inside it (NUL bytes between ASCII letters) is read with the NULs taken out."""
+    matcher = SecretMatcher(
+        {s.encode("utf-8").decode("latin-1"): w for s, w in secrets.items()}, min_length=_MIN_SECRET
+    )
+    overlap = 512
     hits, seen = [], set()
     with path.open("rb") as handle:
         offset, tail = 0, b""
         while chunk := handle.read(_CHUNK):
             data, start = tail + chunk, offset - len(tail)
-            found = [(what, _matches(p, data)) for what, p in _BYTE_SHAPES.items()]
-            found += [(what, data.find(secret) if secret in data else None) for secret, what in literals.items()]
+            text = data.decode("latin-1")
+            found = [(hit.what, f"byte {start + hit.start}") for hit in matcher.find(text)]
+            if "\x00" in text:
+                found += [
+                    (hit.what, f"UTF-16 text near byte {start}") for hit in matcher.find(text.replace("\x00", ""))
+                ]
             for what, at in found:
-                if at is not None and what not in seen:
+                if what not in seen:
                     seen.add(what)
-                    hits.append(Hit(f"{name} (byte {start + at})", what))
+                    hits.append(Hit(f"{name} ({at})", what))
             tail, offset = data[-overlap:], offset + len(chunk)
     return hits
 
@@ -929,7 +932,8 @@ def hub_error(exc: Exception, repo_id: str, token: Token) -> RunnerError:
             message = f"the Hub refused the upload to {repo_id} (HTTP {status})"
         return HubError(f"{message}; the Hub said: {detail}")
     if isinstance(exc, httpx2.TransportError):  # refused, unresolvable, timed out
-        return HubError(f"cannot reach {constants.ENDPOINT}: check the network (or HF_ENDPOINT); nothing was uploaded")
+        endpoint = hide_credentials(constants.ENDPOINT)  # HF_ENDPOINT may carry a user and password
+        return HubError(f"cannot reach {endpoint}: check the network (or HF_ENDPOINT); nothing was uploaded")
     return HubError(f"upload to {repo_id} failed: {type(exc).__name__}: {redact(str(exc))}")
 
 

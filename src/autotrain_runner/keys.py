@@ -162,7 +162,7 @@ def _split(v: Any) -> str | None:
         parts = [float(x) for x in str(v).split(",")]
     except ValueError:
         return f"must be three fractions like 0.7,0.15,0.15, got {v!r}"
-    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
+    if len(parts) != 3 or not all(0 <= p <= 1 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
         return f"must be three fractions train,valid,test that sum to 1 (train > 0), got {v!r}"
     return None
 
@@ -196,6 +196,13 @@ _DATA_KEYS = [
         "error: stop and list bad rows; skip: drop and count them",
         default="error",
         choices=("error", "skip"),
+        group="data",
+    ),
+    Key(
+        "PREFERENCE",
+        "str",
+        "sharegpt/alpaca preference data (chosen/rejected): chosen trains on the chosen answer",
+        choices=("chosen",),
         group="data",
     ),
     Key(

@@ -18,7 +18,10 @@ from .redact import Redactor
 
 def console(stderr: bool = False) -> Console:
     plain = os.environ.get("CI", "").lower() == "true" or not sys.stdout.isatty()
-    return Console(stderr=stderr, no_color=plain, highlight=False, soft_wrap=plain, width=1000 if plain else None)
+    # emoji off: a path or value with `:x:` in it is text, not a picture
+    return Console(
+        stderr=stderr, no_color=plain, highlight=False, emoji=False, soft_wrap=plain, width=1000 if plain else None
+    )
 
 
 def check_report(config: Config, out: Console) -> None:
