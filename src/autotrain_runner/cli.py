@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError, WorkError
+from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError
 from .redact import Redactor
 
 EXIT_INTERRUPTED = 130
@@ -254,18 +254,16 @@ def _dispatch(args: argparse.Namespace, out) -> int:
     if args.cmd == "serve":
         from .serve import serve
 
-        try:
-            serve(
-                args.project,
-                args.overrides,
-                run_id=args.run_id,
-                base=args.base,
-                host=args.host,
-                port=args.port,
-                echo=lambda line: print(line, flush=True),
-            )
-        except OSError as exc:
-            raise WorkError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        # serve() names --host/--port itself when it cannot listen, before the model loads
+        serve(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            base=args.base,
+            host=args.host,
+            port=args.port,
+            echo=lambda line: print(line, flush=True),
+        )
         return EXIT_OK
     if args.cmd == "bench":
         from . import bench

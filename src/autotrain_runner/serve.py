@@ -1,13 +1,20 @@
 """`atr serve`: an OpenAI-compatible `/v1/chat/completions` and `/v1/models` for a run.
 
-The standard library's threading HTTP server: requests are bounded in size, at most
-`max_waiting` wait for the model (more get 429), and generation runs one request at a time on
-the one model. Bad requests get a 4xx with an OpenAI-style error body, never a traceback.
+The standard library's threading HTTP server: requests are bounded in size and in time, at most
+`max_waiting` wait for the model (more get 429 with Retry-After), and generation runs one request
+at a time on the one model. A prompt that does not fit the model's context with its `max_tokens`
+gets 400 (`context_length_exceeded`), as OpenAI answers. Every error, the server's own 414/431/501
+included, is an OpenAI-style JSON body, never a traceback; a client that hangs up is not an error.
 """
 
 from __future__ import annotations
 
+import copy
+import errno
 import json
+import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -16,14 +23,42 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import load_config
 from .data.base import ROLES
-from .evaluate import Target, base_target, generation_settings, render_prompt, run_target
+from .errors import ConfigError, WorkError
+from .evaluate import Target, base_target, generation_settings, run_target
 from .generate import HFBackend, Settings
 
 MAX_BODY = 1_000_000  # bytes
 MAX_TOKENS = 4096
+IDLE_SECONDS = 15  # a kept-alive connection with no next request is closed after this
+BODY_SECONDS = 5  # the most a body may pause; a body shorter than its Content-Length gets 400 then
+BODY_DEADLINE = 30  # the most a whole body may take
+DRAIN_SECONDS = 5  # after refusing a body unread, how long what still comes is read and dropped
+DRAIN_BYTES = 64_000_000  # and how much
+LISTEN_BACKLOG = 128  # connections the kernel holds before accept: a burst is answered (429), never reset
+RETRY_AFTER = "1"  # seconds, on 429
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: HTTPStatus, message: str, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+def _context_window(backend: HFBackend) -> int:
+    """As `atr chat` measures it: the model's positions, else the tokenizer's maximum, else 2048."""
+    config = getattr(backend.model, "config", None)
+    positions = getattr(config, "max_position_embeddings", 0) or 0
+    if isinstance(positions, int) and positions > 0:
+        return positions
+    limit = getattr(backend.tokenizer, "model_max_length", 0) or 0
+    return int(limit) if isinstance(limit, int) and 0 < limit < 10**9 else 2048  # 1e30 means "unset"
 
 
 class _Model:
@@ -32,11 +67,54 @@ class _Model:
         self.template = target.template
         self.settings = settings
         self.name = name
-        self.lock = threading.Lock()
+        self.window = _context_window(self.backend)
+        self.lock = threading.Lock()  # the model and its tokenizer: generation, one request at a time
         self.slots = threading.BoundedSemaphore(max_waiting)
+        # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
+        # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
+        # without waiting for the generation in progress.
+        try:
+            self.prep_tokenizer = copy.deepcopy(self.backend.tokenizer)
+            self.prep_lock = threading.Lock()
+        except Exception:  # a tokenizer that cannot be copied shares the model's lock
+            self.prep_tokenizer, self.prep_lock = self.backend.tokenizer, self.lock
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> dict[str, Any]:
-        prompt = render_prompt(self.backend, self.template, messages)
+    def prepare(self, messages: list[dict[str, str]]) -> tuple[str, int]:
+        """The prompt in the run's template, and its length in tokens."""
+        special = self.template.kind == "text"
+        with self.prep_lock:
+            if self.template.kind == "chat":
+                from jinja2 import TemplateError
+
+                try:
+                    prompt = self.prep_tokenizer.apply_chat_template(
+                        messages, tokenize=False, add_generation_prompt=True
+                    )
+                except TemplateError as exc:
+                    raise _BadRequest(
+                        HTTPStatus.BAD_REQUEST,
+                        f"the model's chat template refuses these messages: {exc}",
+                        None,
+                        "messages",
+                    ) from None
+            else:
+                prompt = self.template.render(messages, add_generation_prompt=True)
+            tokens = len(self.prep_tokenizer(prompt, add_special_tokens=special, verbose=False)["input_ids"])
+        return prompt, tokens
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int | None, temperature: float) -> dict[str, Any]:
+        prompt, prompt_tokens = self.prepare(messages)
+        if max_tokens is None:  # not asked for: the project's MAX_NEW_TOKENS, or what room the context leaves
+            max_tokens = max(1, min(self.settings.max_new_tokens, self.window - prompt_tokens))
+        if prompt_tokens + max_tokens > self.window:
+            raise _BadRequest(
+                HTTPStatus.BAD_REQUEST,
+                f"This model's maximum context length is {self.window} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                "completion). Please reduce the length of the messages or completion.",
+                "context_length_exceeded",
+                "messages",
+            )
         settings = Settings(
             max_new_tokens=max_tokens,
             temperature=temperature,
@@ -44,10 +122,8 @@ class _Model:
             repetition_penalty=self.settings.repetition_penalty,
             batch_size=1,
         )
-        special = self.template.kind == "text"
         with self.lock:
-            generated = self.backend.generate([prompt], settings, self.template.stop, special)[0]
-        prompt_tokens = self.backend.count_tokens(prompt, special)
+            generated = self.backend.generate([prompt], settings, self.template.stop, self.template.kind == "text")[0]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -68,21 +144,15 @@ class _Model:
         }
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def _parse(body: bytes, model: _Model) -> tuple[list[dict[str, str]], int, float]:
+def _parse(body: bytes, model: _Model) -> tuple[list[dict[str, str]], int | None, float]:
     try:
         request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer of 5,000 digits
         raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
     if not isinstance(request, dict):
         raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
     if request.get("stream"):
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "stream=true is not supported; omit it")
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, "stream=true is not supported; omit it", None, "stream")
     messages = request.get("messages")
     if (
         not isinstance(messages, list)
@@ -94,36 +164,84 @@ def _parse(body: bytes, model: _Model) -> tuple[list[dict[str, str]], int, float
         raise _BadRequest(
             HTTPStatus.BAD_REQUEST,
             "messages must be a non-empty list of {role: system|user|assistant, content: string}",
+            None,
+            "messages",
         )
-    max_tokens = request.get("max_tokens", request.get("max_completion_tokens", model.settings.max_new_tokens))
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"max_tokens must be an integer in 1..{MAX_TOKENS}")
+    for index, message in enumerate(messages):
+        try:
+            message["content"].encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadRequest(
+                HTTPStatus.BAD_REQUEST, f"messages[{index}].content holds a lone surrogate (\\ud800-\\udfff)"
+            ) from None
+    max_tokens = request.get("max_tokens", request.get("max_completion_tokens"))
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS
+    ):
+        raise _BadRequest(
+            HTTPStatus.BAD_REQUEST, f"max_tokens must be an integer in 1..{MAX_TOKENS}", None, "max_tokens"
+        )
     temperature = request.get("temperature", model.settings.temperature)
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2")
-    return messages, max_tokens, float(temperature)
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2", None, "temperature")
+    return [{"role": m["role"], "content": m["content"]} for m in messages], max_tokens, float(temperature)
 
 
-def _handler(model: _Model):
+def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = IDLE_SECONDS
 
         def log_message(self, format: str, *args: Any) -> None:  # one plain line per request
-            print(f"{self.address_string()} {format % args}", flush=True)
+            text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", format % args)
+            print(f"{self.address_string()} {text}", flush=True)
 
-        def _send(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        def handle_one_request(self) -> None:
+            self.connection.settimeout(IDLE_SECONDS)  # a body read shortens it; the next request restores it
+            super().handle_one_request()
+
+        def _send(self, status: int, payload: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            for key, value in headers:
+                self.send_header(key, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        def _error(self, status: HTTPStatus, message: str) -> None:
-            self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": status.value}})
+        def _error(
+            self,
+            status: int,
+            message: str,
+            code: str | int | None = None,
+            param: str | None = None,
+            headers: Sequence[tuple[str, str]] = (),
+        ) -> None:
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            error = {"message": message, "type": kind, "param": param, "code": status if code is None else code}
+            self._send(status, {"error": error}, headers)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The server's own errors (400 bad request line, 414, 431, 501, 505) as OpenAI JSON."""
+            try:
+                phrase = HTTPStatus(code).phrase
+            except ValueError:
+                phrase = "error"
+            self.log_error("code %d, message %s", code, message or phrase)
+            self.close_connection = True
+            self._error(code, message or phrase)
+
+        def _route(self) -> str:
+            return urlsplit(self.path).path.rstrip("/")
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/v1/models":
+            if self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+                self.close_connection = True  # a body we do not read: the connection cannot carry on
+            if self._route() == "/v1/models":
                 self._send(
                     HTTPStatus.OK,
                     {
@@ -132,35 +250,143 @@ def _handler(model: _Model):
                     },
                 )
             else:
-                self._error(HTTPStatus.NOT_FOUND, f"no route {self.path}; use /v1/models or /v1/chat/completions")
+                self._error(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /v1/models or /v1/chat/completions")
+
+        def _read_body(self, length: int) -> tuple[bytes | None, int]:
+            """The body, or None when it stops short: EOF, a pause over BODY_SECONDS, or BODY_DEADLINE in all."""
+            self.connection.settimeout(BODY_SECONDS)
+            deadline = time.monotonic() + BODY_DEADLINE
+            parts: list[bytes] = []
+            got = 0
+            try:
+                while got < length and time.monotonic() < deadline:
+                    chunk = self.rfile.read1(min(65536, length - got))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    got += len(chunk)
+            except TimeoutError:
+                pass
+            return (b"".join(parts) if got == length else None), got
+
+        def _declared_length(self) -> int | None:
+            length = (self.headers.get("Content-Length") or "").strip()
+            if not length.isascii() or not length.isdigit():
+                return None
+            return MAX_BODY + 1 if len(length) > 12 else int(length)
+
+        def handle_expect_100(self) -> bool:
+            """`Expect: 100-continue` (curl, for big bodies): no go-ahead for a body that would be refused."""
+            length = self._declared_length()
+            if length is not None and length <= MAX_BODY and self._route() == "/v1/chat/completions":
+                return super().handle_expect_100()
+            return True  # do_POST answers at once, and the client need not send the body
+
+        def _refuse(self, status: HTTPStatus, message: str) -> None:
+            """An answer that leaves the body unread, then a bounded drain of what the client still sends:
+            closing on unread data would reset the connection before the client reads the answer."""
+            self.close_connection = True
+            self._error(status, message)
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(1)
+                deadline, dropped = time.monotonic() + DRAIN_SECONDS, 0
+                while dropped < DRAIN_BYTES and time.monotonic() < deadline:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    dropped += len(chunk)
+            except OSError:  # the client is gone or stalls: nothing more to do
+                pass
 
         def do_POST(self) -> None:
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._error(HTTPStatus.NOT_FOUND, f"no route {self.path}; use /v1/chat/completions")
+            if self._route() != "/v1/chat/completions":
+                self._refuse(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /v1/chat/completions")
                 return
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            if "Transfer-Encoding" in self.headers:
+                self._refuse(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not supported; send a Content-Length")
                 return
-            if int(length) > MAX_BODY:
+            length = self._declared_length()
+            if length is None:
+                self._refuse(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+                return
+            if length > MAX_BODY:
+                self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
+                return
+            body, got = self._read_body(length)
+            if body is None:
                 self.close_connection = True
-                self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
+                self._error(
+                    HTTPStatus.BAD_REQUEST,
+                    f"the body stopped after {got} of the {length} bytes its Content-Length announced",
+                )
                 return
-            body = self.rfile.read(int(length))
             try:
                 messages, max_tokens, temperature = _parse(body, model)
             except _BadRequest as exc:
-                self._error(exc.status, str(exc))
+                self._error(exc.status, str(exc), exc.code, exc.param)
                 return
             if not model.slots.acquire(blocking=False):
-                self._error(HTTPStatus.TOO_MANY_REQUESTS, "the server is busy; retry shortly")
+                self._error(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    "the server is busy; retry shortly",
+                    "rate_limit_exceeded",
+                    headers=[("Retry-After", RETRY_AFTER)],
+                )
                 return
             try:
-                self._send(HTTPStatus.OK, model.complete(messages, max_tokens, temperature))
+                completion = model.complete(messages, max_tokens, temperature)
+            except _BadRequest as exc:
+                self._error(exc.status, str(exc), exc.code, exc.param)
+                return
+            except Exception as exc:  # a failure of the model: one line here, a JSON 500 there
+                print(f"{self.address_string()} error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this request; see the server's log")
+                return
             finally:
                 model.slots.release()
+            self._send(HTTPStatus.OK, completion)
 
     return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (or stalled) is no error; anything else is one line, not a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        print(f"{client_address[0]} error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def _check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"--port: {port} is not a port number (0-65535; 0 picks a free port)")
+
+
+def _listen(host: str, port: int) -> _Server:
+    """Bind before the model loads: a bad --host/--port is exit 2 at once, a busy port exit 1."""
+    _check_port(port)
+    family, address = socket.AF_INET, (host, port)
+    if host:  # "" is every IPv4 interface, as http.server has it
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"--host: {host!r} is not an address of this machine ({reason})") from None
+        family, address = found[0][0], found[0][4]
+    server_class = type("_Server", (_Server,), {"address_family": family})
+    try:
+        return server_class(address, BaseHTTPRequestHandler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"--host: {host!r} is not an address of this machine ({exc.strerror})") from None
+        hint = "; --port 0 picks a free port" if exc.errno == errno.EADDRINUSE else ""
+        raise WorkError(f"cannot listen on {host}:{port} (--host/--port): {exc.strerror or exc}{hint}") from None
 
 
 def serve(
@@ -173,16 +399,21 @@ def serve(
     max_waiting: int = 8,
     echo: Callable[[str], None] = print,
 ) -> None:
-    config = load_config(project, overrides)
+    _check_port(port)  # before anything is read or loaded
+    config = load_config(project, overrides, needs_data=False)
     target = base_target(config, None) if base else run_target(config, run_id, None)
     settings = generation_settings(config, batch_size=1)
     name = config.project_name if not base else config.model.spec
-    model = _Model(target, settings, name, max_waiting)
-    server = ThreadingHTTPServer((host, port), _handler(model))
-    server.daemon_threads = True
-    bound_host, bound_port = server.server_address[:2]
-    echo(f"serving {target.label} as model {name!r} on http://{bound_host}:{bound_port}/v1 (Ctrl-C stops)")
+    server = _listen(host, port)
     try:
+        try:
+            model = _Model(target, settings, name, max_waiting)
+        except OSError as exc:  # transformers' "can't load": not a listening problem
+            raise WorkError(f"cannot load the model {target.model}: {exc}".splitlines()[0]) from None
+        server.RequestHandlerClass = _handler(model)
+        bound_host, bound_port = server.server_address[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        echo(f"serving {target.label} as model {name!r} on http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
         server.serve_forever()
     finally:
         server.server_close()
