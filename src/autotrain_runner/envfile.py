@@ -36,24 +36,61 @@ _BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-=])(?P<defa
 _REFERENCE = re.compile(r"(?<!\\)\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
+# An env file is a few dozen lines; a bigger "env file" is some other file named by mistake.
+MAX_ENV_BYTES = 1 << 20
+# `${A:-${B:-...}}` nests by recursion: far deeper than any real file, and far short of Python's limit.
+MAX_NESTING = 32
+
+
+class ExpansionError(ValueError):
+    """A value that cannot be expanded (nested too deep); the caller names the file and line."""
+
+
 def display_path(path: Path) -> str:
     """A path as the user would type it: relative to the current folder when below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # not below it, a name too long, a symlink loop
         return str(path)
+
+
+def _read_text(path: Path) -> tuple[str, list[Problem]]:
+    """The file's text; a line that is not UTF-8 (cp949, say) is reported and read as blank, so the
+    other lines still count and no setting is reported missing because of its neighbour."""
+    where = display_path(path)
+    try:
+        if not path.is_file():
+            return "", [Problem("error", where, "", "is not a regular file; give the path of an env file")]
+        if path.stat().st_size > MAX_ENV_BYTES:
+            return "", [Problem("error", where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
+        data = path.read_bytes()[: MAX_ENV_BYTES + 1]
+    except OSError as exc:
+        return "", [Problem("error", where, "", f"cannot be read: {exc.strerror or exc}")]
+    if len(data) > MAX_ENV_BYTES:  # a file that says it is empty and is not (/proc, a device)
+        return "", [Problem("error", where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    lines, problems = [], []
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append("")
+            problems.append(
+                Problem("error", f"{where}:{number}", "", "is not UTF-8 text (cp949?); save the file as UTF-8")
+            )
+    return "\n".join(lines), problems
 
 
 def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
     """Parse a file into entries; every malformed line is reported, and parsing goes on after it."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        return [], [Problem("error", f"{display_path(path)}:{line}", "", "is not UTF-8 text; save the file as UTF-8")]
-    lines = text.splitlines(keepends=True)
+    text, problems = _read_text(path)
+    # split at \n only: str.splitlines also breaks at U+2028, U+0085 and the like inside a value
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     entries: list[Entry] = []
-    problems: list[Problem] = []
     start = 0
     while start < len(lines):
         resumed_at = None
@@ -106,13 +143,15 @@ def _single_quoted(original: str) -> bool:
     return value.lstrip().startswith("'")
 
 
-def expand(raw: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None]) -> str:
+def expand(raw: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None], depth: int = 0) -> str:
     """Expand `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:=default}` like bash, defaults nested
     (`${A:-${B:-x}}`); `\\$` is a literal dollar sign.
 
     `lookup` returns the current value of a variable or None when it is unset; `assign` is called
     for `:=` so that the default sticks for later lines, as in bash.
     """
+    if depth > MAX_NESTING:
+        raise ExpansionError(f"defaults nested more than {MAX_NESTING} deep (${{A:-${{B:-...}}}})")
     out: list[str] = []
     i = 0
     while i < len(raw):
@@ -120,7 +159,7 @@ def expand(raw: str, lookup: Callable[[str], str | None], assign: Callable[[str,
             out.append("$")
             i += 2
         elif raw.startswith("${", i) and (end := _closing_brace(raw, i + 2)) is not None:
-            out.append(_braced(raw[i + 2 : end], lookup, assign))
+            out.append(_braced(raw[i + 2 : end], lookup, assign, depth))
             i = end + 1
         elif raw[i] == "$" and (name := _NAME.match(raw, i + 1)):
             out.append(lookup(name.group()) or "")
@@ -143,7 +182,7 @@ def _closing_brace(raw: str, start: int) -> int | None:
     return None
 
 
-def _braced(body: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None]) -> str:
+def _braced(body: str, lookup: Callable[[str], str | None], assign: Callable[[str, str], None], depth: int) -> str:
     match = _BRACED.fullmatch(body)
     if match is None:
         return "${" + body + "}"  # not an expansion bash knows: kept as written
@@ -154,7 +193,7 @@ def _braced(body: str, lookup: Callable[[str], str | None], assign: Callable[[st
     missing = value is None or (op.startswith(":") and value == "")
     if not missing:
         return value or ""
-    default = _unquote(expand(default, lookup, assign))
+    default = _unquote(expand(default, lookup, assign, depth + 1))
     if op.endswith("="):
         assign(name, default)
     return default

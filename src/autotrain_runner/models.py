@@ -69,14 +69,19 @@ def resolve(spec: str, base_dir: Path) -> ModelRef:
         if not path.is_file():
             raise ConfigError(f"bundled model file is missing: {path}; reinstall {package.replace('_', '-')}")
         return ModelRef(spec, "bundled", path)
-    local = Path(spec).expanduser()
-    if not local.is_absolute():
-        local = base_dir / local
+    try:
+        local = Path(spec).expanduser()
+        if not local.is_absolute():
+            local = base_dir / local
+        is_file, is_dir = local.is_file(), local.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, `~nobody`, a symlink loop
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"not a usable path or Hub id ({reason[:120]})") from None
     if spec.endswith(".gguf"):
-        if not local.is_file():
+        if not is_file:
             raise ConfigError(f"GGUF file not found: {local}")
         return ModelRef(spec, "gguf", local)
-    if local.is_dir():
+    if is_dir:
         if not (local / "config.json").is_file():
             raise ConfigError(f"{local} is a folder but has no config.json; point MODEL at a model folder")
         return ModelRef(spec, "folder", local)

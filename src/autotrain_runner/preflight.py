@@ -98,7 +98,8 @@ def parse_param_count(text: str) -> float | None:
     if not match:
         return None
     params = float(match[1]) * _SCALE[match[2].lower()]
-    return params if params >= 1 else None
+    # 1e999 reads as inf: no model has that many, and the arithmetic after would not survive it
+    return params if 1 <= params <= 1e15 else None
 
 
 def check_param_count(value: Any) -> str | None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import command, hardware, models, runs
+from . import command, data, hardware, models, runs
 from .config import Config, load_config
 from .errors import ConfigError, WorkError
 from .evaluate import generation_settings, prompts_path
@@ -127,6 +127,8 @@ def sweep(
 
     started = time.monotonic()
     config = load_config(project, overrides, cpu=cpu)
+    if config.get("DATA_BUILDER") and data.ensure_built(project, overrides, echo=echo).status == "built":
+        config = load_config(project, overrides, cpu=cpu)  # the trials train on what was just built
     trials = grid(config)
     refuse_what_cannot_run_here(config)
     evaluation = _evaluation(config)

@@ -96,13 +96,22 @@ def resolve(spec: str | None, chat_template: str | None, base_dir: Path) -> Prom
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     fields = {"system", "user", "assistant_prefix", "assistant_suffix", "separator", "stop"}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a template is a JSON object, not a {type(data).__name__}")
     unknown = set(data) - fields
     if unknown or "user" not in data or "assistant_prefix" not in data:
         raise ConfigError(
             f"{path}: a template has user, assistant_prefix and optionally system, assistant_suffix, "
             f"separator, stop (found: {', '.join(sorted(data))})"
         )
+    for name, value in data.items():
+        texts = value if name == "stop" and isinstance(value, list) else [value]
+        if not all(isinstance(text, str) for text in texts):
+            kind = "a string or a list of strings" if name == "stop" else "a string"
+            raise ConfigError(f"{path}: {name} must be {kind}, got {json.dumps(value)[:60]}")
     if "{content}" not in data["user"]:
         raise ConfigError(f"{path}: user must contain {{content}}")
+    if isinstance(data.get("stop"), str):
+        data["stop"] = [data["stop"]]
     data["stop"] = tuple(data.get("stop", ()))
     return PromptTemplate(name=str(path.name), kind="text", **data)

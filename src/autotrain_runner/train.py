@@ -60,6 +60,8 @@ def train(
 ) -> RunResult:
     # --- setup
     config = load_config(target, overrides, cpu=cpu)
+    if config.get("DATA_BUILDER") and data.ensure_built(target, overrides, echo=echo).status == "built":
+        config = load_config(target, overrides, cpu=cpu)  # DATA_FILE exists now
     for problem in config.problems:
         echo(f"{problem.level}: {problem}")
     refuse_what_cannot_run_here(config)
@@ -123,8 +125,6 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
 
 
 def refuse_what_cannot_run_here(config: Config) -> None:
-    if config.data_file is None and config.get("DATA_BUILDER"):
-        raise ConfigError(f"{config.env_file}: DATA_BUILDER: the dataset is not built yet; run `atr data` first")
     if config.data_file is None and config.get("DATA_PATH") is None:
         raise ConfigError("no training data: set DATA_FILE")
 
