@@ -46,7 +46,9 @@ if [[ ! -x .venv/bin/atr || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   # uv installs the lock in seconds where pip takes minutes (README, "Install").
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$uv_version" 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
-  uv_pip() { .venv/bin/uv pip "$@" --python .venv/bin/python --quiet; }
+  # --compile-bytecode: as pip does; without the .pyc files every process (each `atr`, each
+  # trainer) compiles torch and transformers again where PYTHONDONTWRITEBYTECODE is set
+  uv_pip() { .venv/bin/uv pip "$@" --python .venv/bin/python --quiet --compile-bytecode; }
   if [[ -n $torch_wheel ]]; then
     echo "run.sh: torch $torch_version from $torch_wheel"
     uv_pip install --no-deps "$torch_wheel"  # its dependencies are in the lock
