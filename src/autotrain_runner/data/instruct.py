@@ -80,6 +80,17 @@ def _preference_refused(where: str, beside: str) -> ConfigError:
     )
 
 
+def _preference_answer(record: dict, where: str, beside: str, options: Options, bad: BadRows) -> str | None:
+    """The chosen answer of a preference record under PREFERENCE=chosen (None: recorded as bad);
+    without PREFERENCE the record is refused, saying what it is."""
+    if options.get("PREFERENCE") != "chosen":
+        raise _preference_refused(where, beside)
+    answer = _chosen_answer(record["chosen"])
+    if answer is None:
+        bad.add(where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
+    return answer
+
+
 def _chosen_answer(value: Any) -> str | None:
     """The chosen answer: text, one turn ({from: gpt, value} or {role: assistant, content}), or a list of
     turns ending with it."""
@@ -117,11 +128,8 @@ def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sampl
             continue
         output = r.get("output")
         if _is_preference(r):
-            if options.get("PREFERENCE") != "chosen":
-                raise _preference_refused(row.where, "instruction")
-            output = _chosen_answer(r["chosen"])
+            output = _preference_answer(r, row.where, "instruction", options, bad)
             if output is None:
-                bad.add(row.where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
                 continue
         turns += _alpaca_turns(r.get("instruction"), r.get("input"), output)
         sample = _checked(with_system(r.get("system"), turns), row.where, bad, options)
@@ -166,11 +174,8 @@ def sharegpt(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
             continue
         messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": str(t["value"])} for t in turns]
         if _is_preference(r):
-            if options.get("PREFERENCE") != "chosen":
-                raise _preference_refused(row.where, "conversations")
-            answer = _chosen_answer(r["chosen"])
+            answer = _preference_answer(r, row.where, "conversations", options, bad)
             if answer is None:
-                bad.add(row.where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
                 continue
             if messages and messages[-1]["role"] == "assistant":
                 bad.add(
