@@ -283,3 +283,90 @@ def test_damaged_run_records_and_bad_run_ids_are_named_not_tracebacks(tiny_proje
         trained = atr("train", str(tiny_project), "--run-id", bad)
         assert trained.code == 2 and "--run-id " in trained.err and "Traceback" not in trained.err
     assert sorted(p.name for p in runs.iterdir()) == ["int-id", "list", "no-output"], "nothing was created"
+
+
+def _loss_runs(input_ids: list[int], labels: list[int]) -> list[list[int]]:
+    """The maximal runs of consecutive tokens that carry loss (label != -100)."""
+    runs: list[list[int]] = []
+    previous = False
+    for token, label in zip(input_ids, labels, strict=True):
+        loss = label != -100
+        if loss:
+            if not previous:
+                runs.append([])
+            runs[-1].append(token)
+        previous = loss
+    return runs
+
+
+@pytest.mark.parametrize("template", ["instruct-ko", "tokenizer"])
+def test_loss_on_answer_puts_loss_on_exactly_each_answer_and_its_end(tmp_path, tiny_model, style_project, template):
+    """LOSS_ON=answer (the default), on a real run, for a text and a chat template: in the packed
+    sequences the trainer really trained on, the tokens that carry loss are, sample by sample,
+    exactly the final answer and its EOS; the system prompt, the question and every role marker
+    carry none. `loss_tokens.json` in the run folder shows the same."""
+    from transformers import AutoTokenizer
+
+    project = style_project
+    with (project / "project.env").open("a", encoding="utf-8") as env:
+        env.write(f"PROMPT_TEMPLATE={template}\nSYSTEM_PROMPT=싸이월드 말투로 답해 주세요.\nBLOCK_SIZE=256\n")
+    assert atr("data", str(project)).code == 0
+    dump = tmp_path / "tokens.json"
+    hooks = str(Path(__file__).parent / "hooks")
+    env = {"PYTHONPATH": hooks, "ATR_TEST_DUMP_PACKED": str(dump)}
+    result = atr("train", str(project), "--run-id", "answer", env=env)
+    assert result.code == 0, result.text[-3000:]
+    run = project / "runs/answer"
+    assert json.loads((run / "run.json").read_text())["loss_on"].startswith("answer (")
+
+    seen = json.loads(dump.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    answers = [f"싸이월드 감성으로 답해여~* {i}" for i in range(40)]
+    sequences = list(zip(seen["input_ids"], seen["labels"], strict=True))
+    trained = [tokenizer.decode(tokens) for ids, labels in sequences for tokens in _loss_runs(ids, labels)]
+    held_out = {
+        json.loads(line)["reference"]
+        for split in ("valid", "test")
+        for line in (tmp_path / f"datasets/style/{split}.jsonl").read_text().splitlines()
+    }
+    expected = [answer + tokenizer.eos_token for answer in answers if answer not in held_out]
+    assert sorted(trained) == sorted(expected)
+    # packing kept the masks: some sequence holds several samples, each with its own masked prompt
+    assert max(len(_loss_runs(ids, labels)) for ids, labels in sequences) > 1
+    assert all(labels[0] == -100 for labels in seen["labels"])  # every sequence starts with a masked prompt
+
+    record = json.loads((run / "loss_tokens.json").read_text())
+    assert record["loss_on"] == "answer"
+    first = record["sequences"][0]["segments"]
+    assert not first[0]["loss"] and "싸이월드 말투로" in first[0]["text"]  # the system prompt carries no loss
+    assert next(s["text"] for s in first if s["loss"]) in expected
+
+
+def test_loss_on_all_puts_loss_on_every_token(tmp_path, tiny_model, style_project):
+    """LOSS_ON=all keeps AutoTrain's whole-text training: every token of every sequence carries loss."""
+    project = style_project
+    assert atr("data", str(project)).code == 0
+    dump = tmp_path / "tokens.json"
+    hooks = str(Path(__file__).parent / "hooks")
+    env = {"PYTHONPATH": hooks, "ATR_TEST_DUMP_PACKED": str(dump)}
+    result = atr("train", str(project), "--run-id", "all", "--set", "LOSS_ON=all", env=env)
+    assert result.code == 0, result.text[-3000:]
+    assert json.loads((project / "runs/all/run.json").read_text())["loss_on"].startswith("all (")
+    seen = json.loads(dump.read_text())
+    assert seen["labels"] == seen["input_ids"]
+
+
+def test_loss_on_answer_names_the_row_whose_answer_it_cannot_find(tiny_project):
+    """A text without the template's answer marker cannot be split into prompt and answer: exit 2
+    before anything trains, naming the file, the row and the key; LOSS_ON=all trains it whole."""
+    from conftest import style_rows, write_csv
+
+    rows = style_rows(6)
+    rows[3] = "그냥 문장 하나, 답변 표시가 없어요"
+    write_csv(tiny_project / "style.csv", rows)
+    result = atr("train", str(tiny_project))
+    assert result.code == 2, result.text
+    assert "style.csv:row 5: text: LOSS_ON=answer" in result.err and "'### 답변:'" in result.err
+    assert "Traceback" not in result.text and not (tiny_project / "runs").exists()
+    checked = atr("sweep", str(tiny_project), "--set", "SWEEP_EPOCHS=1")
+    assert checked.code == 2 and "style.csv:row 5: text: LOSS_ON=answer" in checked.err

@@ -83,3 +83,26 @@ def validate_with_autotrain(config: Config) -> None:
 
 def shell_line(argv: list[str]) -> str:
     return shlex.join(argv)
+
+
+def engine_options(config: Config) -> dict[str, Any]:
+    """What the trainer is asked beyond AutoTrain's fields (`engine.Options`)."""
+    loss_on = _loss_on(config)
+    marker = config.template.assistant_prefix if config.template.kind == "text" else None
+    return {"loss_on": loss_on, "answer_marker": marker}
+
+
+def _loss_on(config: Config) -> str:
+    if config.get("TRAINER") not in ("sft", None):
+        return "all"
+    return config.get("LOSS_ON") or "answer"
+
+
+def describe_loss(config: Config) -> str:
+    """`answer (...)` or `all (...)`: the LOSS_ON a run trained with, as run.json and the model card say it."""
+    if _loss_on(config) == "all":
+        if (config.get("LOSS_ON") or "answer") == "answer":
+            return f"all (LOSS_ON=answer applies to the sft trainer; {config.get('TRAINER')} has its own loss)"
+        return "all (the whole text: prompt, role markers and answer)"
+    how = "the chat template's generation prompt" if config.template.kind == "chat" else "the template's answer marker"
+    return f"answer (prompt and role markers masked up to {how}; loss on the final answer and its end marker)"

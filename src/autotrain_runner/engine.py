@@ -20,6 +20,7 @@ trainer). Several CUDA devices go through `accelerate launch`, as AutoTrain sets
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import json
@@ -32,6 +33,17 @@ from pathlib import Path
 from typing import Any
 
 VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
+OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
+LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
+
+
+@dataclass
+class Options:
+    loss_on: str = "all"  # "answer": completion-only loss (prompt/completion pairs); "all": AutoTrain's whole text
+    answer_marker: str | None = None  # text templates: where the answer starts
+
+
+OPTIONS = Options()
 
 
 @dataclass(frozen=True)
@@ -139,10 +151,109 @@ def _end_at_eos(example, tokenizer, config):
     """`...<|im_end|>\n` -> `...<|im_end|>`: TRL adds an EOS unless the text ends with one, and
     templates that put a newline after each turn's end marker would train on two."""
     text = example[config.text_column]
-    eos = tokenizer.eos_token
-    if eos and isinstance(text, str) and text.rstrip().endswith(eos):
-        example[config.text_column] = text.rstrip()
+    if isinstance(text, str):
+        example[config.text_column] = _ending_at_eos(text, tokenizer.eos_token)
     return example
+
+
+def _ending_at_eos(text: str, eos: str | None) -> str:
+    return text.rstrip() if eos and text.rstrip().endswith(eos) else text
+
+
+def _answer_loss(original):
+    """`loss_on=answer`: every sample becomes a prompt/completion pair (`_answer_only`), for which
+    TRL's completion-only loss masks the prompt; `loss_on=all` keeps AutoTrain's whole-text path."""
+
+    @functools.wraps(original)
+    def process(config, tokenizer, train_data, valid_data):
+        if OPTIONS.loss_on != "answer":
+            return original(config, tokenizer, train_data, valid_data)
+        split = functools.partial(_answer_only, tokenizer=tokenizer, config=config)
+        train_data = train_data.map(split, remove_columns=train_data.column_names)
+        if valid_data is not None:
+            valid_data = valid_data.map(split, remove_columns=valid_data.column_names)
+        return train_data, valid_data
+
+    return process
+
+
+def _recording_trainer(original):
+    """An SFTTrainer that writes, once its dataset is prepared, which tokens of the first packed
+    sequences carry loss (`loss_tokens.json` in the run folder): what "loss on the answer" means,
+    shown on the real training data rather than asserted."""
+
+    class RecordingTrainer(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            try:
+                _write_loss_record(self.train_dataset, self.processing_class, Path(LOSS_RECORD_JSON))
+            except Exception as exc:  # a record, not the training: never stop a run for it
+                print(f"autotrain-runner: could not write {LOSS_RECORD_JSON}: {exc}", file=sys.stderr)
+
+    RecordingTrainer.__name__ = RecordingTrainer.__qualname__ = original.__name__
+    return RecordingTrainer
+
+
+def _write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> None:
+    """Each sequence as segments of consecutive tokens that do or do not carry loss (label != -100)."""
+    record = []
+    for row in dataset.select(range(min(sequences, len(dataset)))):
+        ids, labels = row["input_ids"], row.get("labels") or row["input_ids"]
+        segments: list[dict[str, Any]] = []
+        for token, label in zip(ids, labels, strict=True):
+            loss = label != -100
+            if segments and segments[-1]["loss"] == loss:
+                segments[-1]["ids"].append(token)
+            else:
+                segments.append({"loss": loss, "ids": [token]})
+        for segment in segments:
+            ids_of = segment.pop("ids")
+            segment.update(tokens=len(ids_of), text=tokenizer.decode(ids_of, skip_special_tokens=False))
+        record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"loss_on": OPTIONS.loss_on, "sequences": record}, ensure_ascii=False, indent=1))
+    temporary.replace(path)
+
+
+def _answer_only(example, tokenizer, config) -> dict[str, str]:
+    """One sample as TRL's prompt/completion pair: the loss falls on the completion only.
+
+    Chat templates: the prompt is the conversation up to the final answer, rendered with the
+    generation prompt (role marker of the answer included), exactly as generation renders it;
+    the completion is the rest of the rendered conversation, up to and including the EOS.
+    Text templates: the text is cut after the last answer marker (`OPTIONS.answer_marker`), and
+    TRL appends the EOS to the completion.
+    """
+    value = example[config.text_column]
+    if config.chat_template in ("chatml", "zephyr", "tokenizer"):
+        messages = ast.literal_eval(value) if isinstance(value, str) else value
+        if not messages or messages[-1].get("role") != "assistant":
+            raise ValueError(f"LOSS_ON=answer: a sample does not end with an assistant answer: {str(value)[:80]!r}")
+        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        whole = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        if not whole.startswith(prompt):
+            raise ValueError(
+                "LOSS_ON=answer: the chat template renders the prompt differently on its own than inside the "
+                f"conversation, so the answer cannot be told apart; set LOSS_ON=all ({prompt[-60:]!r})"
+            )
+        return {"prompt": prompt, "completion": _ending_at_eos(whole[len(prompt) :], tokenizer.eos_token)}
+    cut = answer_start(value, OPTIONS.answer_marker or "")
+    if cut is None:
+        raise ValueError(f"LOSS_ON=answer: a sample has no answer marker {OPTIONS.answer_marker!r}: {value[:80]!r}")
+    return {"prompt": value[:cut], "completion": value[cut:]}
+
+
+def answer_start(text: str, marker: str) -> int | None:
+    """Where the final answer of a rendered text begins: after the last answer marker and the
+    whitespace that follows it (`### 답변:\n` and `### 답변: ` alike); None without a marker."""
+    marker = marker.strip()
+    at = text.rfind(marker) if marker else -1
+    if at < 0:
+        return None
+    cut = at + len(marker)
+    while cut < len(text) and text[cut].isspace():
+        cut += 1
+    return cut
 
 
 def _callbacks(original):
@@ -185,6 +296,20 @@ FIXES = (
         "autotrain.trainers.clm.utils",
         "process_data_with_chat_template",
         _chat_data,
+    ),
+    Fix(
+        "answer-loss",
+        "AutoTrain trains on the whole text; LOSS_ON=answer gives TRL prompt/completion pairs (completion-only loss)",
+        "autotrain.trainers.clm.utils",
+        "process_data_with_chat_template",
+        _answer_loss,
+    ),
+    Fix(
+        "loss-record",
+        "which tokens carry loss is recorded from the prepared training data (loss_tokens.json)",
+        "autotrain.trainers.clm.train_clm_sft",
+        "SFTTrainer",
+        _recording_trainer,
     ),
     Fix(
         "valid-callback",
@@ -281,7 +406,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(f"usage: python -m {__name__} PARAMS.json", file=sys.stderr)
         return 2
-    fields = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    params_file = Path(argv[0])
+    fields = json.loads(params_file.read_text(encoding="utf-8"))
+    options_file = params_file.with_name(OPTIONS_JSON)
+    if options_file.is_file():
+        OPTIONS.__dict__.update(json.loads(options_file.read_text(encoding="utf-8")))
     os.environ.setdefault("PAUSE_ON_FAILURE", "0")
     run(fields)  # an exception prints its traceback and exits 1: the runner reads both
     return 0

@@ -521,6 +521,8 @@ def model_card(
         lines += ["", f"Trained with {quantization} quantization (QLoRA); merged into the unquantized base weights."]
     lines += ["", "## Training data", "", *_data_lines(config, record)]
     lines += ["", "## Training", "", *_hyperparameter_lines(params), ""]
+    if record.get("loss_on"):
+        lines += [f"Loss on: {record['loss_on']}.", ""]
     if record.get("train_loss") is not None:
         lines.append(f"Final training loss {record['train_loss']:.4f}, in {record.get('duration_s', '?')} s.")
     lines.append(

@@ -148,6 +148,14 @@ _RUNNER_KEYS = [
         group="runner",
     ),
     Key(
+        "LOSS_ON",
+        "str",
+        "answer: loss on each sample's final answer and its end marker only (prompt, system and role "
+        "markers masked); all: on the whole text, as AutoTrain does",
+        default="answer",
+        choices=("answer", "all"),
+    ),
+    Key(
         "TRUST_REMOTE_CODE",
         "bool",
         "Allow the model's own Python code (trust_remote_code)",

@@ -211,6 +211,7 @@ def _identity(config: Config, trials: list[Trial]) -> str:
     swept = {"epochs", "lora_r", "lora_alpha", "model", *(("lr",) if config.get("SWEEP_LR") else ())}
     fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in swept}
     payload = {"trials": sorted(t.name for t in trials), "fields": fields, "model": config.model.spec}
+    payload["engine"] = command.engine_options(config)  # LOSS_ON: the same grid on another loss is another sweep
     if config.data_file is not None:
         payload["data"] = runs.sha256_file(config.data_file)
     return runs.config_hash(payload)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import csv
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,6 +27,7 @@ from typing import Any
 
 from . import command, data, engine, models, runs
 from .config import Config, load_config
+from .envfile import display_path
 from .errors import ConfigError, WorkError
 from .redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 
@@ -119,7 +121,10 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
     if record["data"].get("valid"):
         fields["valid_split"] = command.STAGED_VALID_SPLIT
     record["params"] = fields
+    options = command.engine_options(config)
+    record["loss_on"] = command.describe_loss(config)
     runs.write_json_atomic(run_dir / PARAMS_JSON, fields)
+    runs.write_json_atomic(run_dir / engine.OPTIONS_JSON, options)
     runs.write_json_atomic(run_dir / runs.RUN_JSON, record)
     return engine.launch_argv(run_dir / PARAMS_JSON, _cuda_devices(config), fields)
 
@@ -127,6 +132,59 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
 def refuse_what_cannot_run_here(config: Config) -> None:
     if config.data_file is None and config.get("DATA_PATH") is None:
         raise ConfigError("no training data: set DATA_FILE")
+    _check_answers_found(config)
+
+
+def _check_answers_found(config: Config) -> None:
+    """LOSS_ON=answer must find where each sample's final answer begins; say which row it cannot."""
+    path = config.data_file
+    if command.engine_options(config)["loss_on"] != "answer" or path is None or not path.is_file():
+        return
+    column, template = config.get("TEXT_COLUMN"), config.template
+    marker = template.assistant_prefix.strip()
+    bad = [where for where, value in _column_values(path, column) if not _answer_found(value, template, marker)]
+    if not bad:
+        return
+    problem = (
+        "does not end with an assistant message"
+        if template.kind == "chat"
+        else f"has no answer marker {marker!r} (template {template.name})"
+    )
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise ConfigError(
+        f"{display_path(path)}:{bad[0]}{more}: {column}: LOSS_ON=answer: the sample {problem}, so its answer "
+        "cannot be told from its prompt; set PROMPT_TEMPLATE to the layout the text uses, or LOSS_ON=all"
+    )
+
+
+def _column_values(path: Path, column: str) -> Iterator[tuple[str, Any]]:
+    """(`row N` or `line N`, the column's value) for each sample of a CSV or JSONL training file."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        if path.suffix.lower() == ".jsonl":
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    with contextlib.suppress(ValueError):
+                        yield f"line {number}", json.loads(line).get(column)
+            return
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            return  # AutoTrain's own column check names it
+        for number, row in enumerate(reader, 2):  # the header is row 1, as `atr data` counts
+            yield f"row {number}", row.get(column)
+
+
+def _answer_found(value: Any, template, marker: str) -> bool:
+    if template.kind == "chat":
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError, SyntaxError):
+                value = ast.literal_eval(value)
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and isinstance(value[-1], dict)
+            and value[-1].get("role") == "assistant"
+        )
+    return isinstance(value, str) and engine.answer_start(value, marker) is not None
 
 
 def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:

@@ -7,9 +7,9 @@ to make one trial fail while the others succeed.
 With ATR_TEST_DUMP_ENV set, the trainer process writes its environment there as JSON.
 
 With ATR_TEST_DUMP_PACKED set (no TOKEN in its name: such variables never reach the child),
-the packed training sequences that TRL's SFTTrainer is about to train on are written there as
-JSON, so a test can check what the model really saw. Nothing is changed: the original `train`
-runs right after.
+the packed training sequences that TRL's SFTTrainer is about to train on (input ids and labels,
+-100 where a token carries no loss) are written there as JSON, so a test can check what the model
+really saw. Nothing is changed: the original `train` runs right after.
 """
 
 import os
@@ -58,8 +58,10 @@ if _target:
 
             def train(self, *a, **k):
                 ids = [list(map(int, row)) for row in self.train_dataset["input_ids"]]
+                labels = [list(map(int, row)) for row in self.train_dataset["labels"]]
+                seen = {"input_ids": ids, "labels": labels, "eos_token_id": self.processing_class.eos_token_id}
                 with open(_target, "w", encoding="utf-8") as handle:
-                    json.dump({"input_ids": ids, "eos_token_id": self.processing_class.eos_token_id}, handle)
+                    json.dump(seen, handle)
                 return original(self, *a, **k)
 
             SFTTrainer.train = train

@@ -112,9 +112,7 @@ def build_data(
     return DataResult("built", out_dir, manifest)
 
 
-def ensure_built(
-    target: Path | str, overrides: Sequence[str] = (), echo: Callable[[str], None] = print
-) -> DataResult:
+def ensure_built(target: Path | str, overrides: Sequence[str] = (), echo: Callable[[str], None] = print) -> DataResult:
     """What `atr train` and `atr sweep` do first, as make would: build the dataset when it is missing
     or older than its inputs and options, and say so; nothing when it is up to date."""
     result = build_data(target, overrides, echo=echo)
