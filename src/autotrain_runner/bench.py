@@ -178,10 +178,11 @@ def bench_generate(
     else:
         prompts = [template.render(c, add_generation_prompt=True) for c in conversations]
     special = template.kind == "text"
+    stops = backend.stop_strings(template)
     settings = Settings(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    backend.generate(prompts[: min(4, n)], settings, template.stop, special)  # warm-up, not counted
-    sequential, sequential_s = timed(backend.generate_sequential, prompts, settings, template.stop, special)
-    batched, batched_s = timed(backend.generate, prompts, settings, template.stop, special)
+    backend.generate(prompts[: min(4, n)], settings, stops, special)  # warm-up, not counted
+    sequential, sequential_s = timed(backend.generate_sequential, prompts, settings, stops, special)
+    batched, batched_s = timed(backend.generate, prompts, settings, stops, special)
     differ = sum(a.text != b.text for a, b in zip(sequential, batched, strict=True))
     _, prefill_s = timed(backend.prefill, prompts, batch_size, special)
     lengths = [backend.count_tokens(p, special) for p in prompts]

@@ -25,7 +25,7 @@ from .evaluate import (
     render_prompt,
     run_target,
 )
-from .generate import HFBackend, Settings
+from .generate import REPLACEMENT, HFBackend, Settings
 
 EXIT_WORDS = {"/exit", "/quit", "종료"}
 HELP = "commands: /reset (forget the conversation), /exit or 종료 (leave)"
@@ -60,10 +60,11 @@ def chat(
         label, template_name = target.label, template.name
         markers = leak_markers(model, template)
         window = _context_window(model)
+        stops = model.stop_strings(template)
 
         def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
             history, prompt = _fit(model, template, system, history, window - settings.max_new_tokens)
-            answer, finished = _stream(model, prompt, settings, template.stop, template.kind == "text", stdout)
+            answer, finished = _stream(model, prompt, settings, stops, template.kind == "text", stdout)
             return history, answer, finished
 
     stdout.write(f"chatting with {label} (template {template_name}); {HELP}\n")
@@ -150,7 +151,7 @@ def _stream(backend: HFBackend, prompt: str, settings: Settings, stop: Sequence[
             pending = pending[safe:]
         out.flush()
     thread.join()
-    if not stopped and pending:
-        out.write(pending)
     generated = result["generated"]
+    if not stopped and pending:  # what was held back; a character the cut left incomplete is not shown
+        out.write(pending.removesuffix(REPLACEMENT) if not generated.finished else pending)
     return generated.text, generated.finished

@@ -243,7 +243,7 @@ def _evaluate_one(
         special = target.template.kind == "text"
         prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate(prompts, settings, target.template.stop, special)
+        outputs = backend.generate(prompts, settings, backend.stop_strings(target.template), special)
         markers = leak_markers(backend, target.template)
     seconds = time.perf_counter() - started
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]

@@ -87,6 +87,11 @@ class HFBackend:
             self.model = PeftModel.from_pretrained(self.model, str(adapter))
         self.model.eval()
         self.device = next(self.model.parameters()).device
+        # The tokenizer's EOS and the generation config's: instruct models often end a turn with a
+        # token of their own (Llama 3's <|eot_id|>, Gemma's <end_of_turn>) listed only there.
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        configured = configured if isinstance(configured, list) else [configured]
+        self.eos_ids = [i for i in dict.fromkeys([self.tokenizer.eos_token_id, *configured]) if i is not None]
         self.description = {
             "backend": "hf",
             "model": model,
@@ -95,6 +100,11 @@ class HFBackend:
             "device": str(self.device),
             "load_in_4bit": bool(load_in_4bit),
         }
+
+    def stop_strings(self, template) -> tuple[str, ...]:
+        """Where an answer ends besides EOS: a text layout's own stop markers, or what a chat
+        template writes between an answer and the next user turn (`chat_stop_strings`)."""
+        return tuple(template.stop) if template.kind == "text" else chat_stop_strings(self.tokenizer)
 
     def count_tokens(self, text: str, special: bool) -> int:
         return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
@@ -159,7 +169,7 @@ class HFBackend:
                 top_k=None,
                 repetition_penalty=settings.repetition_penalty,
                 pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                eos_token_id=self.eos_ids or None,
                 stop_strings=list(stop) or None,
                 tokenizer=self.tokenizer if stop else None,
                 streamer=streamer,
@@ -168,17 +178,64 @@ class HFBackend:
         return [self._decode(row[width:].tolist(), settings, stop) for row in output]
 
     def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        finished = eos in ids
+        """The answer up to its end (EOS or a stop marker); `finished` only when the model ended it.
+
+        An answer cut at `max_new_tokens` may end inside a character that byte-level tokens spell
+        over several tokens (a Korean syllable is three bytes): those last tokens are dropped
+        rather than shown as U+FFFD.
+        """
+        ends = [ids.index(eos) for eos in self.eos_ids if eos in ids]
+        finished = bool(ends)
         if finished:
-            ids = ids[: ids.index(eos)]
+            ids = ids[: min(ends)]
+        pad = self.tokenizer.pad_token_id
         while ids and ids[-1] == pad:
             ids.pop()
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         for marker in stop:
             if marker in text:
                 text, finished = text.split(marker, 1)[0], True
+        if not finished:
+            text = self._whole_characters(ids, text)
         return Generated(text.strip(), finished, len(ids))
+
+    def _whole_characters(self, ids: list[int], text: str) -> str:
+        """`text` (the decoded `ids`) without a character that the cut left incomplete."""
+        kept = list(ids)
+        while text.endswith(REPLACEMENT) and kept and len(ids) - len(kept) < 4:
+            kept.pop()
+            text = self.tokenizer.decode(kept, skip_special_tokens=False)
+        return text
+
+
+REPLACEMENT = "\ufffd"  # what decoding shows for bytes that are not a whole UTF-8 character
+
+
+def chat_stop_strings(tokenizer) -> tuple[str, ...]:
+    """The markers a chat template writes between an answer and the next user turn, less the EOS
+    (which stops by its id): `<|im_start|>` for ChatML, `<|start_header_id|>` for Llama 3.
+
+    The special tokens found there, or else its first line (`<|user|>` for Zephyr-like layouts).
+    """
+    conversation = [
+        {"role": "user", "content": "ATR-Q"},
+        {"role": "assistant", "content": "ATR-A"},
+        {"role": "user", "content": "ATR-N"},
+    ]
+    try:
+        text = tokenizer.apply_chat_template(conversation, tokenize=False)
+    except Exception:  # a template that refuses this shape: EOS alone ends the answer
+        return ()
+    if "ATR-A" not in text or "ATR-N" not in text:
+        return ()
+    between = text.split("ATR-A", 1)[1].split("ATR-N", 1)[0]
+    ignore = {tokenizer.eos_token, tokenizer.pad_token, None, ""}
+    specials = [t for t in dict.fromkeys(tokenizer.all_special_tokens) if t not in ignore and t in between]
+    if specials:
+        return tuple(sorted(specials, key=between.index))
+    rest = between.replace(tokenizer.eos_token or "", "\n")
+    first = next((line.strip() for line in rest.splitlines() if line.strip()), "")
+    return (first,) if first else ()
 
 
 def timed(function, *args, **kwargs) -> tuple[Any, float]:

@@ -64,6 +64,7 @@ def _context_window(backend: HFBackend) -> int:
 class _Model:
     def __init__(self, target: Target, settings: Settings, name: str, max_waiting: int):
         self.backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+        self.stops = self.backend.stop_strings(target.template)
         self.template = target.template
         self.settings = settings
         self.name = name
@@ -123,7 +124,7 @@ class _Model:
             batch_size=1,
         )
         with self.lock:
-            generated = self.backend.generate([prompt], settings, self.template.stop, self.template.kind == "text")[0]
+            generated = self.backend.generate([prompt], settings, self.stops, self.template.kind == "text")[0]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",

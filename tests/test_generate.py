@@ -1,0 +1,57 @@
+"""How an answer ends: at EOS, at the template's next-turn marker, and never inside a character."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autotrain_runner import templates
+from autotrain_runner.generate import REPLACEMENT, HFBackend, Settings, chat_stop_strings
+
+KOREAN = "오늘 하늘이 넘넘 맑아여~* 기분 좋은 하루 보내세여 ^^ 떡볶이 먹으러 갈래여?"
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model):
+    return HFBackend(str(tiny_model))
+
+
+def test_an_answer_cut_at_max_new_tokens_never_ends_in_half_a_character(backend):
+    """Byte-level tokens spell a Korean syllable over several tokens: every cut of the answer's
+    ids that falls inside one decodes, raw, to U+FFFD; the backend drops that partial character."""
+    ids = backend.tokenizer(KOREAN, add_special_tokens=False)["input_ids"]
+    raw_cuts = [n for n in range(1, len(ids)) if backend.tokenizer.decode(ids[:n]).endswith(REPLACEMENT)]
+    assert raw_cuts, "the tiny tokenizer splits some syllable over tokens (else this test shows nothing)"
+    for n in range(1, len(ids) + 1):
+        answer = backend._decode(ids[:n], Settings(), ())
+        assert REPLACEMENT not in answer.text and not answer.finished
+        assert KOREAN.startswith(answer.text)
+        assert n not in raw_cuts or len(answer.text) < len(backend.tokenizer.decode(ids[:n]).strip())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="가나다라마바사아자차카타파하 ~*^.?!abc", min_size=1, max_size=30), st.data())
+def test_any_cut_of_any_text_decodes_without_u_fffd(backend, text, data):
+    ids = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+    n = data.draw(st.integers(min_value=0, max_value=len(ids)))
+    assert REPLACEMENT not in backend._decode(ids[:n], Settings(), ()).text
+
+
+def test_finished_means_the_model_ended_the_answer(backend):
+    """EOS or a stop marker ends an answer (`finished`); running out of tokens does not."""
+    tokenizer = backend.tokenizer
+    ids = tokenizer("맑아여 좋아여", add_special_tokens=False)["input_ids"]
+    assert backend._decode([*ids, tokenizer.eos_token_id, *ids], Settings(), ()).finished
+    assert backend._decode([*ids, tokenizer.eos_token_id, *ids], Settings(), ()).text == "맑아여 좋아여"
+    marker = tokenizer("\n<|user|>\n다음", add_special_tokens=False)["input_ids"]
+    stopped = backend._decode([*ids, *marker], Settings(), ("<|user|>",))
+    assert stopped.finished and stopped.text == "맑아여 좋아여"
+    assert not backend._decode(ids, Settings(), ("<|user|>",)).finished
+
+
+def test_a_chat_template_stops_at_its_next_turn_marker(backend):
+    """The tiny model's template writes `</s>\\n<|user|>\\n` between an answer and the next turn:
+    EOS stops by id, `<|user|>` by string; a text layout keeps its own markers."""
+    assert chat_stop_strings(backend.tokenizer) == ("<|user|>",)
+    assert backend.stop_strings(templates.NAMED["tokenizer"]) == ("<|user|>",)
+    assert backend.stop_strings(templates.NAMED["instruct-ko"]) == ("### 질문:",)
+    assert backend.eos_ids == [backend.tokenizer.eos_token_id]
