@@ -1,0 +1,51 @@
+"""The demo project's data: reproducible from its rules, split without overlap, built cleanly."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+from conftest import atr
+
+DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
+
+
+def _txtspeak():
+    spec = importlib.util.spec_from_file_location("txtspeak", DEMO / "txtspeak.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.txtspeak
+
+
+def test_style_tsv_is_exactly_the_rules_applied_to_plain_txt():
+    """Each pair's answer is txtspeak.py's rewrite of its message, so the data can be checked and regenerated."""
+    txtspeak = _txtspeak()
+    plain = [line for line in (DEMO / "plain.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    pairs = [line.split("\t") for line in (DEMO / "style.tsv").read_text(encoding="utf-8").splitlines()]
+    assert [message for message, _ in pairs] == plain and len(set(plain)) == len(plain) == 260
+    assert all(answer == txtspeak(message) for message, answer in pairs)
+    assert txtspeak("Are you coming to see me tonight?") == "r u coming 2 c me 2nite??"
+    assert txtspeak("Thanks, that's really great!") == "thx, thats rly gr8!! ^^"
+    assert txtspeak("I'm tired because of work today.") == "im tired cuz of work 2day ~*"
+
+
+def test_the_demo_builds_its_splits_without_overlap_and_its_prompts_are_unseen(tmp_path):
+    project = tmp_path / "projects" / "demo"
+    shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns("runs", "eval", "sweeps"))
+    shutil.copytree(DEMO.parents[1] / "envs", tmp_path / "envs")
+    result = atr("data", str(project))
+    assert result.code == 0, result.text
+    assert "rows read 260, kept 260, dropped: none" in result.out
+    assert "splits: train 182, valid 39, test 39" in result.out
+    built = tmp_path / "datasets" / "demo"
+    train = [json.loads(line)["messages"] for line in (built / "train.jsonl").read_text().splitlines()]
+    assert all(m[0] == {"role": "system", "content": "Rewrite the message in 2000s txt speak."} for m in train)
+    seen = {m[1]["content"] for m in train}
+    held_out = [
+        json.loads(line)["messages"][-1]["content"]
+        for split in ("valid", "test")
+        for line in (built / f"{split}.jsonl").read_text().splitlines()
+    ]
+    assert len(held_out) == len(set(held_out)) == 78 and not seen & set(held_out)
+    prompts = (project / "prompts.txt").read_text(encoding="utf-8").splitlines()
+    assert prompts and not seen & set(prompts) and not set(held_out) & set(prompts)
