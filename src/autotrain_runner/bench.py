@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,28 @@ def _rss_growth(step: Any) -> int | None:
     before = field("VmRSS:")
     step()
     return field("VmHWM:") - before
+
+
+LOSS_ON_FIGURES = ("chrf", "leak_rate", "repetition_rate", "eos_rate", "prompt_leak_rate", "prompt_repetition_rate")
+
+
+def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> dict[str, Any]:
+    """The project's sweep run twice, with LOSS_ON=answer and with LOSS_ON=all: per trial (an epoch
+    count, say), side by side, chrF and the EOS rate on the held-out split, and the template-leak
+    and repetition rates there and on the prompt list. Finished trials are reused, as by `atr sweep`."""
+    from .results import leaderboard, trial_evals
+    from .sweep import sweep
+
+    trials: dict[str, dict[str, Any]] = {}
+    folders = {}
+    for loss_on in ("answer", "all"):
+        result = sweep(project, [*overrides, f"LOSS_ON={loss_on}"], echo=echo)
+        folders[loss_on] = str(result.folder)
+        project_dir = result.folder.parent.parent
+        record = result.record
+        evals = {e["trial"]: trial_evals(project_dir, result.folder, record, e) for e in record["trials"]}
+        for row in leaderboard(record, evals):
+            figures = {name: row.get(name) for name in LOSS_ON_FIGURES}
+            trials.setdefault(row["trial"], {"epochs": row["epochs"]})[loss_on] = {"status": row["status"], **figures}
+    ordered = dict(sorted(trials.items(), key=lambda item: (item[1]["epochs"], item[0])))
+    return {"project": str(project), "sweeps": folders, "figures": list(LOSS_ON_FIGURES), "trials": ordered}

@@ -111,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_fam.add_argument("--only", help="comma-separated families (default: all)")
     bench_fam.add_argument("--out", type=Path, help="also write the table to this file")
+    bench_loss = bench_sub.add_parser(
+        "loss-on", help="a project's sweep with LOSS_ON=answer and with LOSS_ON=all: leak and repetition per trial"
+    )
+    bench_loss.add_argument("project", type=Path, help="a project that sets a sweep grid (SWEEP_EPOCHS, say)")
+    bench_loss.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     hub = project_command("push", "upload a run's adapter (or merged weights) and a model card to the Hub")
     hub.add_argument("--run", dest="run_id", help="the run (default: the succeeded run that finished last)")
     hub.add_argument("--merged", action="store_true", help="merge the adapter into the base weights first")
@@ -270,6 +275,10 @@ def _dispatch(args: argparse.Namespace, out) -> int:
 
         if args.bench == "data":
             print(json.dumps(bench.bench_data(args.dialogues), indent=2))
+            return EXIT_OK
+        if args.bench == "loss-on":
+            figures = bench.bench_loss_on(args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr))
+            print(json.dumps(figures, indent=2))
             return EXIT_OK
         if args.bench == "families":
             from . import families
