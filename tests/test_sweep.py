@@ -304,3 +304,20 @@ def test_the_model_card_of_a_trial_carries_its_sweep_evaluation(swept):
     plan = atr("push", str(project), "--run", best["run_id"], "--repo", "me/style", "--dry-run")
     assert plan.code == 0, plan.text[-2000:]
     assert "| chrf |" in plan.out and "No evaluation was recorded" not in plan.out
+
+
+def test_heatmap_panels_share_one_colour_scale(tmp_path):
+    """The same value has the same colour in every panel (per learning rate): 2.0 is the middle of
+    the common range 1..3 in both panels, so two whole cells are viridis' middle colour."""
+    from matplotlib import colormaps
+
+    from autotrain_runner import plots
+
+    path = plots.heatmap(
+        tmp_path / "h.png", "t", ["1", "2"], ["r8"], {"a": [[1.0], [2.0]], "b": [[2.0], [3.0]]}, "e", "r"
+    )
+    image = Image.open(path).convert("RGB")
+    middle = tuple(round(255 * c) for c in colormaps["viridis"](0.5)[:3])
+    near = sum(1 for pixel in image.getdata() if sum(abs(a - b) for a, b in zip(pixel, middle, strict=True)) < 12)
+    cell = image.width * image.height / 40  # far less than one cell, far more than the colour bars' stripes
+    assert near > 2 * cell, near

@@ -68,16 +68,19 @@ def heatmap(
     column_label: str,
     lower_is_better: bool = False,
 ) -> Path:
-    """One heatmap per panel (e.g. per learning rate); missing cells are grey and say so."""
+    """One heatmap per panel (e.g. per learning rate), all on one colour scale so that a colour
+    means the same value in every panel; missing cells are grey and say so."""
     plt, _ = _pyplot()
     fig, axes = plt.subplots(
         1, len(panels), figsize=(1.6 + 1.3 * len(columns) * len(panels), 1.4 + 0.7 * len(rows)), squeeze=False
     )
     cmap = plt.get_cmap("viridis_r" if lower_is_better else "viridis").copy()
     cmap.set_bad("#dddddd")
+    known = [v for cells in panels.values() for row in cells for v in row if v is not None and not math.isnan(v)]
+    scale = {"vmin": min(known), "vmax": max(known)} if known else {}
     for ax, (panel, cells) in zip(axes[0], panels.items(), strict=True):
         values = [[math.nan if v is None else v for v in row] for row in cells]
-        image = ax.imshow(values, cmap=cmap, aspect="auto")
+        image = ax.imshow(values, cmap=cmap, aspect="auto", **scale)
         ax.set_xticks(range(len(columns)), columns)
         ax.set_yticks(range(len(rows)), rows)
         ax.set_xlabel(column_label)
