@@ -8,7 +8,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$py" -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
-"$tmp/venv/bin/python" -m pip install --quiet torch==2.13.0 -r stack.in
+# The current lock constrains the new one, so that adding a package to stack.in moves no other pin;
+# FRESH=1 resolves everything anew (to upgrade, or when a changed pin conflicts with the old lock).
+keep=()
+[[ -f lock.txt && -z ${FRESH:-} ]] && cp lock.txt "$tmp/keep.txt" && keep=(-c "$tmp/keep.txt")
+"$tmp/venv/bin/python" -m pip install --quiet torch==2.13.0 -r stack.in "${keep[@]}"
 "$tmp/venv/bin/python" -m pip install --quiet --no-deps autotrain-advanced==0.8.36
 {
   echo "# Made by requirements/lock.sh from stack.in on $("$tmp/venv/bin/python" -V); installed with --no-deps."

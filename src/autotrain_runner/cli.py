@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument(
         "--parallel", metavar="N", help="trials at once (SWEEP_PARALLEL; default: one per CUDA device, else 1)"
     )
+    sw.add_argument("--executor", choices=("local", "ray"), help="where trials run (SWEEP_EXECUTOR; default local)")
+    sw.add_argument(
+        "--ray-address", metavar="ADDRESS", help="Ray cluster: auto, ray://HOST:10001, or local (SWEEP_RAY_ADDRESS)"
+    )
     sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
     sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
     sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
@@ -238,7 +242,16 @@ def _dispatch(args: argparse.Namespace, out) -> int:
     if args.cmd == "sweep":
         from .sweep import cli_overrides, sweep
 
-        grid = cli_overrides(args.epochs, args.lora_r, args.lora_alpha, args.alpha_ratio, args.lr, args.parallel)
+        grid = cli_overrides(
+            args.epochs,
+            args.lora_r,
+            args.lora_alpha,
+            args.alpha_ratio,
+            args.lr,
+            args.parallel,
+            args.executor,
+            args.ray_address,
+        )
         result = sweep(
             args.project,
             [*args.overrides, *grid],

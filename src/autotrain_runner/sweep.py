@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import command, data, hardware, models, runs
+from . import command, data, hardware, models, runs, sweep_ray
 from .config import Config, load_config
 from .errors import ConfigError, WorkError
 from .evaluate import generation_settings, prompts_path
@@ -35,7 +36,7 @@ from .evaluate import generation_settings, prompts_path
 SWEEPS_DIR = "sweeps"
 SWEEP_JSON = "sweep.json"
 BASE_DIR = "base"
-_OUTCOME = "\x1eatr-trial-outcome "  # the worker's last stdout line; never part of a log line
+_OUTCOME = sweep_ray.OUTCOME  # the worker's last stdout line; never part of a log line
 _SWEPT_FIELDS = ("epochs", "lora_r", "lora_alpha", "lr")
 
 
@@ -70,6 +71,8 @@ def cli_overrides(
     alpha_ratio: str | None,
     lr: str | None,
     parallel: str | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> list[str]:
     """Command-line lists become the SWEEP_* keys, so one validation serves the flags and the env file."""
     given = {
@@ -79,6 +82,8 @@ def cli_overrides(
         "SWEEP_ALPHA_RATIO": alpha_ratio,
         "SWEEP_LR": lr,
         "SWEEP_PARALLEL": parallel,
+        "SWEEP_EXECUTOR": executor,
+        "SWEEP_RAY_ADDRESS": ray_address,
     }
     return [f"{key}={value}" for key, value in given.items() if value is not None]
 
@@ -137,15 +142,24 @@ def sweep(
     if "/" in sweep_id or sweep_id.startswith("."):
         raise ConfigError(f"--name {sweep_id!r}: use letters, digits, '-' and '_'")
     folder = config.project_dir / SWEEPS_DIR / sweep_id
-    slots = _slots(config)
+    on_ray = sweep_ray.executor(config) == "ray"
+    slots = [{}] if on_ray else _slots(config)
     _held = _lock(folder)  # held until sweep() returns: one `atr sweep` per sweep folder
     record = _load_record(folder, sweep_id, config, trials, evaluation, identity, force)
-    record.update(status="running", parallel=len(slots), updated_at=_now())
+    cluster = sweep_ray.connect(config, echo) if on_ray else None
+    ray_task = (
+        {"resources": sweep_ray.task_resources(config, cluster), "needs": sweep_ray.shared_paths(config)}
+        if cluster
+        else None
+    )
+    parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if cluster and ray_task else len(slots)
+    record.update(status="running", parallel=parallel, updated_at=_now())
+    record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if cluster else {"kind": "local"}
     runs.write_json_atomic(folder / SWEEP_JSON, record)
     plan = _plan(folder, config, record, evaluation, force)
     echo(
         f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train')} to train, "
-        f"{_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {len(slots)} at a time; folder {folder}"
+        f"{_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
     )
 
     # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
@@ -160,8 +174,9 @@ def sweep(
         if base_due:
             work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
         todo = [t for t in trials if plan[t.name] != "reuse"]
-        specs = [_spec(project, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
-        for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock):
+        where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
+        specs = [_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
+        for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
             with record_lock:
                 _apply(record, spec, outcome, evaluation["key"])
                 runs.write_json_atomic(folder / SWEEP_JSON, record)
@@ -171,6 +186,8 @@ def sweep(
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if on_ray:
+            sweep_ray.disconnect()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for entry in record["trials"]:
@@ -180,7 +197,7 @@ def sweep(
         statuses = {entry["status"] for entry in record["trials"]}
         record["status"] = "interrupted" if interrupted else "failed" if statuses - {"succeeded"} else "succeeded"
         total = time.monotonic() - started
-        record["timing"] = _timing(total, work_s, len(slots))
+        record["timing"] = _timing(total, work_s, parallel)
         record["updated_at"] = _now()
         runs.write_json_atomic(folder / SWEEP_JSON, record)
 
@@ -192,7 +209,7 @@ def sweep(
         echo(f"wrote {path}")
     if font_note():
         echo(f"note: {font_note()}")
-    record["timing"] = _timing(time.monotonic() - started, work_s, len(slots))
+    record["timing"] = _timing(time.monotonic() - started, work_s, parallel)
     runs.write_json_atomic(folder / SWEEP_JSON, record)
     return SweepResult(folder, record["status"], record)
 
@@ -374,6 +391,7 @@ def _apply(record: dict[str, Any], spec: dict[str, Any], outcome: dict[str, Any]
     entry.update(
         status=outcome["status"],
         run_id=spec["run_id"],
+        node=outcome.get("node") or socket.gethostname(),
         error=outcome.get("error"),
         eval_key=eval_key if outcome["status"] == "succeeded" else entry.get("eval_key"),
     )
@@ -496,8 +514,10 @@ def _execute(
     folder: Path,
     echo: Callable[[str], None],
     lock: threading.RLock,
+    ray_task: dict[str, Any] | None = None,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """Yield (spec, outcome) as trials finish: in this process one at a time, else in worker processes."""
+    """Yield (spec, outcome) as trials finish: as Ray tasks, in this process one at a time, or in
+    worker processes."""
 
     def mark_running(spec: dict[str, Any]) -> None:
         with lock:
@@ -507,6 +527,9 @@ def _execute(
                 entry["attempts"].append(spec["run_id"])
             runs.write_json_atomic(folder / SWEEP_JSON, record)
 
+    if ray_task is not None:
+        yield from sweep_ray.execute(specs, ray_task["resources"], ray_task["needs"], mark_running, echo)
+        return
     if len(slots) == 1 and not slots[0]:
         for spec in specs:
             mark_running(spec)
