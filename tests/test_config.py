@@ -162,6 +162,7 @@ def test_int4_without_cuda_is_a_note_and_cpu_keeps_it(legacy_project):
     assert shown.code == 0, shown.text
     assert "project.env:17: USE_INT4: int4 without CUDA: bitsandbytes quantizes on the CPU" in shown.out
     assert "engine:   autotrain-advanced 0.8.36 + fixes [from-pretrained, sft-config" in shown.out
+    assert "loss on:  answer (prompt and role markers masked up to the template's answer marker" in shown.out
     cpu = atr("command", str(legacy_project), "--cpu")
     assert "--quantization int4" in cpu.out
     assert "lacks those fixes" in cpu.err

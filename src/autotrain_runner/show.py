@@ -41,6 +41,7 @@ def check_report(config: Config, out: Console) -> None:
             f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
         )
     say(f"engine:   {engine.describe()}")
+    say(f"loss on:  {command.describe_loss(config)}")
     say(
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
         f"quantization in effect: {config.quantization}"
