@@ -185,3 +185,12 @@ def _trainers_under(folder: Path) -> list[int]:
         if "autotrain_runner.engine" in cmdline and cwd.startswith(str(folder)):
             found.append(int(proc.name))
     return found
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path, tiny_model):
+    project = make_project(tmp_path, tiny_model)
+    port = _free_port()  # nothing listens there
+    result = atr("sweep", str(project), "--epochs", "1", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}")
+    assert result.code == 1, result.text
+    assert f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused" in result.err
+    assert "Traceback" not in result.text and not (project / "runs").exists()

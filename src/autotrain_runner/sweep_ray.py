@@ -58,15 +58,17 @@ def connect(config: Config, echo: Callable[[str], None]) -> dict[str, Any]:
 
     address = config.get("SWEEP_RAY_ADDRESS") or "local"
     started = address == "local"
+    _check_listening(address, hide_credentials(address))
     try:
         ray.init(
-            address=None if started else address,
+            address=address,  # "local" starts a new instance even where another one runs
             include_dashboard=False if started else None,
             log_to_driver=True,
             configure_logging=False,
         )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise WorkError(f"cannot reach the Ray cluster at {hide_credentials(address)}: {exc}") from None
+    except Exception as exc:  # unreachable, refused, another Ray version: what Ray says, in one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkError(f"cannot reach the Ray cluster at {hide_credentials(address)}: {reason[:300]}") from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     resources = ray.cluster_resources()
     shown = {
@@ -80,6 +82,22 @@ def connect(config: Config, echo: Callable[[str], None]) -> dict[str, Any]:
     what = "a local Ray instance" if started else f"the Ray cluster at {shown['address']}"
     echo(f"ray: {what}: {shown['nodes']} node(s), {shown['cpus']:g} CPU(s), {shown['gpus']:g} GPU(s)")
     return shown
+
+
+def _check_listening(address: str, shown: str) -> None:
+    """A `HOST:PORT` or `ray://HOST:PORT` where nothing listens fails now, not after Ray's own
+    retries (which wait minutes)."""
+    target = address.removeprefix("ray://").rsplit("@", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "local", "auto": Ray finds or starts the cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise WorkError(
+            f"cannot reach the Ray cluster at {shown}: {exc.strerror or exc}; is `ray start --head` running there, "
+            "and is the port open to this machine?"
+        ) from None
 
 
 def disconnect() -> None:
