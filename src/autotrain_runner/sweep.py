@@ -36,7 +36,7 @@ from .evaluate import generation_settings, prompts_path
 SWEEPS_DIR = "sweeps"
 SWEEP_JSON = "sweep.json"
 BASE_DIR = "base"
-_OUTCOME = sweep_ray.OUTCOME  # the worker's last stdout line; never part of a log line
+_OUTCOME = "\x1eatr-trial-outcome "  # the worker's last stdout line; never part of a log line
 _SWEPT_FIELDS = ("epochs", "lora_r", "lora_alpha", "lr")
 
 

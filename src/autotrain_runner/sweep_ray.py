@@ -1,8 +1,8 @@
 """`SWEEP_EXECUTOR=ray`: each trial (its training and its evaluation) is one Ray task.
 
-Ray schedules; this module only hands it the trials and reads their outcomes. A task runs the
-same trial worker as a local parallel sweep (`python -m autotrain_runner.sweep`, the spec on
-stdin), so a trial on a Ray node trains, evaluates and records exactly as it does here.
+Ray schedules; this module only hands it the trials and reads their outcomes. A task runs
+the same `run_trial` as a local sweep, so a trial on a Ray node trains, evaluates and records
+exactly as it does here.
 
 What the nodes share: the project folder, its dataset and a local base model are read where
 they lie, so every node must see them at the same absolute path (a shared filesystem such as
@@ -19,13 +19,10 @@ the trial passes it on only to a trainer that downloads from the Hub, as `atr tr
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,7 @@ from typing import Any
 from .config import Config
 from .errors import ConfigError, WorkError
 
-OUTCOME = "\x1eatr-trial-outcome "  # what the trial worker prints before its outcome (sweep._OUTCOME)
-STOP_WAIT_S = 60  # how long a cancelled task waits for its trial to mark itself interrupted
+STOP_WAIT_S = 60  # how long a cancelled task may take to stop its trial and mark it interrupted
 
 
 def executor(config: Config) -> str:
@@ -189,11 +185,13 @@ def _outcome(ray, ref, spec: dict[str, Any], echo: Callable[[str], None], cancel
 
 
 def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
-    """On a Ray node: check what the trial needs is visible here, then run it in a trial worker.
+    """On a Ray node: check that what the trial needs is visible here, then run it, in this worker.
 
-    The worker's output is printed as it comes (Ray forwards a task's output to the driver) and
-    its outcome returned with the node it ran on. A cancelled task (KeyboardInterrupt, as
-    `ray.cancel` delivers it) stops the trial with SIGINT and waits for it to mark itself.
+    In the worker rather than a process of its own: Ray keeps a worker for the next task of
+    the same shape, so torch, transformers and AutoTrain (about 10 s to import) load once per
+    worker, not once per trial. A cancelled task gets a KeyboardInterrupt (what `ray.cancel`
+    delivers), which stops the trial exactly as Ctrl-C stops a local one: its trainer's process
+    group is stopped and its run marked interrupted.
     """
     node = _node()
     missing = [path for path in needs if not os.path.exists(path)]
@@ -203,78 +201,16 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
             "model where they lie, so every node must mount them at the same path (a shared filesystem)"
         )
         return {"status": "failed", "error": error, "node": node}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "autotrain_runner.sweep"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        start_new_session=True,  # stopped by this task alone, with SIGINT, when it is cancelled
-        preexec_fn=_default_sigint,
-    )
-    outcome: dict[str, Any] | None = None
-    try:
-        outcome = _follow(child, spec)
-    except KeyboardInterrupt:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT)
-        outcome = _follow_for(child, STOP_WAIT_S) or {"status": "interrupted", "error": "interrupted by the user"}
-    finally:
-        if child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-    if outcome is None:
-        outcome = {"status": "failed", "error": f"the trial's worker exited with code {child.returncode} on {node}"}
-    return {**outcome, "node": node}
-
-
-def _default_sigint() -> None:
-    """Ray's workers ignore and block SIGINT, and a child inherits both: the trial must stop on it."""
+    # Ray's workers block SIGINT and SIGTERM, and the trainer a trial starts would inherit that
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from .sweep import run_trial
 
-
-def _follow(child: subprocess.Popen, spec: dict[str, Any]) -> dict[str, Any] | None:
-    assert child.stdin is not None and child.stdout is not None
-    with contextlib.suppress(BrokenPipeError):
-        child.stdin.write(json.dumps(spec))  # by pipe, as a local worker gets it
-        child.stdin.close()
-    outcome = None
-    for line in child.stdout:
-        outcome = _line(line, spec["trial"]) or outcome
-    child.wait()
-    return outcome
-
-
-def _follow_for(child: subprocess.Popen, seconds: float) -> dict[str, Any] | None:
-    """After SIGINT: read the worker's output until it prints its outcome or the time is up."""
-    assert child.stdout is not None
-    deadline = time.monotonic() + seconds
-    outcome = None
-    with contextlib.suppress(Exception):
-        os.set_blocking(child.stdout.fileno(), False)
-    while time.monotonic() < deadline and outcome is None:
-        line = child.stdout.readline()
-        if line:
-            outcome = _line(line, "")
-        elif child.poll() is not None:
-            break
-        else:
-            time.sleep(0.1)
-    return outcome
-
-
-def _line(line: str, trial: str) -> dict[str, Any] | None:
-    if OUTCOME in line:
-        before, _, found = line.partition(OUTCOME)
-        if before.strip():
-            print(f"[{trial}] {before.rstrip()}", flush=True)
-        return json.loads(found)
-    if line.strip():
-        print(f"[{trial}] {line.rstrip()}", flush=True)
-    return None
+    trial = spec["trial"]
+    try:
+        outcome = run_trial(spec, lambda line: print(f"[{trial}] {line}", flush=True))
+    except KeyboardInterrupt:
+        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled"}
+    return {**outcome, "node": node}
 
 
 def _node() -> str:
