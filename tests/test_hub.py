@@ -380,3 +380,27 @@ def test_scan_shapes_and_stale_files():
     assert stale(existing, merged) == ["adapter_config.json", "adapter_model.safetensors"]
     shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
     assert stale(shards, merged) == shards
+
+
+def test_the_card_names_the_language_of_the_training_data(tmp_path):
+    """From the staged data's contents (not its JSON keys): Korean, English, or both."""
+    from autotrain_runner import templates
+    from autotrain_runner.hub import _languages
+
+    def staged(name: str, text: str) -> Path:
+        run = tmp_path / name
+        (run / "data").mkdir(parents=True)
+        (run / "data" / "train.jsonl").write_text(text, encoding="utf-8")
+        return run
+
+    chat = templates.NAMED["tokenizer"]
+    english = json.dumps(
+        {"messages": [{"role": "user", "content": "Thanks a lot"}, {"role": "assistant", "content": "thx"}]}
+    )
+    korean = json.dumps(
+        {"messages": [{"role": "user", "content": "오늘 날씨 어때?"}, {"role": "assistant", "content": "맑아여"}]}
+    )
+    assert _languages(staged("en", english + "\n"), chat) == ["en"]
+    assert _languages(staged("ko", korean + "\n"), chat) == ["ko"]
+    assert _languages(staged("both", f"{korean}\n{english}\n"), chat) == ["ko", "en"]
+    assert _languages(tmp_path / "no-data", templates.NAMED["instruct-en"]) == ["en"]

@@ -482,7 +482,7 @@ def model_card(
     data = ModelCardData(
         base_model=base if on_hub else None,
         library_name="peft" if adapter else "transformers",
-        language=["en" if template.name == "instruct-en" else "ko"],
+        language=_languages(run_dir, template),
         pipeline_tag="text-generation",
         tags=[
             "autotrain",
@@ -537,6 +537,40 @@ def model_card(
 def base_name(model: dict[str, Any]) -> str:
     """The base model as a card may name it: a Hub id, or a local model's name without its path."""
     return Path(model["spec"]).name if model["kind"] in ("folder", "gguf") else model["spec"]
+
+
+def _languages(run_dir: Path, template: templates.PromptTemplate) -> list[str]:
+    """The card's languages, from the letters of the staged training data: Korean where Hangul is
+    a fifth of them or more, English where Latin letters are half or more; by the template if no data."""
+    staged = sorted((run_dir / "data").glob("train.*"))
+    text = staged[0].read_text(encoding="utf-8", errors="replace")[:2_000_000] if staged else ""
+    if staged and staged[0].suffix == ".jsonl":  # the contents, not the JSON keys and roles
+        text = " ".join(_contents(line) for line in text.splitlines())
+    hangul = sum("\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e" for ch in text)
+    latin = sum(ch.isascii() and ch.isalpha() for ch in text)
+    letters = hangul + latin
+    if not letters:
+        return ["en" if template.name == "instruct-en" else "ko"]
+    found = [code for code, count, share in (("ko", hangul, 0.2), ("en", latin, 0.5)) if count >= share * letters]
+    return found or ["ko" if hangul >= latin else "en"]
+
+
+def _contents(line: str) -> str:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return ""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k != "role")
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            found.append(item)
+    return " ".join(found)
 
 
 def _hyperparameter_lines(params: dict[str, Any]) -> list[str]:
