@@ -88,7 +88,7 @@ class HFBackend:
         self.model.eval()
         self.device = next(self.model.parameters()).device
         # The tokenizer's EOS and the generation config's: instruct models often end a turn with a
-        # token of their own (Llama 3's <|eot_id|>, Gemma's <end_of_turn>) listed only there.
+        # token of their own (Gemma 3's <end_of_turn>, Llama 3.1's <|eom_id|>) listed only there.
         configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         configured = configured if isinstance(configured, list) else [configured]
         self.eos_ids = [i for i in dict.fromkeys([self.tokenizer.eos_token_id, *configured]) if i is not None]
