@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -195,24 +196,19 @@ def _recording_trainer(original):
 
 
 def _write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> None:
-    """Each sequence as segments of consecutive tokens that do or do not carry loss (label != -100)."""
+    """Each sequence as runs of consecutive tokens that do or do not carry loss (label != -100)."""
+    from .runs import write_json_atomic
+
     record = []
     for row in dataset.select(range(min(sequences, len(dataset)))):
         ids, labels = row["input_ids"], row.get("labels") or row["input_ids"]
-        segments: list[dict[str, Any]] = []
-        for token, label in zip(ids, labels, strict=True):
-            loss = label != -100
-            if segments and segments[-1]["loss"] == loss:
-                segments[-1]["ids"].append(token)
-            else:
-                segments.append({"loss": loss, "ids": [token]})
-        for segment in segments:
-            ids_of = segment.pop("ids")
-            segment.update(tokens=len(ids_of), text=tokenizer.decode(ids_of, skip_special_tokens=False))
+        segments = []
+        for loss, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda pair: pair[1] != -100):
+            tokens = [token for token, _ in run]
+            text = tokenizer.decode(tokens, skip_special_tokens=False)
+            segments.append({"loss": loss, "tokens": len(tokens), "text": text})
         record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"loss_on": OPTIONS.loss_on, "sequences": record}, ensure_ascii=False, indent=1))
-    temporary.replace(path)
+    write_json_atomic(path, {"loss_on": OPTIONS.loss_on, "sequences": record})
 
 
 def _answer_only(example, tokenizer, config) -> dict[str, str]:

@@ -152,9 +152,9 @@ def sweep(
         if cluster
         else None
     )
-    parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if cluster and ray_task else len(slots)
+    parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
     record.update(status="running", parallel=parallel, updated_at=_now())
-    record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if cluster else {"kind": "local"}
+    record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
     runs.write_json_atomic(folder / SWEEP_JSON, record)
     plan = _plan(folder, config, record, evaluation, force)
     echo(

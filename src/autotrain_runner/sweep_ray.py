@@ -30,7 +30,7 @@ from typing import Any
 from .config import Config
 from .errors import ConfigError, WorkError
 
-STOP_WAIT_S = 60  # how long a cancelled task may take to stop its trial and mark it interrupted
+CANCEL_WAIT_S = 90  # how long a cancelled task may take to stop its trainer and mark its run interrupted
 
 
 def executor(config: Config) -> str:
@@ -172,7 +172,7 @@ def execute(
 
 def _outcome(ray, ref, spec: dict[str, Any], echo: Callable[[str], None], cancelled: bool = False) -> dict[str, Any]:
     try:
-        outcome = ray.get(ref, timeout=STOP_WAIT_S + 30 if cancelled else None)
+        outcome = ray.get(ref, timeout=CANCEL_WAIT_S if cancelled else None)
     except ray.exceptions.TaskCancelledError:
         outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled"}
     except ray.exceptions.GetTimeoutError:
