@@ -58,6 +58,12 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def tiny_model_vllm(tmp_path_factory) -> Path:
+    """The tiny Llama with attention heads of 32, a size vLLM's CPU attention has."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model-vllm"), hidden_size=64, heads=2, kv_heads=1)
+
+
 @dataclass
 class Result:
     code: int

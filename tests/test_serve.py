@@ -383,3 +383,94 @@ def test_a_bad_port_or_host_fails_before_the_model_loads(style_project, tiny_mod
     # the same command on a free port does reach the model, and fails there
     result = atr(*serve, "--port", "0")
     assert result.code != 0 and "--port" not in result.err and "Traceback" not in result.err, result.err
+
+
+def sse(url: str, payload: dict) -> tuple[str, list[dict]]:
+    """POST with stream=true: the Content-Type and the events up to `data: [DONE]`."""
+    req = urllib.request.Request(url, data=json.dumps({**payload, "stream": True}).encode())
+    with urllib.request.urlopen(req, timeout=120) as response:
+        kind, events = response.headers["Content-Type"], []
+        for raw in response:
+            line = raw.decode().strip()
+            if not line:
+                continue
+            assert line.startswith("data: "), line
+            if line == "data: [DONE]":
+                return kind, events
+            events.append(json.loads(line[6:]))
+    raise AssertionError(f"no data: [DONE] after {events}")
+
+
+def test_hf_streams_server_sent_events_and_serves_completions(live):
+    """stream=true (refused before) answers as server-sent events, the same answer as without it;
+    /v1/completions answers a raw prompt, streamed or not; errors are the same 4xx as before."""
+    body = {"messages": [{"role": "user", "content": "오늘 어때?"}], "max_tokens": 10}
+    kind, events = sse(f"{live.url}/chat/completions", body)
+    assert kind.startswith("text/event-stream")
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+    last = events[-1]
+    assert last["choices"][0]["finish_reason"] in ("stop", "length") and last["usage"]["completion_tokens"] <= 10
+    assert set(last["x_atr"]) == {"leaked", "repeats"}
+    status, whole = request(f"{live.url}/chat/completions", json.dumps(body).encode())
+    assert status == 200 and whole["choices"][0]["message"]["content"] == streamed.strip()
+    assert len(events) > 3, "the answer arrives in pieces"
+
+    status, plain = request(
+        f"{live.url}/completions", json.dumps({"prompt": "### 질문: 안녕", "max_tokens": 5}).encode()
+    )
+    assert status == 200 and plain["object"] == "text_completion" and isinstance(plain["choices"][0]["text"], str)
+    _, pieces = sse(f"{live.url}/completions", {"prompt": "### 질문: 안녕", "max_tokens": 5})
+    assert "".join(e["choices"][0]["text"] for e in pieces).strip() == plain["choices"][0]["text"]
+    assert request(f"{live.url}/completions", json.dumps({"prompt": ""}).encode())[0] == 400
+    assert request(f"{live.url}/chat/completions", completion_body(stream="yes"))[0] == 400
+    status, error = request(f"{live.url}/chat/completions", completion_body("hello " * 2000, stream=True))
+    assert status == 400 and error["error"]["code"] == "context_length_exceeded"  # before any event
+
+
+def test_the_chat_page_streams_keeps_the_conversation_and_starts_again(live, chromium):
+    """A real browser (headless Chromium) at /: type, see the answer arrive, a second turn carries
+    the first; /reset and a reload start again. The page fetches nothing but the server's API."""
+    from playwright.sync_api import sync_playwright
+
+    base = live.url.removesuffix("/v1")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            requests_made: list[str] = []
+            page.on("request", lambda r: requests_made.append(r.url))
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            assert "Chat with" in page.title()
+
+            def send(text: str) -> str:
+                before = page.locator(".assistant").count()
+                page.fill("#input", text)
+                page.keyboard.press("Enter")
+                answer = page.locator(".assistant").nth(before)
+                answer.wait_for(timeout=60_000)
+                page.locator(".assistant[data-state=done]").nth(before).wait_for(timeout=120_000)
+                return answer.inner_text()
+
+            first = send("오늘 기분 어때?")
+            assert page.locator(".user").all_inner_texts() == ["오늘 기분 어때?"]
+            assert first.strip(), "an answer was streamed into the page"
+            send("또 말해 줘")
+            assert page.locator(".user").count() == 2 and page.locator(".assistant").count() == 2
+            page.fill("#input", "/reset")
+            page.keyboard.press("Enter")
+            assert page.locator(".turn").count() == 0 and "(conversation reset)" in page.inner_text("#log")
+            send("다시 시작")
+            page.reload()
+            assert page.locator(".turn").count() == 0  # a reload starts again
+            send("안녕")
+            assert page.locator(".user").all_inner_texts() == ["안녕"]
+        finally:
+            browser.close()
+    assert errors == []
+    assert all(url.startswith(base) for url in requests_made), requests_made  # offline: nothing from elsewhere
+    log = live.log()
+    assert log.count("POST /v1/chat/completions") >= 4

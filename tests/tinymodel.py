@@ -27,7 +27,8 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path) -> Path:
+def build_tiny_model(folder: Path, hidden_size: int = 32, heads: int = 4, kv_heads: int = 2) -> Path:
+    """hidden_size / heads is the attention head size: 8 by default; vLLM's CPU attention needs 32 or more."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -51,11 +52,11 @@ def build_tiny_model(folder: Path) -> Path:
     )
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=256,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -161,50 +161,105 @@ def varied_prompts(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     return conversations
 
 
-def bench_generate(
-    model: str, adapter: Path | None, n: int, batch_size: int, max_new_tokens: int, template_name: str | None = None
-) -> dict[str, Any]:
-    """Sequential loop vs the batched eval path on the same prompts; greedy outputs must agree."""
-    from . import templates
-    from .generate import HFBackend, Settings, timed
+ENGINES = ("sequential", "hf", "vllm")
+AGREE_TOKENS = 16  # greedy outputs are compared over their first tokens: bf16 and fp32 may part later
 
-    backend = HFBackend(model, adapter)
-    has_chat = bool(getattr(backend.tokenizer, "chat_template", None))
+
+def bench_generate(
+    model: str,
+    adapter: Path | None,
+    n: int,
+    batch_size: int,
+    max_new_tokens: int,
+    template_name: str | None = None,
+    engines: Sequence[str] = ENGINES,
+    echo=print,
+) -> dict[str, Any]:
+    """The same prompts through each engine, warm (after one warm-up batch, not counted): the
+    sequential loop and HF batched in process, vLLM through the server the runner starts. Engine
+    start (model load) and warm-up are reported apart from the timed run."""
+    from . import templates
+    from .generate import HFBackend, Settings, TokenizerSide, release_memory, timed
+
+    side = TokenizerSide(model, adapter)
+    has_chat = bool(getattr(side.tokenizer, "chat_template", None))
     template = templates.NAMED[template_name or ("tokenizer" if has_chat else templates.DEFAULT)]
     conversations = varied_prompts(n)
     if template.kind == "chat":
         prompts = [
-            backend.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
+            side.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
         ]
     else:
         prompts = [template.render(c, add_generation_prompt=True) for c in conversations]
     special = template.kind == "text"
-    stops = backend.stop_strings(template)
+    stops = side.stop_strings(template)
     settings = Settings(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    backend.generate(prompts[: min(4, n)], settings, stops, special)  # warm-up, not counted
-    sequential, sequential_s = timed(backend.generate_sequential, prompts, settings, stops, special)
-    batched, batched_s = timed(backend.generate, prompts, settings, stops, special)
-    differ = sum(a.text != b.text for a, b in zip(sequential, batched, strict=True))
-    _, prefill_s = timed(backend.prefill, prompts, batch_size, special)
-    lengths = [backend.count_tokens(p, special) for p in prompts]
-    return {
+    warm = prompts[: min(batch_size, n)]
+    results: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, list] = {}
+    if {"sequential", "hf"} & set(engines):
+        backend, start_s = timed(HFBackend, model, adapter)
+        _, warmup_s = timed(backend.generate, warm, settings, stops, special)
+        runs = {"sequential": backend.generate_sequential, "hf": backend.generate}
+        for name in (e for e in ("sequential", "hf") if e in engines):
+            echo(f"bench: {name} on {n} prompts")
+            outputs[name], seconds = timed(runs[name], prompts, settings, stops, special)
+            results[name] = {"seconds": round(seconds, 2), "start_s": round(start_s, 2), "warmup_s": round(warmup_s, 2)}
+            results[name]["dtype"] = backend.description["dtype"]
+        del backend
+        release_memory()
+    if "vllm" in engines:
+        from .vllm_server import VLLMServer, installed, unsupported
+
+        reason = "vLLM is not installed" if not installed() else unsupported(model, [adapter] if adapter else [], False)
+        if reason:
+            results["vllm"] = {"skipped": reason}
+        else:
+            with VLLMServer(model, {"adapter": adapter} if adapter else {}, echo=echo) as server:
+                backend = server.backend(model, adapter, "adapter")
+                _, warmup_s = timed(backend.generate, warm, settings, stops, special)
+                echo(f"bench: vllm on {n} prompts")
+                outputs["vllm"], seconds = timed(backend.generate, prompts, settings, stops, special)
+                results["vllm"] = {
+                    "seconds": round(seconds, 2),
+                    "start_s": server.start_s,
+                    "warmup_s": round(warmup_s, 2),
+                    "dtype": backend.description["dtype"],
+                }
+    reference = outputs.get("hf")
+    for name, generated in outputs.items():
+        tokens = sum(g.new_tokens for g in generated)
+        results[name]["new_tokens"] = tokens
+        results[name]["tokens_per_s"] = round(tokens / results[name]["seconds"], 1)
+        if reference is not None:
+            agree = [a.ids[:AGREE_TOKENS] == b.ids[:AGREE_TOKENS] for a, b in zip(generated, reference, strict=True)]
+            results[name]["agree_with_hf"] = round(sum(agree) / n, 3)
+            parted = [_parted_at(a.ids, b.ids) for a, b in zip(generated, reference, strict=True)]
+            parted = [p for p in parted if p is not None]
+            results[name]["parted_at_token"] = {"n": len(parted), "min": min(parted)} if parted else {"n": 0}
+    lengths = [side.count_tokens(p, special) for p in prompts]
+    figures: dict[str, Any] = {
+        "engines": results,
+        "prompts": n,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
         "model": model,
         "adapter": str(adapter) if adapter else None,
         "template": template.name,
-        "n": n,
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
         "prompt_tokens": {"min": min(lengths), "max": max(lengths), "mean": round(sum(lengths) / n, 1)},
-        "new_tokens": sum(g.new_tokens for g in batched),
-        "sequential_s": round(sequential_s, 2),
-        "batched_s": round(batched_s, 2),
-        "speedup": round(sequential_s / batched_s, 2),
-        # the prompts' forward passes alone, batched the same way: work no generator can skip on this machine
-        "prefill_s": round(prefill_s, 2),
-        "identical": differ == 0,
-        "differ": differ,
-        "device": backend.description["device"],
     }
+    for a, b in (("vllm", "hf"), ("hf", "sequential"), ("vllm", "sequential")):
+        if "tokens_per_s" in results.get(a, {}) and "tokens_per_s" in results.get(b, {}):
+            figures[f"speedup_{a}_over_{b}"] = round(results[a]["tokens_per_s"] / results[b]["tokens_per_s"], 2)
+    return figures
+
+
+def _parted_at(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """The first token where two answers differ (None when they are the same)."""
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return None if len(a) == len(b) else min(len(a), len(b))
 
 
 def bench_memory(
@@ -354,3 +409,48 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
             trials.setdefault(row["trial"], {"epochs": row["epochs"]})[loss_on] = {"status": row["status"], **figures}
     ordered = dict(sorted(trials.items(), key=lambda item: (item[1]["epochs"], item[0])))
     return {"project": str(project), "sweeps": folders, "figures": list(LOSS_ON_FIGURES), "trials": ordered}
+
+
+def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -> dict[str, Any]:
+    """The evaluation phase of a project's finished sweep, again, with each engine side by side:
+    hf loads the base model once per evaluation (the base and every trial), vllm once for all.
+    Outputs go to a temporary folder; the sweep itself is left as it is."""
+    import copy
+
+    from . import runs
+    from .config import load_config
+    from .errors import ConfigError
+    from .sweep import SWEEP_JSON, SWEEPS_DIR, evaluate_on_one_engine, trial_eval_dir
+
+    config = load_config(project, overrides)
+    found = sorted((config.project_dir / SWEEPS_DIR).glob(f"*/{SWEEP_JSON}"), key=lambda p: p.stat().st_mtime)
+    records = [(p.parent, runs.read_json(p) or {}) for p in found]
+    done = [(folder, record) for folder, record in records if record.get("status") == "succeeded"]
+    if not done:
+        raise ConfigError(f"{config.project_dir}: no finished sweep to evaluate again; run `atr sweep` first")
+    folder, record = done[-1]
+    evaluation = {**record["evaluation"], "key": record.get("eval_key")}
+    engines: dict[str, Any] = {}
+    for engine in ("hf", "vllm"):
+        again = copy.deepcopy(record)
+        for entry in again["trials"]:
+            entry["status"] = "trained" if entry["status"] == "succeeded" else entry["status"]
+        with tempfile.TemporaryDirectory(prefix="atr-bench-") as tmp:
+            seconds = evaluate_on_one_engine(
+                config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)
+            )
+            chrf = {
+                e["trial"]: (runs.read_json(trial_eval_dir(Path(tmp), e["trial"]) / "metrics.json") or {}).get("chrf")
+                for e in again["trials"]
+            }
+        engines[engine] = {**again["evaluation_engine"], "seconds": seconds, "chrf": chrf}
+    figures: dict[str, Any] = {
+        "sweep": record["id"],
+        "trials": len(record["trials"]),
+        "evaluations": len(record["trials"]) + 1,
+        "split": record["evaluation"].get("split"),
+        "engines": engines,
+    }
+    if engines["vllm"]["engine"] == "vllm":
+        figures["speedup_vllm_over_hf"] = round(engines["hf"]["seconds"] / engines["vllm"]["seconds"], 2)
+    return figures

@@ -8,8 +8,8 @@ window. An answer that leaks the template or loops gets a visible warning.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -17,6 +17,7 @@ from typing import IO
 from . import metrics
 from .config import load_config
 from .evaluate import (
+    Engine,
     base_target,
     generation_settings,
     leak_markers,
@@ -25,7 +26,6 @@ from .evaluate import (
     render_prompt,
     run_target,
 )
-from .generate import REPLACEMENT, HFBackend, Settings
 
 EXIT_WORDS = {"/exit", "/quit", "종료"}
 HELP = "commands: /reset (forget the conversation), /exit or 종료 (leave)"
@@ -40,6 +40,11 @@ def chat(
     stdin: IO[str] = sys.stdin,
     stdout: IO[str] = sys.stdout,
 ) -> None:
+    with contextlib.ExitStack() as stack:
+        _chat(project, overrides, run_id, base, backend, stdin, stdout, stack)
+
+
+def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: contextlib.ExitStack) -> None:
     config = load_config(project, overrides, needs_data=False)
     settings = generation_settings(config, batch_size=1)
     system = [{"role": "system", "content": config.get("SYSTEM_PROMPT")}] if config.get("SYSTEM_PROMPT") else []
@@ -55,17 +60,22 @@ def chat(
 
     else:
         target = base_target(config, None) if base else run_target(config, run_id, None)
-        model = HFBackend(target.model, target.adapter, target.load_in_4bit)
+        engine = stack.enter_context(Engine(config, [target], echo=lambda line: stdout.write(line + "\n")))
+        model = engine.backend(target)
         template = target.template
         label, template_name = target.label, template.name
         markers = leak_markers(model, template)
-        window = _context_window(model)
+        window = model.context_window
         stops = model.stop_strings(template)
 
         def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
             history, prompt = _fit(model, template, system, history, window - settings.max_new_tokens)
-            answer, finished = _stream(model, prompt, settings, stops, template.kind == "text", stdout)
-            return history, answer, finished
+            streamed = model.stream(prompt, settings, stops, template.kind == "text")
+            for piece in streamed:
+                stdout.write(piece)
+                stdout.flush()
+            assert streamed.generated is not None
+            return history, streamed.generated.text, streamed.generated.finished
 
     stdout.write(f"chatting with {label} (template {template_name}); {HELP}\n")
     history: list[dict[str, str]] = []
@@ -103,55 +113,10 @@ def chat(
         stdout.flush()
 
 
-def _context_window(backend: HFBackend) -> int:
-    config = getattr(backend.model, "config", None)
-    return int(getattr(config, "max_position_embeddings", 0) or backend.tokenizer.model_max_length or 2048)
-
-
-def _fit(backend: HFBackend, template, system, history, budget: int):
+def _fit(backend, template, system, history, budget: int):
     """Drop the oldest exchanges until the rendered prompt fits the context window."""
     while True:
         prompt = render_prompt(backend, template, system + history)
         if backend.count_tokens(prompt, template.kind == "text") <= budget or len(history) <= 1:
             return history, prompt
         history = history[2:] if len(history) > 2 else history[1:]
-
-
-def _stream(backend: HFBackend, prompt: str, settings: Settings, stop: Sequence[str], special: bool, out: IO[str]):
-    """Generate in a thread and print text as it arrives, holding back anything that could be the
-    start of a stop marker."""
-    from transformers import TextIteratorStreamer
-
-    streamer = TextIteratorStreamer(backend.tokenizer, skip_prompt=True, skip_special_tokens=False)
-    result: dict[str, object] = {}
-
-    def run() -> None:
-        result["generated"] = backend._generate_batch([prompt], settings, stop, special, streamer=streamer)[0]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    shown, pending = "", ""
-    hold = max((len(m) for m in stop), default=0)
-    stopped = False
-    eos = backend.tokenizer.eos_token or ""
-    for piece in streamer:
-        if stopped:
-            continue
-        pending += piece.replace(eos, "") if eos else piece
-        cut = min((pending.index(m) for m in stop if m in pending), default=None)
-        if cut is not None:
-            out.write(pending[:cut])
-            shown += pending[:cut]
-            pending, stopped = "", True
-            continue
-        safe = len(pending) - hold
-        if safe > 0:
-            out.write(pending[:safe])
-            shown += pending[:safe]
-            pending = pending[safe:]
-        out.flush()
-    thread.join()
-    generated = result["generated"]
-    if not stopped and pending:  # what was held back; a character the cut left incomplete is not shown
-        out.write(pending.removesuffix(REPLACEMENT) if not generated.finished else pending)
-    return generated.text, generated.finished

@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_WORK_FAILED, RunnerError
+from .errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError, RunnerError
 from .redact import Redactor
 
 EXIT_INTERRUPTED = 130
@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
         default="hf",
         help="hf: in process; openai: an OpenAI-compatible server at OPENAI_BASE_URL",
     )
+
+    def engine_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--engine",
+            choices=("auto", "hf", "vllm"),
+            help="what generates (GENERATION_ENGINE; default auto: vLLM when installed and it supports the model)",
+        )
+
+    engine_flag(ev)
     sw = project_command("sweep", "train and evaluate every trial of an epochs x LoRA-rank grid; rank them")
     sw.add_argument("--epochs", metavar="LIST", help="epochs to try, e.g. 1,2,3,5 (SWEEP_EPOCHS)")
     sw.add_argument("--lora-r", metavar="LIST", help="LoRA ranks to try, e.g. 8,16 (SWEEP_LORA_R)")
@@ -83,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
     sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
     sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
+    engine_flag(sw)
     ch = model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
     ch.add_argument(
         "--backend",
@@ -90,20 +100,25 @@ def _parser() -> argparse.ArgumentParser:
         default="hf",
         help="hf: load the model here; openai: talk to the server at OPENAI_BASE_URL (e.g. vLLM)",
     )
+    engine_flag(ch)
     srv = model_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
+    engine_flag(srv)
     bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
     bench_data.add_argument("--dialogues", type=int, default=71_139, help="corpus size (default: the real one's)")
-    bench_gen = bench_sub.add_parser("generate", help="sequential loop vs batched generation, same prompts")
+    bench_gen = bench_sub.add_parser("generate", help="sequential loop vs HF batched vs vLLM, same prompts")
     bench_gen.add_argument("--model", required=True, help="model folder, Hub id or bundled:smollm2-135m-instruct")
     bench_gen.add_argument("--adapter", type=Path, help="a PEFT adapter folder (a run's output)")
     bench_gen.add_argument("--n", type=int, default=64, help="prompts (default 64)")
     bench_gen.add_argument("--batch-size", type=int, default=16)
     bench_gen.add_argument("--max-new-tokens", type=int, default=32)
     bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
+    bench_gen.add_argument(
+        "--engines", default="sequential,hf,vllm", help="comma-separated: sequential, hf, vllm (default: all three)"
+    )
     bench_mem = bench_sub.add_parser("memory", help="memory preflight estimate vs one measured LoRA step on CPU")
     bench_mem.add_argument("--model", required=True, help="model folder or bundled:smollm2-135m-instruct")
     bench_mem.add_argument("--batch-size", type=int, default=2)
@@ -115,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_fam.add_argument("--only", help="comma-separated families (default: all)")
     bench_fam.add_argument("--out", type=Path, help="also write the table to this file")
+    bench_sweep = bench_sub.add_parser(
+        "sweep-eval", help="a finished sweep's evaluation phase again, with hf (a load per trial) and vllm (one load)"
+    )
+    bench_sweep.add_argument("project", type=Path)
+    bench_sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     bench_loss = bench_sub.add_parser(
         "loss-on", help="a project's sweep with LOSS_ON=answer and with LOSS_ON=all: leak and repetition per trial"
     )
@@ -140,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "engine", None):  # a flag that sets a key: one way in for both
+        args.overrides = [*args.overrides, f"GENERATION_ENGINE={args.engine}"]
     from .show import console
 
     out, err = console(), console(stderr=True)
@@ -289,6 +311,12 @@ def _dispatch(args: argparse.Namespace, out) -> int:
         if args.bench == "data":
             print(json.dumps(bench.bench_data(args.dialogues), indent=2))
             return EXIT_OK
+        if args.bench == "sweep-eval":
+            figures = bench.bench_sweep_eval(
+                args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr)
+            )
+            print(json.dumps(figures, indent=2))
+            return EXIT_OK
         if args.bench == "loss-on":
             figures = bench.bench_loss_on(args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr))
             print(json.dumps(figures, indent=2))
@@ -309,8 +337,19 @@ def _dispatch(args: argparse.Namespace, out) -> int:
             )
             print(json.dumps(figures, indent=2))
             return EXIT_OK
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        unknown = [e for e in engines if e not in bench.ENGINES]
+        if unknown or not engines:
+            raise ConfigError(f"--engines: {','.join(unknown) or '(none)'}: choose from {', '.join(bench.ENGINES)}")
         figures = bench.bench_generate(
-            training_path(ref), args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template
+            training_path(ref),
+            args.adapter,
+            args.n,
+            args.batch_size,
+            args.max_new_tokens,
+            args.template,
+            engines,
+            echo=lambda line: print(line, file=sys.stderr),
         )
         print(json.dumps(figures, indent=2))
         return EXIT_OK

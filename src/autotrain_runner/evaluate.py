@@ -23,7 +23,7 @@ from typing import Any
 from . import metrics, models, runs, templates
 from .config import Config, load_config
 from .errors import ConfigError
-from .generate import Generated, HFBackend, OpenAIBackend, Settings
+from .generate import Generated, HFBackend, OpenAIBackend, Settings, release_memory
 
 
 @dataclass
@@ -49,6 +49,7 @@ def evaluate(
     out: Path | None = None,
     compare_base: bool = False,
     backend: str = "hf",
+    engine: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     config = load_config(project, overrides)
@@ -66,38 +67,106 @@ def evaluate(
     targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
     if compare_base and not base:
         targets.append(base_target(config, None))
+    with Engine(config, targets, backend, engine, echo) as generators:
+        results = evaluate_targets(config, targets, generators, split, prompts_file, limit, echo)
+    if len(results) == 2:
+        for kind in ("split", "prompts"):
+            if all(r[kind] is not None for r in results):
+                shown = [
+                    t if kind == "split" else dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets
+                ]
+                _write_comparison(shown, [r[kind] for r in results])
+                echo(f"wrote {shown[0].out_dir / 'compare.md'}")
+    return [r["split"] for r in results]
+
+
+def evaluate_targets(
+    config: Config,
+    targets: Sequence[Target],
+    engine: Engine,
+    split: str = "test",
+    prompts_file: Path | None = None,
+    limit: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Each target on the split (with the held-out loss on the valid split), then on EVAL_PROMPTS;
+    one `Engine` for all of them (with vLLM: one base-model load). Per target: {"split": figures,
+    "prompts": figures or None}."""
     samples = _samples(config, split, prompts_file, limit)
     valid = _samples(config, "valid", None, limit) if prompts_file is None and split != "valid" else []
     settings = generation_settings(config)
-    results = _run(
-        config, targets, samples, valid if backend == "hf" else [], settings, backend, str(prompts_file or split), echo
-    )
-    listed = prompts_path(config)
-    if prompts_file is None and listed is not None:  # the qualitative list, beside the split
-        listed_targets = [dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets]
-        _run(config, listed_targets, _samples(config, split, listed, limit), [], settings, backend, str(listed), echo)
-    return results
-
-
-def _run(
-    config: Config,
-    targets: list[Target],
-    samples: list[dict[str, Any]],
-    valid: list[dict[str, Any]],
-    settings: Settings,
-    backend: str,
-    what: str,
-    echo: Callable[[str], None],
-) -> list[dict[str, Any]]:
+    listed = prompts_path(config) if prompts_file is None else None
+    listed_samples = _samples(config, split, listed, limit) if listed is not None else []
     results = []
     for target in targets:
-        echo(f"evaluating {target.label} on {len(samples)} samples ({what})")
-        results.append(_evaluate_one(config, target, samples, valid, settings, backend))
+        backend = engine.backend(target)
+        echo(f"evaluating {target.label} on {len(samples)} samples ({prompts_file or split}; engine {engine.kind})")
+        result = {"split": _evaluate_one(config, target, samples, valid, settings, backend), "prompts": None}
         echo(f"wrote {target.out_dir}")
-    if len(results) == 2:
-        _write_comparison(targets, results)
-        echo(f"wrote {targets[0].out_dir / 'compare.md'}")
+        if listed is not None:  # the qualitative list, beside the split
+            listed_target = dataclasses.replace(target, out_dir=target.out_dir / "prompts")
+            echo(f"evaluating {target.label} on {len(listed_samples)} samples ({listed}; engine {engine.kind})")
+            result["prompts"] = _evaluate_one(config, listed_target, listed_samples, [], settings, backend)
+            echo(f"wrote {listed_target.out_dir}")
+        results.append(result)
+        engine.release(backend)
     return results
+
+
+class Engine:
+    """What generates for an evaluation: `hf` (a model loaded per target), `vllm` (one server for
+    the base model and every target's adapter) or `openai` (a server the user runs)."""
+
+    def __init__(
+        self,
+        config: Config,
+        targets: Sequence[Target],
+        backend: str = "hf",
+        choice: str | None = None,
+        echo: Callable[[str], None] = print,
+        log_path: Path | None = None,
+    ):
+        from . import vllm_server
+
+        self.config = config
+        self.server: vllm_server.VLLMServer | None = None
+        self.base_loads = 0
+        if backend == "openai":
+            self.kind = "openai"
+        else:
+            self.kind = vllm_server.choose(choice or config.get("GENERATION_ENGINE"), targets, echo)
+        if self.kind == "vllm":
+            adapters = {_served_name(t): t.adapter for t in targets if t.adapter is not None}
+            self.server = vllm_server.VLLMServer(targets[0].model, adapters, log_path, echo)
+
+    def __enter__(self) -> Engine:
+        if self.server is not None:
+            self.server.start()
+            self.base_loads = 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def backend(self, target: Target):
+        if self.kind == "openai":
+            return openai_backend(self.config)
+        if self.server is not None:
+            return self.server.backend(target.model, target.adapter, _served_name(target) if target.adapter else None)
+        self.base_loads += 1
+        return HFBackend(target.model, target.adapter, target.load_in_4bit)
+
+    def release(self, backend) -> None:
+        if isinstance(backend, HFBackend):
+            del backend.model
+            release_memory()
+
+
+def _served_name(target: Target) -> str:
+    """An adapter's name on the vLLM server: its run folder's name, unique among a sweep's trials."""
+    assert target.adapter is not None
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", target.adapter.parent.name) or "adapter"
 
 
 def prompts_path(config: Config) -> Path | None:
@@ -207,13 +276,13 @@ def openai_markers(template: templates.PromptTemplate) -> list[str]:
     return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]
 
 
-def render_prompt(backend: HFBackend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
+def render_prompt(backend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
     if template.kind == "chat":
         return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return template.render(messages, add_generation_prompt=True)
 
 
-def leak_markers(backend: HFBackend, template: templates.PromptTemplate) -> list[str]:
+def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
     """What must never appear in an answer: the layout's role markers and the special tokens."""
     found = template.markers() if template.kind == "text" else []
     found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
@@ -228,18 +297,15 @@ def _evaluate_one(
     samples: list[dict[str, Any]],
     valid: list[dict[str, Any]],
     settings: Settings,
-    kind: str,
+    backend,
 ) -> dict[str, Any]:
-    backend: HFBackend | OpenAIBackend
-    if kind == "openai":
-        backend = openai_backend(config)
+    if isinstance(backend, OpenAIBackend):
         # the server renders the template: the prompt shown is the conversation itself
         prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
         started = time.perf_counter()
         outputs = backend.generate_messages([s["messages"] for s in samples], settings)
         markers = openai_markers(target.template)
     else:
-        backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
         special = target.template.kind == "text"
         prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
         started = time.perf_counter()
@@ -274,7 +340,7 @@ def _evaluate_one(
             "mean_chars": metrics.mean([len(o) for o in outs]),
         }
     )
-    if valid and isinstance(backend, HFBackend):
+    if valid and not isinstance(backend, OpenAIBackend):
         figures.update(_held_out_loss(backend, target.template, valid))
     figures["signature"] = {
         **backend.description,
@@ -335,35 +401,10 @@ def _cosine(hyps: list[str], refs: list[str], model_name: str | None) -> tuple[l
     return metrics.tfidf_cosine(hyps, refs), f"tfidf-char-2-4 ({reason})"
 
 
-def _held_out_loss(backend: HFBackend, template: templates.PromptTemplate, valid: list[dict[str, Any]]):
+def _held_out_loss(backend, template: templates.PromptTemplate, valid: list[dict[str, Any]]) -> dict[str, Any]:
     """Teacher-forced loss of the reference answers only: the overfitting signal AutoTrain drops."""
-    import torch
-
-    tokenizer, model = backend.tokenizer, backend.model
-    total, count = 0.0, 0
-    for sample in valid:
-        prompt = render_prompt(backend, template, sample["messages"])
-        special = template.kind == "text"
-        prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
-        if template.kind == "chat":
-            full_text = tokenizer.apply_chat_template(
-                [*sample["messages"], {"role": "assistant", "content": sample["reference"]}], tokenize=False
-            )
-            full = tokenizer(full_text, add_special_tokens=False)["input_ids"]
-        else:
-            full = tokenizer(prompt + sample["reference"], add_special_tokens=True)["input_ids"] + [
-                tokenizer.eos_token_id
-            ]
-        if full[: len(prompt_ids)] != prompt_ids or len(full) <= len(prompt_ids):
-            continue  # the tokenizer merged across the boundary: no clean answer span
-        ids = torch.tensor([full], device=backend.device)
-        labels = ids.clone()
-        labels[0, : len(prompt_ids)] = -100
-        with torch.no_grad():
-            loss = model(input_ids=ids, labels=labels).loss.item()
-        answer_tokens = len(full) - len(prompt_ids)
-        total += loss * answer_tokens
-        count += answer_tokens
+    spans = [backend.answer_ids(template, s["messages"], s["reference"]) for s in valid]
+    total, count = backend.answer_loss([span for span in spans if span is not None])
     if not count:
         return {}
     mean_loss = total / count

@@ -8,7 +8,7 @@ only difference between them is the batching.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class Generated:
     text: str
     finished: bool  # stopped at EOS or a stop marker, not at max_new_tokens
     new_tokens: int
+    ids: tuple[int, ...] = ()  # the answer's token ids, up to its end (what engines are compared on)
 
 
 def release_memory() -> None:
@@ -53,13 +54,13 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-class HFBackend:
-    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request
-    (bitsandbytes >= 0.49 quantizes on the CPU too, so an int4 run is evaluated as it was trained)."""
+class TokenizerSide:
+    """What every engine shares: the run's tokenizer, its end-of-answer ids and stop markers, and
+    how generated ids become an answer. An engine renders, counts and decodes here, so that HF and
+    vLLM give the same prompts the same ids and cut answers the same way."""
 
-    def __init__(self, model: str, adapter: Path | None = None, load_in_4bit: bool = False):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __init__(self, model: str, adapter: Path | None = None):
+        from transformers import AutoTokenizer
 
         # The run's output folder holds the tokenizer AutoTrain trained with (chatml/zephyr add tokens).
         tokenizer_source = adapter if adapter and (adapter / "tokenizer_config.json").is_file() else model
@@ -67,6 +68,119 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.eos_ids: list[int] = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+
+    def _add_configured_eos(self, generation_config: Any) -> None:
+        """The tokenizer's EOS and the generation config's: instruct models often end a turn with a
+        token of their own (Gemma 3's <end_of_turn>, Llama 3.1's <|eom_id|>) listed only there."""
+        configured = getattr(generation_config, "eos_token_id", None)
+        configured = configured if isinstance(configured, list) else [configured]
+        self.eos_ids = [i for i in dict.fromkeys([*self.eos_ids, *configured]) if i is not None]
+
+    def stop_strings(self, template) -> tuple[str, ...]:
+        """Where an answer ends besides EOS: a text layout's own stop markers, or what a chat
+        template writes between an answer and the next user turn (`chat_stop_strings`)."""
+        return tuple(template.stop) if template.kind == "text" else chat_stop_strings(self.tokenizer)
+
+    def encode(self, prompt: str, special: bool) -> list[int]:
+        return self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
+
+    def count_tokens(self, text: str, special: bool) -> int:
+        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
+        """The answer up to its end (EOS or a stop marker); `finished` only when the model ended it.
+
+        An answer cut at `max_new_tokens` may end inside a character that byte-level tokens spell
+        over several tokens (a Korean syllable is three bytes): those last tokens are dropped
+        rather than shown as U+FFFD.
+        """
+        ends = [ids.index(eos) for eos in self.eos_ids if eos in ids]
+        finished = bool(ends)
+        if finished:
+            ids = ids[: min(ends)]
+        pad = self.tokenizer.pad_token_id
+        while ids and ids[-1] == pad:
+            ids.pop()
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        for marker in stop:
+            if marker in text:
+                text, finished = text.split(marker, 1)[0], True
+        if not finished:
+            text = self._whole_characters(ids, text)
+        return Generated(text.strip(), finished, len(ids), tuple(ids))
+
+    def _whole_characters(self, ids: list[int], text: str) -> str:
+        """`text` (the decoded `ids`) without a character that the cut left incomplete."""
+        kept = list(ids)
+        while text.endswith(REPLACEMENT) and kept and len(ids) - len(kept) < 4:
+            kept.pop()
+            text = self.tokenizer.decode(kept, skip_special_tokens=False)
+        return text
+
+    def answer_ids(self, template, messages: list[dict[str, str]], reference: str) -> tuple[list[int], int] | None:
+        """The ids of a prompt followed by its reference answer, and where the answer starts: what
+        the held-out loss scores. None when the tokenizer merges across the boundary."""
+        special = template.kind == "text"
+        if template.kind == "chat":
+            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            full_text = self.tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": reference}], tokenize=False
+            )
+            full = self.encode(full_text, False)
+        else:
+            prompt = template.render(messages, add_generation_prompt=True)
+            full = [*self.encode(prompt + reference, True), self.tokenizer.eos_token_id]
+        prompt_ids = self.encode(prompt, special)
+        if full[: len(prompt_ids)] != prompt_ids or len(full) <= len(prompt_ids):
+            return None
+        return full, len(prompt_ids)
+
+
+class Streamed:
+    """An answer as it is generated: iterate for the text shown so far (anything that could be the
+    start of a stop marker held back, the EOS never shown), then `generated` holds the whole answer."""
+
+    def __init__(self, pieces: Iterator[str], finish: Callable[[], Generated], stop: Sequence[str], eos: str | None):
+        self._pieces, self._finish, self._stop, self._eos = pieces, finish, tuple(stop), eos or ""
+        self.generated: Generated | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        pending, shown, stopped = "", "", False
+        hold = max((len(m) for m in self._stop), default=0)
+        for piece in self._pieces:
+            pending += piece.replace(self._eos, "") if self._eos else piece
+            cut = min((pending.index(m) for m in self._stop if m in pending), default=None)
+            if cut is not None:
+                pending, stopped = pending[:cut], True
+                break
+            # a trailing U+FFFD is a character still incomplete: it waits for the bytes that finish it
+            safe = min(len(pending) - hold, len(pending.rstrip(REPLACEMENT)))
+            if safe > 0:
+                shown += pending[:safe]
+                yield pending[:safe]
+                pending = pending[safe:]
+        if stopped:  # the rest, unshown, so that generation ends (an ended streamer must not be read again)
+            for _ in self._pieces:
+                pass
+        self.generated = self._finish()
+        # What was held back, as the whole answer has it (a character the cut left incomplete is
+        # dropped there); the pieces shown and this tail add up to `generated.text`.
+        final, start = self.generated.text, shown.lstrip()
+        tail = final[len(start) :] if final.startswith(start) else pending.rstrip(REPLACEMENT)
+        if tail:
+            yield tail
+
+
+class HFBackend(TokenizerSide):
+    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request
+    (bitsandbytes >= 0.49 quantizes on the CPU too, so an int4 run is evaluated as it was trained)."""
+
+    def __init__(self, model: str, adapter: Path | None = None, load_in_4bit: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        super().__init__(model, adapter)
         cuda = torch.cuda.is_available()
         kwargs: dict[str, Any] = {"dtype": torch.float32}
         if cuda:
@@ -87,13 +201,10 @@ class HFBackend:
             self.model = PeftModel.from_pretrained(self.model, str(adapter))
         self.model.eval()
         self.device = next(self.model.parameters()).device
-        # The tokenizer's EOS and the generation config's: instruct models often end a turn with a
-        # token of their own (Gemma 3's <end_of_turn>, Llama 3.1's <|eom_id|>) listed only there.
-        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        configured = configured if isinstance(configured, list) else [configured]
-        self.eos_ids = [i for i in dict.fromkeys([self.tokenizer.eos_token_id, *configured]) if i is not None]
+        self._add_configured_eos(getattr(self.model, "generation_config", None))
         self.description = {
             "backend": "hf",
+            "engine": "hf (transformers generate)",
             "model": model,
             "adapter": str(adapter) if adapter else None,
             "dtype": str(kwargs["dtype"]).removeprefix("torch."),
@@ -101,13 +212,14 @@ class HFBackend:
             "load_in_4bit": bool(load_in_4bit),
         }
 
-    def stop_strings(self, template) -> tuple[str, ...]:
-        """Where an answer ends besides EOS: a text layout's own stop markers, or what a chat
-        template writes between an answer and the next user turn (`chat_stop_strings`)."""
-        return tuple(template.stop) if template.kind == "text" else chat_stop_strings(self.tokenizer)
-
-    def count_tokens(self, text: str, special: bool) -> int:
-        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+    @property
+    def context_window(self) -> int:
+        """The model's positions, else the tokenizer's maximum, else 2048."""
+        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", 0) or 0
+        if isinstance(positions, int) and positions > 0:
+            return positions
+        limit = getattr(self.tokenizer, "model_max_length", 0) or 0
+        return int(limit) if isinstance(limit, int) and 0 < limit < 10**9 else 2048  # 1e30 means "unset"
 
     def generate(
         self,
@@ -144,6 +256,48 @@ class HFBackend:
             with torch.no_grad():
                 self.model(**{k: v.to(self.device) for k, v in encoded.items()}, num_logits_to_keep=1)
 
+    def stream(self, prompt: str, settings: Settings, stop: Sequence[str], special: bool) -> Streamed:
+        """Generate in a thread, the text arriving through a `TextIteratorStreamer`."""
+        import threading
+
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["generated"] = self._generate_batch([prompt], settings, stop, special, streamer=streamer)[0]
+            except BaseException as exc:
+                result["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+
+        def finish() -> Generated:
+            thread.join()
+            if "error" in result:
+                raise result["error"]
+            return result["generated"]
+
+        return Streamed(iter(streamer), finish, stop, self.tokenizer.eos_token)
+
+    def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
+        """Teacher-forced: the summed loss of the answer tokens of each (ids, answer start), and their count."""
+        import torch
+
+        total, count = 0.0, 0
+        for full, start in spans:
+            ids = torch.tensor([full], device=self.device)
+            labels = ids.clone()
+            labels[0, :start] = -100
+            with torch.no_grad():
+                loss = self.model(input_ids=ids, labels=labels).loss.item()
+            total += loss * (len(full) - start)
+            count += len(full) - start
+        return total, count
+
     def generate_sequential(
         self, prompts: Sequence[str], settings: Settings, stop: Sequence[str] = (), special: bool = False
     ) -> list[Generated]:
@@ -176,36 +330,6 @@ class HFBackend:
             )
         width = encoded["input_ids"].shape[1]
         return [self._decode(row[width:].tolist(), settings, stop) for row in output]
-
-    def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
-        """The answer up to its end (EOS or a stop marker); `finished` only when the model ended it.
-
-        An answer cut at `max_new_tokens` may end inside a character that byte-level tokens spell
-        over several tokens (a Korean syllable is three bytes): those last tokens are dropped
-        rather than shown as U+FFFD.
-        """
-        ends = [ids.index(eos) for eos in self.eos_ids if eos in ids]
-        finished = bool(ends)
-        if finished:
-            ids = ids[: min(ends)]
-        pad = self.tokenizer.pad_token_id
-        while ids and ids[-1] == pad:
-            ids.pop()
-        text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        for marker in stop:
-            if marker in text:
-                text, finished = text.split(marker, 1)[0], True
-        if not finished:
-            text = self._whole_characters(ids, text)
-        return Generated(text.strip(), finished, len(ids))
-
-    def _whole_characters(self, ids: list[int], text: str) -> str:
-        """`text` (the decoded `ids`) without a character that the cut left incomplete."""
-        kept = list(ids)
-        while text.endswith(REPLACEMENT) and kept and len(ids) - len(kept) < 4:
-            kept.pop()
-            text = self.tokenizer.decode(kept, skip_special_tokens=False)
-        return text
 
 
 REPLACEMENT = "\ufffd"  # what decoding shows for bytes that are not a whole UTF-8 character

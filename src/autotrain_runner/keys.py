@@ -256,6 +256,14 @@ _EVAL_KEYS = [
     ),
     Key("REPETITION_PENALTY", "float", "Generation: 1.0 is none", default=1.0, check=_above(0), group="eval"),
     Key("EVAL_BATCH_SIZE", "int", "Generation: prompts per batch", default=16, check=_above(1, True), group="eval"),
+    Key(
+        "GENERATION_ENGINE",
+        "str",
+        "Generation for eval, chat, serve, sweep: auto (vLLM when installed and it supports the model), hf or vllm",
+        default="auto",
+        choices=("auto", "hf", "vllm"),
+        group="eval",
+    ),
     Key("EMBEDDING_MODEL", "str", "sentence-transformers model (Hub id or folder) for cosine similarity", group="eval"),
     Key(
         "BLEU_TOKENIZE",

@@ -9,8 +9,11 @@ included, is an OpenAI-style JSON body, never a traceback; a client that hangs u
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import errno
+import itertools
 import json
 import re
 import socket
@@ -18,19 +21,23 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import metrics
+from .chat_page import chat_page
 from .config import load_config
 from .data.base import ROLES
 from .errors import ConfigError, WorkError
-from .evaluate import Target, base_target, generation_settings, run_target
-from .generate import HFBackend, Settings
+from .evaluate import Engine, Target, base_target, generation_settings, leak_markers, run_target
+from .generate import Generated, HFBackend, Settings
 
+CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 MAX_BODY = 1_000_000  # bytes
 MAX_TOKENS = 4096
 IDLE_SECONDS = 15  # a kept-alive connection with no next request is closed after this
@@ -51,25 +58,30 @@ class _BadRequest(Exception):
         self.param = param
 
 
-def _context_window(backend: HFBackend) -> int:
-    """As `atr chat` measures it: the model's positions, else the tokenizer's maximum, else 2048."""
-    config = getattr(backend.model, "config", None)
-    positions = getattr(config, "max_position_embeddings", 0) or 0
-    if isinstance(positions, int) and positions > 0:
-        return positions
-    limit = getattr(backend.tokenizer, "model_max_length", 0) or 0
-    return int(limit) if isinstance(limit, int) and 0 < limit < 10**9 else 2048  # 1e30 means "unset"
-
-
 class _Model:
-    def __init__(self, target: Target, settings: Settings, name: str, max_waiting: int):
-        self.backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+    """The models a server answers for (the run's adapter, and the base model it was trained on)
+    on one engine. HF generates one request at a time on its one model; vLLM batches concurrent
+    requests itself."""
+
+    def __init__(
+        self, engine: Engine, target: Target, base: Target | None, settings: Settings, name: str, max_waiting: int
+    ):
+        self.backend = engine.backend(target)
+        self.names: dict[str, Any] = {name: self.backend}  # served name -> the backend that answers it
+        if base is not None:
+            self.base_name = base.label.removeprefix("base ")
+            if isinstance(self.backend, HFBackend):
+                self.names[self.base_name] = "disable-adapter"  # the same model, its adapter switched off
+            else:
+                self.names[self.base_name] = engine.backend(base)
         self.stops = self.backend.stop_strings(target.template)
+        self.markers = leak_markers(self.backend, target.template)
         self.template = target.template
         self.settings = settings
         self.name = name
-        self.window = _context_window(self.backend)
-        self.lock = threading.Lock()  # the model and its tokenizer: generation, one request at a time
+        self.window = self.backend.context_window
+        self.serial = isinstance(self.backend, HFBackend)
+        self.lock = threading.Lock()  # the HF model and its tokenizer: generation, one request at a time
         self.slots = threading.BoundedSemaphore(max_waiting)
         # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
         # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
@@ -80,11 +92,17 @@ class _Model:
         except Exception:  # a tokenizer that cannot be copied shares the model's lock
             self.prep_tokenizer, self.prep_lock = self.backend.tokenizer, self.lock
 
-    def prepare(self, messages: list[dict[str, str]]) -> tuple[str, int]:
-        """The prompt in the run's template, and its length in tokens."""
-        special = self.template.kind == "text"
+    def listed(self) -> list[dict[str, Any]]:
+        return [{"id": n, "object": "model", "created": 0, "owned_by": "autotrain-runner"} for n in self.names]
+
+    def prepare(self, messages: list[dict[str, str]] | None, text: str | None = None) -> tuple[str, int, bool]:
+        """The prompt (the messages in the run's template, or a raw completion prompt), its length
+        in tokens, and whether special tokens are added when it is tokenized."""
+        special = self.template.kind == "text" if messages is not None else True
         with self.prep_lock:
-            if self.template.kind == "chat":
+            if messages is None:
+                prompt = text or ""
+            elif self.template.kind == "chat":
                 from jinja2 import TemplateError
 
                 try:
@@ -101,10 +119,10 @@ class _Model:
             else:
                 prompt = self.template.render(messages, add_generation_prompt=True)
             tokens = len(self.prep_tokenizer(prompt, add_special_tokens=special, verbose=False)["input_ids"])
-        return prompt, tokens
+        return prompt, tokens, special
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int | None, temperature: float) -> dict[str, Any]:
-        prompt, prompt_tokens = self.prepare(messages)
+    def _settings(self, request: _Request, prompt_tokens: int) -> Settings:
+        max_tokens = request.max_tokens
         if max_tokens is None:  # not asked for: the project's MAX_NEW_TOKENS, or what room the context leaves
             max_tokens = max(1, min(self.settings.max_new_tokens, self.window - prompt_tokens))
         if prompt_tokens + max_tokens > self.window:
@@ -114,67 +132,155 @@ class _Model:
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
                 "completion). Please reduce the length of the messages or completion.",
                 "context_length_exceeded",
-                "messages",
+                "messages" if request.messages is not None else "prompt",
             )
-        settings = Settings(
+        return Settings(
             max_new_tokens=max_tokens,
-            temperature=temperature,
+            temperature=request.temperature,
             top_p=self.settings.top_p,
             repetition_penalty=self.settings.repetition_penalty,
             batch_size=1,
         )
+
+    @contextlib.contextmanager
+    def _generating(self, model_name: str | None) -> Iterator[Any]:
+        """The backend for the requested model (the run's, unless the base model is named), held
+        for the generation: under the lock for HF, with the adapter off for its base model."""
+        chosen = self.names.get(model_name or self.name, self.backend)  # an unknown name: the run, as before
+        if not self.serial:
+            yield chosen
+            return
         with self.lock:
-            generated = self.backend.generate([prompt], settings, self.stops, self.template.kind == "text")[0]
+            if chosen == "disable-adapter":
+                with self.backend.model.disable_adapter():
+                    yield self.backend
+            else:
+                yield self.backend
+
+    def complete(self, request: _Request) -> dict[str, Any]:
+        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        settings = self._settings(request, prompt_tokens)
+        stops = self.stops if request.messages is not None else ()
+        with self._generating(request.model) as backend:
+            generated = backend.generate([prompt], settings, stops, special)[0]
+        return self._body(request, generated, prompt_tokens)
+
+    def stream(self, request: _Request) -> Iterator[dict[str, Any]]:
+        """The chunks of a streamed answer, the last one with the finish reason and the flags."""
+        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        settings = self._settings(request, prompt_tokens)
+        stops = self.stops if request.messages is not None else ()
+        ident, created = _ident(request), int(time.time())
+        with self._generating(request.model) as backend:
+            streamed = backend.stream(prompt, settings, stops, special)
+            if request.messages is not None:
+                yield _chunk(request, ident, created, {"role": "assistant", "content": ""}, None)
+            for piece in streamed:
+                yield _chunk(
+                    request, ident, created, {"content": piece} if request.messages is not None else piece, None
+                )
+        generated = streamed.generated
+        assert generated is not None
+        last = _chunk(request, ident, created, {} if request.messages is not None else "", _finish(generated))
+        last["usage"] = _usage(prompt_tokens, generated)
+        last["x_atr"] = self.flags(generated.text)
+        yield last
+
+    def flags(self, text: str) -> dict[str, Any]:
+        """What `atr chat` warns about: the template's markers in the answer, and loops."""
+        return {"leaked": metrics.leaks(text, self.markers), "repeats": metrics.repeats(text)}
+
+    def _body(self, request: _Request, generated: Generated, prompt_tokens: int) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(generated)}
+        if request.messages is not None:
+            choice["message"] = {"role": "assistant", "content": generated.text}
+        else:
+            choice["text"] = generated.text
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
+            "id": _ident(request),
+            "object": "chat.completion" if request.messages is not None else "text_completion",
             "created": int(time.time()),
-            "model": self.name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": generated.text},
-                    "finish_reason": "stop" if generated.finished else "length",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": generated.new_tokens,
-                "total_tokens": prompt_tokens + generated.new_tokens,
-            },
+            "model": request.model or self.name,
+            "choices": [choice],
+            "usage": _usage(prompt_tokens, generated),
+            "x_atr": self.flags(generated.text),
         }
 
 
-def _parse(body: bytes, model: _Model) -> tuple[list[dict[str, str]], int | None, float]:
+def _ident(request: _Request) -> str:
+    return f"{'chatcmpl' if request.messages is not None else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+
+
+def _finish(generated: Generated) -> str:
+    return "stop" if generated.finished else "length"
+
+
+def _usage(prompt_tokens: int, generated: Generated) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": generated.new_tokens,
+        "total_tokens": prompt_tokens + generated.new_tokens,
+    }
+
+
+def _chunk(request: _Request, ident: str, created: int, delta: Any, finish: str | None) -> dict[str, Any]:
+    if request.messages is not None:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        kind = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": delta, "finish_reason": finish}
+        kind = "text_completion"
+    return {"id": ident, "object": kind, "created": created, "model": request.model or "", "choices": [choice]}
+
+
+@dataclass
+class _Request:
+    messages: list[dict[str, str]] | None  # /v1/chat/completions
+    prompt: str | None  # /v1/completions
+    max_tokens: int | None
+    temperature: float
+    stream: bool
+    model: str | None
+
+
+def _parse(body: bytes, model: _Model, route: str) -> _Request:
     try:
         request = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer of 5,000 digits
         raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
     if not isinstance(request, dict):
         raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
-    if request.get("stream"):
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "stream=true is not supported; omit it", None, "stream")
-    messages = request.get("messages")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
-        )
-    ):
-        raise _BadRequest(
-            HTTPStatus.BAD_REQUEST,
-            "messages must be a non-empty list of {role: system|user|assistant, content: string}",
-            None,
-            "messages",
-        )
-    for index, message in enumerate(messages):
-        try:
-            message["content"].encode("utf-8")
-        except UnicodeEncodeError:
+    stream = request.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, "stream must be true or false", None, "stream")
+    messages, prompt = None, None
+    if route == CHAT:
+        messages = request.get("messages")
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
+            )
+        ):
             raise _BadRequest(
-                HTTPStatus.BAD_REQUEST, f"messages[{index}].content holds a lone surrogate (\\ud800-\\udfff)"
-            ) from None
+                HTTPStatus.BAD_REQUEST,
+                "messages must be a non-empty list of {role: system|user|assistant, content: string}",
+                None,
+                "messages",
+            )
+        texts = [(f"messages[{i}].content", m["content"]) for i, m in enumerate(messages)]
+        messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+    else:
+        prompt = request.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "prompt must be a non-empty string", None, "prompt")
+        texts = [("prompt", prompt)]
+    for where, text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"{where} holds a lone surrogate (\\ud800-\\udfff)") from None
     max_tokens = request.get("max_tokens", request.get("max_completion_tokens"))
     if max_tokens is not None and (
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS
@@ -185,7 +291,8 @@ def _parse(body: bytes, model: _Model) -> tuple[list[dict[str, str]], int | None
     temperature = request.get("temperature", model.settings.temperature)
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
         raise _BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2", None, "temperature")
-    return [{"role": m["role"], "content": m["content"]} for m in messages], max_tokens, float(temperature)
+    name = request.get("model")
+    return _Request(messages, prompt, max_tokens, float(temperature), stream, name if isinstance(name, str) else None)
 
 
 def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
@@ -243,15 +350,40 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Content-Length", "0").strip() not in ("", "0"):
                 self.close_connection = True  # a body we do not read: the connection cannot carry on
             if self._route() == "/v1/models":
-                self._send(
-                    HTTPStatus.OK,
-                    {
-                        "object": "list",
-                        "data": [{"id": model.name, "object": "model", "created": 0, "owned_by": "autotrain-runner"}],
-                    },
-                )
+                self._send(HTTPStatus.OK, {"object": "list", "data": model.listed()})
+            elif self._route() == "":
+                self._send_page()
             else:
-                self._error(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /v1/models or /v1/chat/completions")
+                self._error(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /, /v1/models or {CHAT}")
+
+        def _send_page(self) -> None:
+            """The chat page: one self-contained HTML file (no script, style or font from elsewhere)."""
+            body = chat_page(model.name, model.settings.max_new_tokens).encode()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header(
+                "Content-Security-Policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            )
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _send_events(self, chunks: Iterator[dict[str, Any]]) -> None:
+            """Server-sent events: `data: {chunk}` for each, then `data: [DONE]`; the connection closes after."""
+            first = next(chunks)  # a refusal (400 for the context) comes before any event is sent
+            self.close_connection = True
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in itertools.chain([first], chunks):
+                self.wfile.write(b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n")
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
 
         def _read_body(self, length: int) -> tuple[bytes | None, int]:
             """The body, or None when it stops short: EOF, a pause over BODY_SECONDS, or BODY_DEADLINE in all."""
@@ -279,7 +411,7 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
         def handle_expect_100(self) -> bool:
             """`Expect: 100-continue` (curl, for big bodies): no go-ahead for a body that would be refused."""
             length = self._declared_length()
-            if length is not None and length <= MAX_BODY and self._route() == "/v1/chat/completions":
+            if length is not None and length <= MAX_BODY and self._route() in (CHAT, COMPLETIONS):
                 return super().handle_expect_100()
             return True  # do_POST answers at once, and the client need not send the body
 
@@ -302,8 +434,9 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
                 pass
 
         def do_POST(self) -> None:
-            if self._route() != "/v1/chat/completions":
-                self._refuse(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /v1/chat/completions")
+            route = self._route()
+            if route not in (CHAT, COMPLETIONS):
+                self._refuse(HTTPStatus.NOT_FOUND, f"no route {route}; use {CHAT} or {COMPLETIONS}")
                 return
             if "Transfer-Encoding" in self.headers:
                 self._refuse(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not supported; send a Content-Length")
@@ -324,7 +457,7 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             try:
-                messages, max_tokens, temperature = _parse(body, model)
+                request = _parse(body, model, route)
             except _BadRequest as exc:
                 self._error(exc.status, str(exc), exc.code, exc.param)
                 return
@@ -337,13 +470,21 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             try:
-                completion = model.complete(messages, max_tokens, temperature)
+                if request.stream:
+                    self._send_events(model.stream(request))
+                    return
+                completion = model.complete(request)
             except _BadRequest as exc:
                 self._error(exc.status, str(exc), exc.code, exc.param)
                 return
+            except (ConnectionError, TimeoutError):  # the client hung up mid-stream
+                return
             except Exception as exc:  # a failure of the model: one line here, a JSON 500 there
                 print(f"{self.address_string()} error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this request; see the server's log")
+                if not request.stream or not self.close_connection:
+                    self._error(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this request; see the server's log"
+                    )
                 return
             finally:
                 model.slots.release()
@@ -403,18 +544,29 @@ def serve(
     _check_port(port)  # before anything is read or loaded
     config = load_config(project, overrides, needs_data=False)
     target = base_target(config, None) if base else run_target(config, run_id, None)
+    # a run's adapter is served beside the base model it was trained on (`model` picks one)
+    base_model = None
+    if not base and target.adapter is not None:
+        project_base = base_target(config, None)
+        if project_base.model == target.model:  # the project still names the model the run trained on
+            base_model = dataclasses.replace(target, label=project_base.label, adapter=None)
     settings = generation_settings(config, batch_size=1)
     name = config.project_name if not base else config.model.spec
     server = _listen(host, port)
     try:
-        try:
-            model = _Model(target, settings, name, max_waiting)
-        except OSError as exc:  # transformers' "can't load": not a listening problem
-            raise WorkError(f"cannot load the model {target.model}: {exc}".splitlines()[0]) from None
-        server.RequestHandlerClass = _handler(model)
-        bound_host, bound_port = server.server_address[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        echo(f"serving {target.label} as model {name!r} on http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
-        server.serve_forever()
+        with Engine(config, [target], echo=echo) as engine:
+            try:
+                model = _Model(engine, target, base_model, settings, name, max_waiting)
+            except OSError as exc:  # transformers' "can't load": not a listening problem
+                raise WorkError(f"cannot load the model {target.model}: {exc}".splitlines()[0]) from None
+            server.RequestHandlerClass = _handler(model)
+            bound_host, bound_port = server.server_address[:2]
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            also = f" (and the base model as {model.base_name!r})" if base_model is not None else ""
+            echo(
+                f"serving {target.label} as model {name!r}{also} on http://{shown}:{bound_port}/v1 "
+                f"with {engine.kind}; chat page http://{shown}:{bound_port}/ (Ctrl-C stops)"
+            )
+            server.serve_forever()
     finally:
         server.server_close()

@@ -171,18 +171,27 @@ def sweep(
         base_due = force or record["base"].get("eval_key") != evaluation["key"]
         if base_due or any(step != "reuse" for step in plan.values()):
             models.ensure_converted(config.model, log=echo)  # once, here, before any worker needs it
-        if base_due:
+        # vLLM: the trials only train, then one engine evaluates the base model and every adapter
+        together = _one_engine(config)
+        record["evaluation_engine"] = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
+        if base_due and not together:
             work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
         todo = [t for t in trials if plan[t.name] != "reuse"]
         where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
         specs = [_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
+        for spec in specs:
+            spec["evaluate"] = not together
         for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
             with record_lock:
                 _apply(record, spec, outcome, evaluation["key"])
+                if "eval_s" in outcome:
+                    _count_evaluation(record, outcome["eval_s"], loads=1)
                 runs.write_json_atomic(folder / SWEEP_JSON, record)
             work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
             why = f" ({outcome['error']})" if outcome.get("error") else ""
             echo(f"trial {spec['trial']}: {outcome['status']}{why}")
+        if together:
+            work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -191,7 +200,7 @@ def sweep(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for entry in record["trials"]:
-            if entry["status"] == "running":  # a trial cut short (Ctrl-C, or a failure of this process)
+            if entry["status"] in ("running", "trained"):  # cut short (Ctrl-C, or a failure of this process)
                 why = "interrupted by the user (Ctrl-C)" if interrupted else "the sweep itself stopped; see its output"
                 entry.update(status="interrupted", error=why)
         statuses = {entry["status"] for entry in record["trials"]}
@@ -441,7 +450,86 @@ def _evaluate_base(
         release_memory()
     seconds = round(time.monotonic() - began, 2)
     record["base"]["eval_s"] = seconds
+    _count_evaluation(record, seconds, loads=1)
     runs.write_json_atomic(folder / SWEEP_JSON, record)
+    return seconds
+
+
+def _count_evaluation(record: dict[str, Any], seconds: float, loads: int) -> None:
+    """sweep.json's `evaluation_engine`: the engine, how many times the base model was loaded for
+    evaluation, and the seconds evaluation took in all."""
+    summary = record.setdefault("evaluation_engine", {"engine": "hf", "base_loads": 0, "eval_s": 0.0})
+    summary["base_loads"] += loads
+    summary["eval_s"] = round(summary["eval_s"] + seconds, 2)
+
+
+def _one_engine(config: Config) -> bool:
+    """Whether this sweep evaluates on one vLLM engine (GENERATION_ENGINE, and what vLLM supports)."""
+    from . import vllm_server
+    from .evaluate import base_target
+
+    base = base_target(config, None)
+    quiet = vllm_server.choose(config.get("GENERATION_ENGINE"), [base], lambda line: None)
+    return quiet == "vllm"
+
+
+def evaluate_on_one_engine(
+    config: Config,
+    folder: Path,
+    record: dict[str, Any],
+    evaluation: dict[str, Any],
+    base_due: bool,
+    echo: Callable[[str], None],
+    choice: str | None = None,
+    out_root: Path | None = None,
+) -> float:
+    """The base model (when due) and every trained trial, each on the sweep's evaluation, on one
+    engine: with vLLM, one base-model load for all. A trial whose evaluation fails is failed; the
+    others go on. Returns the seconds the phase took."""
+    from .evaluate import Engine, base_target, evaluate_targets, run_target
+
+    began = time.monotonic()
+    root = out_root or folder
+    entries = [e for e in record["trials"] if e["status"] == "trained"]
+    targets = [run_target(config, e["run_id"], trial_eval_dir(root, e["trial"])) for e in entries]
+    if base_due:
+        targets.insert(0, base_target(config, root / BASE_DIR))
+    if not targets:
+        return 0.0
+    inputs = _eval_inputs(evaluation["split"], evaluation["prompts"])
+    with Engine(config, targets, choice=choice, echo=echo) as engine:
+        for target in targets:
+            entry = next((e for e in entries if trial_eval_dir(root, e["trial"]) == target.out_dir), None)
+            started = time.monotonic()
+            try:
+                evaluate_targets(config, [target], engine, echo=echo, **inputs)
+                error = None
+            except Exception as exc:  # this target's failure, not the sweep's
+                error = _failure(exc)
+            seconds = round(time.monotonic() - started, 2)
+            if entry is None:  # the base model
+                record["base"] = {
+                    "folder": BASE_DIR,
+                    "eval_key": None if error else evaluation["key"],
+                    "eval_s": seconds,
+                }
+                if error:
+                    record["base"]["error"] = error
+                    echo(f"warning: the base model's evaluation failed, the sweep goes on without it: {error}")
+            else:
+                update = {"status": "succeeded", "error": None, "eval_key": evaluation["key"], "eval_s": seconds}
+                if error:
+                    update.update(status="failed", error="evaluation failed: " + error, eval_key=entry.get("eval_key"))
+                entry.update(update)
+                echo(f"trial {entry['trial']}: {entry['status']}" + (f" ({entry['error']})" if error else ""))
+            if out_root is None:
+                runs.write_json_atomic(folder / SWEEP_JSON, record)
+        loads = engine.base_loads
+        start_s = engine.server.start_s if engine.server else None
+    seconds = round(time.monotonic() - began, 2)
+    record["evaluation_engine"] = {"engine": engine.kind, "base_loads": loads, "eval_s": seconds}
+    if start_s is not None:
+        record["evaluation_engine"]["start_s"] = start_s
     return seconds
 
 
@@ -470,6 +558,8 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
         outcome["train_s"] = result.record.get("duration_s", 0.0)
         if result.status != "succeeded":
             return {**outcome, "status": result.status, "error": result.record.get("error")}
+    if not spec.get("evaluate", True):  # evaluated after all trials, on one engine (`evaluate_on_one_engine`)
+        return {**outcome, "status": "trained"}
     began = time.monotonic()
     try:
         evaluate(
