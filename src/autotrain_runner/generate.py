@@ -7,6 +7,7 @@ only difference between them is the batching.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -144,8 +145,20 @@ class Streamed:
     def __init__(self, pieces: Iterator[str], finish: Callable[[], Generated], stop: Sequence[str], eos: str | None):
         self._pieces, self._finish, self._stop, self._eos = pieces, finish, tuple(stop), eos or ""
         self.generated: Generated | None = None
+        self._ended = False  # every piece read: a streamer that has ended must not be read again
 
     def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._shown()
+        finally:
+            if not self._ended:  # the reader stopped early (a client hung up): let generation end
+                for _ in self._pieces:
+                    pass
+                self._ended = True
+                with contextlib.suppress(Exception):
+                    self.generated = self._finish()
+
+    def _shown(self) -> Iterator[str]:
         pending, shown, stopped = "", "", False
         hold = max((len(m) for m in self._stop), default=0)
         for piece in self._pieces:
@@ -163,6 +176,7 @@ class Streamed:
         if stopped:  # the rest, unshown, so that generation ends (an ended streamer must not be read again)
             for _ in self._pieces:
                 pass
+        self._ended = True
         self.generated = self._finish()
         # What was held back, as the whole answer has it (a character the cut left incomplete is
         # dropped there); the pieces shown and this tail add up to `generated.text`.

@@ -1,10 +1,14 @@
-"""`atr serve`: an OpenAI-compatible `/v1/chat/completions` and `/v1/models` for a run.
+"""`atr serve`: an OpenAI-compatible server for a run, and a chat page for people.
 
-The standard library's threading HTTP server: requests are bounded in size and in time, at most
-`max_waiting` wait for the model (more get 429 with Retry-After), and generation runs one request
-at a time on the one model. A prompt that does not fit the model's context with its `max_tokens`
-gets 400 (`context_length_exceeded`), as OpenAI answers. Every error, the server's own 414/431/501
-included, is an OpenAI-style JSON body, never a traceback; a client that hangs up is not an error.
+`/v1/chat/completions` and `/v1/completions` (streamed as server-sent events with `stream=true`),
+`/v1/models` (the run, and the base model it was trained on), and `/`, the chat page
+(`chat_page`). The standard library's threading HTTP server: requests are bounded in size and in
+time, at most `max_waiting` wait for the model (more get 429 with Retry-After). With the hf
+engine generation runs one request at a time on the one model; with vllm, vLLM batches the
+requests in flight. A prompt that does not fit the model's context with its `max_tokens` gets 400
+(`context_length_exceeded`), as OpenAI answers, before any event of a stream. Every error, the
+server's own 414/431/501 included, is an OpenAI-style JSON body, never a traceback; a client that
+hangs up is not an error.
 """
 
 from __future__ import annotations
