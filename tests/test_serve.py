@@ -458,6 +458,19 @@ def test_the_chat_page_streams_keeps_the_conversation_and_starts_again(live, chr
             first = send("오늘 기분 어때?")
             assert page.locator(".user").all_inner_texts() == ["오늘 기분 어때?"]
             assert first.strip(), "an answer was streamed into the page"
+            # the warnings `atr chat` prints, for this answer's flags (greedy: the API gives the same answer)
+            same = {"messages": [{"role": "user", "content": "오늘 기분 어때?"}]}
+            _, whole = request(f"{live.url}/chat/completions", json.dumps(same).encode())
+            assert whole["choices"][0]["message"]["content"] == first
+            expected = [
+                bool(whole["x_atr"]["leaked"]),
+                whole["x_atr"]["repeats"],
+                whole["choices"][0]["finish_reason"] == "length",
+            ]
+            shown = page.locator(".warning").all_inner_texts()
+            assert len(shown) == sum(expected), (shown, whole)
+            assert any("no end of answer" in w for w in shown) == expected[2]
+            assert any("repeats itself" in w for w in shown) == expected[1]
             send("또 말해 줘")
             assert page.locator(".user").count() == 2 and page.locator(".assistant").count() == 2
             page.fill("#input", "/reset")
