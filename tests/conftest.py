@@ -90,6 +90,22 @@ def atr(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+def read_events(response) -> list[dict]:
+    """Server-sent events (`data: {json}` lines) up to `data: [DONE]`, from an HTTP response."""
+    import json
+
+    events = []
+    for raw in response:
+        line = raw.decode().strip()
+        if not line:
+            continue
+        assert line.startswith("data: "), line
+        if line == "data: [DONE]":
+            return events
+        events.append(json.loads(line[6:]))
+    raise AssertionError(f"no data: [DONE] after {len(events)} events")
+
+
 def _sigint_default() -> None:
     # A background job of a non-interactive shell starts with SIGINT ignored, and a child inherits
     # that: the runner then rightly ignores Ctrl-C. A test of Ctrl-C gives its child the default.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import atr
+from conftest import atr, read_events
 
 CONCURRENT = 30
 
@@ -389,16 +389,7 @@ def sse(url: str, payload: dict) -> tuple[str, list[dict]]:
     """POST with stream=true: the Content-Type and the events up to `data: [DONE]`."""
     req = urllib.request.Request(url, data=json.dumps({**payload, "stream": True}).encode())
     with urllib.request.urlopen(req, timeout=120) as response:
-        kind, events = response.headers["Content-Type"], []
-        for raw in response:
-            line = raw.decode().strip()
-            if not line:
-                continue
-            assert line.startswith("data: "), line
-            if line == "data: [DONE]":
-                return kind, events
-            events.append(json.loads(line[6:]))
-    raise AssertionError(f"no data: [DONE] after {events}")
+        return response.headers["Content-Type"], read_events(response)
 
 
 def test_hf_streams_server_sent_events_and_serves_completions(live):
@@ -408,7 +399,7 @@ def test_hf_streams_server_sent_events_and_serves_completions(live):
     kind, events = sse(f"{live.url}/chat/completions", body)
     assert kind.startswith("text/event-stream")
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    assert all(e["object"] == "chat.completion.chunk" and e["model"] for e in events)
     streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     last = events[-1]
     assert last["choices"][0]["finish_reason"] in ("stop", "length") and last["usage"]["completion_tokens"] <= 10

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import atr, write
+from conftest import STYLE_ENV, atr, read_events, write
 
 vllm_installed = pytest.mark.skipif(
     __import__("importlib").util.find_spec("vllm") is None,
@@ -25,25 +25,8 @@ vllm_installed = pytest.mark.skipif(
 )
 pytestmark = vllm_installed
 
-ENV = """\
-MODEL={model}
-DATA_BUILDER=txt
-RAW_DATA=style.txt
-PROMPT_TEMPLATE=instruct-ko
-TRAINER=sft
-PEFT=true
-QUANTIZATION=none
-LORA_R=4
-LORA_ALPHA=8
-BLOCK_SIZE=64
-BATCH_SIZE=2
-GRADIENT_ACCUMULATION=1
-LR=1e-3
-MAX_NEW_TOKENS=12
-SWEEP_EPOCHS=1,2
-GENERATION_ENGINE=vllm
-EVAL_PROMPTS=prompts.txt
-"""
+# the style project's env (conftest), on the vLLM-sized tiny model, swept over epochs on vLLM
+ENV = STYLE_ENV + "MAX_NEW_TOKENS=12\nSWEEP_EPOCHS=1,2\nGENERATION_ENGINE=vllm\nEVAL_PROMPTS=prompts.txt\n"
 
 
 @pytest.fixture(scope="module")
@@ -120,20 +103,6 @@ def test_auto_says_why_it_does_not_pick_vllm(style_project):
     named = atr("eval", str(style_project), "--base", "--limit", "2", "--engine", "vllm")
     assert named.code == 2 and "Traceback" not in named.text
     assert "GENERATION_ENGINE=vllm: vLLM cannot serve this: its attention head size 8" in named.err
-
-
-def read_events(response) -> list[dict]:
-    """Server-sent events up to `data: [DONE]`."""
-    events = []
-    for raw in response:
-        line = raw.decode().strip()
-        if not line:
-            continue
-        assert line.startswith("data: "), line
-        if line == "data: [DONE]":
-            return events
-        events.append(json.loads(line[6:]))
-    raise AssertionError(f"no [DONE] after {len(events)} events")
 
 
 def post(url: str, payload: dict, timeout: float = 300):

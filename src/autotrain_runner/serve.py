@@ -174,18 +174,25 @@ class _Model:
         prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
         settings = self._settings(request, prompt_tokens)
         stops = self.stops if request.messages is not None else ()
-        ident, created = _ident(request), int(time.time())
+        ident, created, name = _ident(request), int(time.time()), request.model or self.name
         with self._generating(request.model) as backend:
             streamed = backend.stream(prompt, settings, stops, special)
             if request.messages is not None:
-                yield _chunk(request, ident, created, {"role": "assistant", "content": ""}, None)
+                yield _chunk(request, name, ident, created, {"role": "assistant", "content": ""}, None)
             for piece in streamed:
                 yield _chunk(
-                    request, ident, created, {"content": piece} if request.messages is not None else piece, None
+                    request, name, ident, created, {"content": piece} if request.messages is not None else piece, None
                 )
         generated = streamed.generated
         assert generated is not None
-        last = _chunk(request, ident, created, {} if request.messages is not None else "", _finish(generated))
+        last = _chunk(
+            request,
+            request.model or self.name,
+            ident,
+            created,
+            {} if request.messages is not None else "",
+            _finish(generated),
+        )
         last["usage"] = _usage(prompt_tokens, generated)
         last["x_atr"] = self.flags(generated.text)
         yield last
@@ -227,14 +234,14 @@ def _usage(prompt_tokens: int, generated: Generated) -> dict[str, int]:
     }
 
 
-def _chunk(request: _Request, ident: str, created: int, delta: Any, finish: str | None) -> dict[str, Any]:
+def _chunk(request: _Request, model: str, ident: str, created: int, delta: Any, finish: str | None) -> dict[str, Any]:
     if request.messages is not None:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         kind = "chat.completion.chunk"
     else:
         choice = {"index": 0, "text": delta, "finish_reason": finish}
         kind = "text_completion"
-    return {"id": ident, "object": kind, "created": created, "model": request.model or "", "choices": [choice]}
+    return {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]}
 
 
 @dataclass
