@@ -490,16 +490,19 @@ def evaluate_on_one_engine(
 
     began = time.monotonic()
     root = out_root or folder
-    entries = [e for e in record["trials"] if e["status"] == "trained"]
-    targets = [run_target(config, e["run_id"], trial_eval_dir(root, e["trial"])) for e in entries]
+    # (the trial's entry, or None for the base model; its target)
+    pairs: list[tuple[dict[str, Any] | None, Any]] = [
+        (e, run_target(config, e["run_id"], trial_eval_dir(root, e["trial"])))
+        for e in record["trials"]
+        if e["status"] == "trained"
+    ]
     if base_due:
-        targets.insert(0, base_target(config, root / BASE_DIR))
-    if not targets:
+        pairs.insert(0, (None, base_target(config, root / BASE_DIR)))
+    if not pairs:
         return 0.0
     inputs = _eval_inputs(evaluation["split"], evaluation["prompts"])
-    with Engine(config, targets, choice=choice, echo=echo) as engine:
-        for target in targets:
-            entry = next((e for e in entries if trial_eval_dir(root, e["trial"]) == target.out_dir), None)
+    with Engine(config, [target for _, target in pairs], choice=choice, echo=echo) as engine:
+        for entry, target in pairs:
             started = time.monotonic()
             try:
                 evaluate_targets(config, [target], engine, echo=echo, **inputs)

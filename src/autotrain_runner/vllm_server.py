@@ -131,9 +131,9 @@ def choose(choice: str, targets: Sequence[Any], echo: Callable[[str], None]) -> 
             echo(f"engine: hf (vLLM is not installed; {INSTALL_HINT})")
         return "hf"
     adapters = [t.adapter for t in targets if t.adapter is not None]
-    reason = next((r for t in targets if (r := unsupported(t.model, adapters, t.load_in_4bit))), None) or _one_base(
-        targets
-    )
+    # each distinct model once: the adapters (every tokenizer.json parsed) are checked against it
+    models = dict.fromkeys((t.model, t.load_in_4bit) for t in targets)
+    reason = next((r for m, four in models if (r := unsupported(m, adapters, four))), None) or _one_base(targets)
     if reason:
         if choice == "vllm":
             raise ConfigError(f"GENERATION_ENGINE=vllm: vLLM cannot serve this: {reason}; use --engine hf")
