@@ -5,9 +5,9 @@ import shlex
 
 import pytest
 
-from autotrain_runner import autotrain_schema
-from autotrain_runner.config import load_config
+from autotrain_runner.config.project import load_config
 from autotrain_runner.errors import ConfigError
+from autotrain_runner.training import autotrain_schema
 from conftest import LEGACY_ENV, atr, write, write_csv
 
 EXPECTED_FLAGS = (
@@ -53,7 +53,7 @@ def test_argv_is_understood_by_autotrains_own_parser(legacy_project):
     from autotrain.cli.run_llm import RunAutoTrainLLMCommand
 
     config = load_config(legacy_project)
-    from autotrain_runner.command import build_argv
+    from autotrain_runner.training.command import build_argv
 
     parser = argparse.ArgumentParser()
     RunAutoTrainLLMCommand.register_subcommand(parser.add_subparsers())

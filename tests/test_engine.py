@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from autotrain_runner import engine
+from autotrain_runner.training import engine
 
 
 def _params(tmp_path, **fields):
@@ -149,9 +149,9 @@ def test_launch_is_one_process_without_several_gpus(tmp_path):
     params = tmp_path / "params.json"
     params.write_text(json.dumps({}))
     fields = {"gradient_accumulation": 4, "mixed_precision": "bf16"}
-    assert engine.launch_argv(params, 1, fields)[1:] == ["-m", "autotrain_runner.engine", str(params)]
+    assert engine.launch_argv(params, 1, fields)[1:] == ["-m", "autotrain_runner.training.engine", str(params)]
     multi = engine.launch_argv(params, 2, fields)
     assert multi[1:7] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1", "--num_processes"]
-    assert multi[-5:] == ["--mixed_precision", "bf16", "-m", "autotrain_runner.engine", str(params)]
+    assert multi[-5:] == ["--mixed_precision", "bf16", "-m", "autotrain_runner.training.engine", str(params)]
     deepspeed = engine.launch_argv(params, 4, {**fields, "distributed_backend": "deepspeed"})
     assert "--use_deepspeed" in deepspeed and deepspeed[deepspeed.index("--gradient_accumulation_steps") + 1] == "4"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from autotrain_runner.envfile import expand, read_entries
+from autotrain_runner.config.envfile import expand, read_entries
 from conftest import write
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from autotrain_runner import families
+from autotrain_runner.config import families
 from conftest import atr
 
 NAMES = list(families.FAMILIES)

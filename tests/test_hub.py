@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner.config import load_config
+from autotrain_runner.config.project import load_config
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.hub import Hit, push, resolve_repo, scan_text, stale, token_warnings
+from autotrain_runner.hub.hub import Hit, push, resolve_repo, scan_text, stale, token_warnings
 from conftest import CANARY, STYLE_ENV, atr, write
 
 ENV = STYLE_ENV + "USERNAME=me\nMAX_NEW_TOKENS=8\nEVAL_BATCH_SIZE=4\n"
@@ -384,8 +384,8 @@ def test_scan_shapes_and_stale_files():
 
 def test_the_card_names_the_language_of_the_training_data(tmp_path):
     """From the staged data's contents (not its JSON keys): Korean, English, or both."""
-    from autotrain_runner import templates
-    from autotrain_runner.hub import _languages
+    from autotrain_runner.config import templates
+    from autotrain_runner.hub.hub import _languages
 
     def staged(name: str, text: str) -> Path:
         run = tmp_path / name

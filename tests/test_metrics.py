@@ -3,7 +3,8 @@
 import pytest
 import sacrebleu
 
-from autotrain_runner import metrics, templates
+from autotrain_runner.config import templates
+from autotrain_runner.evaluation import metrics
 
 HYPS = ["오늘 하늘이 넘 맑아여~*", "떡볶이 먹으러 가여", ""]
 REFS = ["오늘 하눌이 넘넘 맑아여~*", "떡볶이 어때여?!", "굿나잇 ^^"]

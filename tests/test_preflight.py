@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner import preflight
-from autotrain_runner.preflight import (
+from autotrain_runner.training import preflight
+from autotrain_runner.training.preflight import (
     GB,
     LLAMA_LINEARS,
     Training,

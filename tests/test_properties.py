@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autotrain_runner import cli
+from autotrain_runner.cli import main as cli
 
 _KEY_HINT = re.compile(r"error: [A-Z][A-Z0-9_]*: ")
 FAST = int(os.environ.get("ATR_HYPOTHESIS_EXAMPLES", "200"))

@@ -141,7 +141,7 @@ def test_a_trial_that_fails_on_a_node_is_missing_with_its_error_and_the_token_is
 
 def test_a_node_that_cannot_see_the_project_fails_its_trial_and_says_why(tmp_path):
     """What each Ray task checks first, run as a node runs it: a path it cannot see is the trial's failure."""
-    from autotrain_runner.sweep_ray import run_task
+    from autotrain_runner.sweep.ray_executor import run_task
 
     missing = tmp_path / "not-mounted-here" / "project"
     outcome = run_task({"trial": "e1-r4-a8", "project": str(missing)}, [str(missing)])
@@ -174,7 +174,7 @@ def test_ctrl_c_cancels_the_ray_tasks_and_marks_the_trials_interrupted(cluster, 
 
 
 def _trainers_under(folder: Path) -> list[int]:
-    """Trainer processes (`python -m autotrain_runner.engine`) whose working directory lies in `folder`."""
+    """Trainer processes (`python -m autotrain_runner.training.engine`) whose working directory lies in `folder`."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -182,7 +182,7 @@ def _trainers_under(folder: Path) -> list[int]:
             cwd = os.readlink(proc / "cwd")
         except (OSError, ValueError):
             continue
-        if "autotrain_runner.engine" in cmdline and cwd.startswith(str(folder)):
+        if "autotrain_runner.training.engine" in cmdline and cwd.startswith(str(folder)):
             found.append(int(proc.name))
     return found
 

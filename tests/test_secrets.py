@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from autotrain_runner.config import load_config, sanitize_project_name
-from autotrain_runner.hub import Hit, scan_text
+from autotrain_runner.config.project import load_config, sanitize_project_name
+from autotrain_runner.hub.hub import Hit, scan_text
 from autotrain_runner.redact import MASK, Redactor, as_text, hide_credentials
-from autotrain_runner.train import _child_env
+from autotrain_runner.training.train import _child_env
 from conftest import CANARY, atr, write
 
 HF = "a Hugging Face token (hf_...)"

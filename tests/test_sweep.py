@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autotrain_runner.results import leaderboard
+from autotrain_runner.evaluation.results import leaderboard
 from conftest import CANARY, STYLE_ENV, atr, start_atr, write
 
 HOOKS = Path(__file__).parent / "hooks"
@@ -224,8 +224,8 @@ def test_nan_scores_and_missing_scores_never_win():
 
 
 def test_the_sweep_id_follows_what_the_trials_train_on(style_project):
-    from autotrain_runner.config import load_config
-    from autotrain_runner.sweep import _identity, grid
+    from autotrain_runner.config.project import load_config
+    from autotrain_runner.sweep.sweep import _identity, grid
 
     def identity(*sets: str) -> str:
         config = load_config(style_project, ["SWEEP_EPOCHS=1,2", *sets])
@@ -311,7 +311,7 @@ def test_heatmap_panels_share_one_colour_scale(tmp_path):
     the common range 1..3 in both panels, so two whole cells are viridis' middle colour."""
     from matplotlib import colormaps
 
-    from autotrain_runner import plots
+    from autotrain_runner.report import plots
 
     path = plots.heatmap(
         tmp_path / "h.png", "t", ["1", "2"], ["r8"], {"a": [[1.0], [2.0]], "b": [[2.0], [3.0]]}, "e", "r"

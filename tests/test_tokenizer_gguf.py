@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner import models
+from autotrain_runner.config import models
 
 BUNDLED = "bundled:smollm2-135m-instruct"
 TEXTS = [

@@ -200,7 +200,7 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
     assert record["eval_loss_epochs"] == [1.0, 2.0] and record["eval_loss"] == record["eval_loss_history"][-1]
     listed = atr("runs", str(project)).out
     assert "eval loss" in listed and f"{record['eval_loss']:.4f}" in listed
-    from autotrain_runner.report import loss_curves
+    from autotrain_runner.report.report import loss_curves
 
     curves = loss_curves([record])  # the report's loss chart: a second line for the held-out split
     assert curves["eos eval"] == ([1.0, 2.0], record["eval_loss_history"]) and "eos train" in curves
@@ -228,7 +228,7 @@ def test_training_params_written_by_autotrain_with_a_token_are_scrubbed(tmp_path
     """AutoTrain's own `params.save` writes the token in clear; the scrub after every run removes it."""
     from autotrain.trainers.clm.params import LLMTrainingParams
 
-    from autotrain_runner.train import _scrub_training_params
+    from autotrain_runner.training.train import _scrub_training_params
 
     params = LLMTrainingParams(model="m", project_name="p", data_path="d", token=CANARY, username="me")
     params.save(output_dir=str(tmp_path))

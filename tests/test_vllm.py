@@ -207,7 +207,7 @@ def test_the_cpu_lora_fix_computes_what_vllms_own_ops_compute():
 
     import torch
 
-    from autotrain_runner import vllm_fix
+    from autotrain_runner.generation import vllm_fix
 
     ops = importlib.import_module(vllm_fix.FIXED)
     torch.manual_seed(0)

@@ -178,8 +178,8 @@ def bench_generate(
     """The same prompts through each engine, warm (after one warm-up batch, not counted): the
     sequential loop and HF batched in process, vLLM through the server the runner starts. Engine
     start (model load) and warm-up are reported apart from the timed run."""
-    from . import templates
-    from .generate import HFBackend, Settings, TokenizerSide, release_memory, timed
+    from autotrain_runner.config import templates
+    from autotrain_runner.generation.generate import HFBackend, Settings, TokenizerSide, release_memory, timed
 
     side = TokenizerSide(model, adapter)
     has_chat = bool(getattr(side.tokenizer, "chat_template", None))
@@ -209,7 +209,7 @@ def bench_generate(
         del backend
         release_memory()
     if "vllm" in engines:
-        from .vllm_server import VLLMServer, installed, unsupported
+        from autotrain_runner.generation.vllm_server import VLLMServer, installed, unsupported
 
         reason = "vLLM is not installed" if not installed() else unsupported(model, [adapter] if adapter else [], False)
         if reason:
@@ -278,7 +278,7 @@ def bench_memory(
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
-    from . import preflight
+    from autotrain_runner.training import preflight
 
     torch.manual_seed(0)
     loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32, as the engine loads it
@@ -393,8 +393,8 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
     """The project's sweep run twice, with LOSS_ON=answer and with LOSS_ON=all: per trial (an epoch
     count, say), side by side, chrF and the EOS rate on the held-out split, and the template-leak
     and repetition rates there and on the prompt list. Finished trials are reused, as by `atr sweep`."""
-    from .results import leaderboard, trial_evals
-    from .sweep import sweep
+    from autotrain_runner.evaluation.results import leaderboard, trial_evals
+    from autotrain_runner.sweep.sweep import sweep
 
     trials: dict[str, dict[str, Any]] = {}
     folders = {}
@@ -417,14 +417,14 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
     Outputs go to a temporary folder; the sweep itself is left as it is."""
     import copy
 
-    from . import runs
-    from .config import load_config
-    from .errors import ConfigError
-    from .sweep import SWEEP_JSON, SWEEPS_DIR, evaluate_on_one_engine, trial_eval_dir
+    from autotrain_runner import layout
+    from autotrain_runner.config.project import load_config
+    from autotrain_runner.errors import ConfigError
+    from autotrain_runner.sweep.sweep import SWEEP_JSON, SWEEPS_DIR, evaluate_on_one_engine, trial_eval_dir
 
     config = load_config(project, overrides)
     found = sorted((config.project_dir / SWEEPS_DIR).glob(f"*/{SWEEP_JSON}"), key=lambda p: p.stat().st_mtime)
-    records = [(p.parent, runs.read_json(p) or {}) for p in found]
+    records = [(p.parent, layout.read_json(p) or {}) for p in found]
     done = [(folder, record) for folder, record in records if record.get("status") == "succeeded"]
     if not done:
         raise ConfigError(f"{config.project_dir}: no finished sweep to evaluate again; run `atr sweep` first")
@@ -440,7 +440,7 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
                 config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)
             )
             chrf = {
-                e["trial"]: (runs.read_json(trial_eval_dir(Path(tmp), e["trial"]) / "metrics.json") or {}).get("chrf")
+                e["trial"]: (layout.read_json(trial_eval_dir(Path(tmp), e["trial"]) / "metrics.json") or {}).get("chrf")
                 for e in again["trials"]
             }
         engines[engine] = {**again["evaluation_engine"], "seconds": seconds, "chrf": chrf}

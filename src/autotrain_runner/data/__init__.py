@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, runs
-from ..config import Config, load_config
-from ..envfile import display_path
-from ..errors import ConfigError, Problem
-from ..keys import KEYS
-from . import emotion, instruct, outputs, summary, table, txt
-from .base import BadRows, Builder, Options, Sample
-from .lint import lint
-from .readers import decode, find_inputs
+from autotrain_runner import __version__, layout
+from autotrain_runner.config.envfile import display_path
+from autotrain_runner.config.keys import KEYS
+from autotrain_runner.config.project import Config, load_config
+from autotrain_runner.data import emotion, instruct, outputs, summary, table, txt
+from autotrain_runner.data.base import BadRows, Builder, Options, Sample
+from autotrain_runner.data.lint import lint
+from autotrain_runner.data.readers import decode, find_inputs
+from autotrain_runner.errors import ConfigError, Problem
 
 MANIFEST = outputs.MANIFEST
 BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
@@ -136,7 +136,7 @@ def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: 
 
 @functools.cache
 def _sha256(path: Path) -> str:  # cached: fingerprint and manifest both hash every input
-    return runs.sha256_file(path)
+    return layout.sha256_file(path)
 
 
 def _describe_input(path: Path) -> dict[str, Any]:

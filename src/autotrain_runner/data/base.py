@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Problem
 
 ROLES = ("system", "user", "assistant")
 

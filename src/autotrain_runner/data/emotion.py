@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..envfile import display_path
-from ..errors import ConfigError
-from .base import BadRows, Options, Sample, with_system
-from .readers import TABLE_SUFFIXES, json_records, read_text, table_rows
+from autotrain_runner.config.envfile import display_path
+from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.readers import TABLE_SUFFIXES, json_records, read_text, table_rows
+from autotrain_runner.errors import ConfigError
 
 SUFFIXES = (*TABLE_SUFFIXES, ".json", ".jsonl")
 DEFAULT_SYSTEM = (

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, Problem
-from .base import BadRows, Options, Sample, conversation_problem, with_system
-from .readers import JSON_SUFFIXES, json_records, read_text
+from autotrain_runner.data.base import BadRows, Options, Sample, conversation_problem, with_system
+from autotrain_runner.data.readers import JSON_SUFFIXES, json_records, read_text
+from autotrain_runner.errors import ConfigError, Problem
 
 SUFFIXES = JSON_SUFFIXES
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}

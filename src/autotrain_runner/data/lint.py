@@ -13,10 +13,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..models import ModelRef, converted_folder
-from .base import conversation_problem
-from .summary import MASK_TOKEN
+from autotrain_runner.config.models import ModelRef, converted_folder
+from autotrain_runner.config.project import Config
+from autotrain_runner.data.base import conversation_problem
+from autotrain_runner.data.summary import MASK_TOKEN
 
 ESTIMATE = "estimate: UTF-8 bytes / 3 (no local tokenizer.json)"
 

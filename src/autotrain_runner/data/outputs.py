@@ -26,11 +26,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..envfile import display_path as _display_path
-from ..errors import Problem
+from autotrain_runner.config.envfile import display_path as _display_path
+from autotrain_runner.errors import Problem
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from autotrain_runner.config.project import Config
 
 MARKER = ".atr-dataset"
 MANIFEST = "manifest.json"

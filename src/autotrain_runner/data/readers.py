@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..envfile import display_path
-from ..errors import ConfigError
-from . import outputs
+from autotrain_runner.config.envfile import display_path
+from autotrain_runner.data import outputs
+from autotrain_runner.errors import ConfigError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx")
 JSON_SUFFIXES = (".json", ".jsonl")

@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..envfile import display_path
-from ..errors import ConfigError
-from .base import BadRows, Options, Sample, with_system
-from .readers import loads, read_text
+from autotrain_runner.config.envfile import display_path
+from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.readers import loads, read_text
+from autotrain_runner.errors import ConfigError
 
 SUFFIXES = (".json",)
 DEFAULT_INSTRUCTION = "다음 대화를 요약해 주세요."

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..envfile import display_path
-from ..errors import ConfigError
-from .base import BadRows, Options, Sample, with_system
-from .readers import JSON_SUFFIXES, TABLE_SUFFIXES, json_records, read_text, table_rows
+from autotrain_runner.config.envfile import display_path
+from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.readers import JSON_SUFFIXES, TABLE_SUFFIXES, json_records, read_text, table_rows
+from autotrain_runner.errors import ConfigError
 
 SUFFIXES = TABLE_SUFFIXES + JSON_SUFFIXES
 

@@ -1,0 +1,396 @@
+"""The `atr` command line: parse arguments, call one library function, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from autotrain_runner import __version__
+from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError, RunnerError
+from autotrain_runner.redact import Redactor
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atr", description="Env-file projects to verified AutoTrain runs.")
+    parser.add_argument("--version", action="version", version=f"autotrain-runner {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def project_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("project", type=Path, help="project folder holding project.env, or an .env file")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a key (highest precedence; repeatable)",
+        )
+        return p
+
+    check = project_command("check", "validate the env file and show every resolved key with its source")
+    check.add_argument("--cpu", action="store_true", help="check as `train --cpu` would run")
+    sub.add_parser("keys", help="list every key an env file may set")
+    cmd = project_command("command", "print the exact AutoTrain argv, shell-quoted, secrets masked")
+    cmd.add_argument("--json", action="store_true", help="print a JSON list instead")
+    cmd.add_argument("--cpu", action="store_true", help="as `train --cpu` would run")
+    train = project_command("train", "run AutoTrain in a new run folder and verify that it worked")
+    train.add_argument("--run-id", help="name of the run folder (default: time and config hash)")
+    train.add_argument("--cpu", action="store_true", help="train on the CPU even where CUDA is present")
+    data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
+    data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
+
+    def model_command(name: str, help: str) -> argparse.ArgumentParser:
+        """A command that loads a run's model (default: the latest succeeded run) or the base model."""
+        p = project_command(name, help)
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--run", dest="run_id", help="the run (default: the latest succeeded run)")
+        which.add_argument("--base", action="store_true", help="the base model, with the project's template")
+        return p
+
+    ev = model_command("eval", "evaluate a run (or the base model) on a held-out split or a prompt list")
+    ev.add_argument("--split", default="test", choices=("test", "valid", "train"))
+    ev.add_argument("--prompts", type=Path, help="a prompt list (one per line, or JSONL): outputs and flags only")
+    ev.add_argument("--limit", type=int, help="only the first N samples")
+    ev.add_argument("--out", type=Path, help="output folder (default: <run>/eval, or eval/base-<model>)")
+    ev.add_argument("--compare-base", action="store_true", help="also evaluate the base model; write compare.md")
+    ev.add_argument(
+        "--backend",
+        choices=("hf", "openai"),
+        default="hf",
+        help="hf: in process; openai: an OpenAI-compatible server at OPENAI_BASE_URL",
+    )
+
+    def engine_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--engine",
+            choices=("auto", "hf", "vllm"),
+            help="what generates (GENERATION_ENGINE; default auto: vLLM when installed and it supports the model)",
+        )
+
+    engine_flag(ev)
+    sw = project_command("sweep", "train and evaluate every trial of an epochs x LoRA-rank grid; rank them")
+    sw.add_argument("--epochs", metavar="LIST", help="epochs to try, e.g. 1,2,3,5 (SWEEP_EPOCHS)")
+    sw.add_argument("--lora-r", metavar="LIST", help="LoRA ranks to try, e.g. 8,16 (SWEEP_LORA_R)")
+    alpha = sw.add_mutually_exclusive_group()
+    alpha.add_argument("--lora-alpha", metavar="LIST", help="one alpha per rank, e.g. 16,32 (SWEEP_LORA_ALPHA)")
+    alpha.add_argument("--alpha-ratio", metavar="X", help="alpha = X x rank (SWEEP_ALPHA_RATIO; default 2)")
+    sw.add_argument("--lr", metavar="LIST", help="learning rates to try, e.g. 1e-4,2e-4 (SWEEP_LR)")
+    sw.add_argument(
+        "--parallel", metavar="N", help="trials at once (SWEEP_PARALLEL; default: one per CUDA device, else 1)"
+    )
+    sw.add_argument("--executor", choices=("local", "ray"), help="where trials run (SWEEP_EXECUTOR; default local)")
+    sw.add_argument(
+        "--ray-address", metavar="ADDRESS", help="Ray cluster: auto, ray://HOST:10001, or local (SWEEP_RAY_ADDRESS)"
+    )
+    sw.add_argument("--force", action="store_true", help="retrain and re-evaluate every trial")
+    sw.add_argument("--cpu", action="store_true", help="train without CUDA, as `train --cpu`")
+    sw.add_argument("--name", help="sweep id (default: a digest of the grid, the training config and the data)")
+    engine_flag(sw)
+    ch = model_command("chat", "chat in the terminal with a run (or the base model), in its own template")
+    ch.add_argument(
+        "--backend",
+        choices=("hf", "openai"),
+        default="hf",
+        help="hf: load the model here; openai: talk to the server at OPENAI_BASE_URL (e.g. vLLM)",
+    )
+    engine_flag(ch)
+    srv = model_command("serve", "serve a run as an OpenAI-compatible /v1/chat/completions")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
+    engine_flag(srv)
+    bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    bench_data = bench_sub.add_parser("data", help="build a synthetic dialogue-summary corpus of the real size")
+    bench_data.add_argument("--dialogues", type=int, default=71_139, help="corpus size (default: the real one's)")
+    bench_gen = bench_sub.add_parser("generate", help="sequential loop vs HF batched vs vLLM, same prompts")
+    bench_gen.add_argument("--model", required=True, help="model folder, Hub id or bundled:smollm2-135m-instruct")
+    bench_gen.add_argument("--adapter", type=Path, help="a PEFT adapter folder (a run's output)")
+    bench_gen.add_argument("--n", type=int, default=64, help="prompts (default 64)")
+    bench_gen.add_argument("--batch-size", type=int, default=16)
+    bench_gen.add_argument("--max-new-tokens", type=int, default=32)
+    bench_gen.add_argument("--template", help="prompt template (default: the model's chat template if any)")
+    bench_gen.add_argument(
+        "--engines", default="sequential,hf,vllm", help="comma-separated: sequential, hf, vllm (default: all three)"
+    )
+    bench_mem = bench_sub.add_parser("memory", help="memory preflight estimate vs one measured LoRA step on CPU")
+    bench_mem.add_argument("--model", required=True, help="model folder or bundled:smollm2-135m-instruct")
+    bench_mem.add_argument("--batch-size", type=int, default=2)
+    bench_mem.add_argument("--block-size", type=int, default=128)
+    bench_mem.add_argument("--lora-r", type=int, default=16)
+    bench_mem.add_argument("--gradient-checkpointing", action="store_true")
+    bench_fam = bench_sub.add_parser(
+        "families", help="train and evaluate a tiny random model of each LLM family; a Markdown table"
+    )
+    bench_fam.add_argument("--only", help="comma-separated families (default: all)")
+    bench_fam.add_argument("--out", type=Path, help="also write the table to this file")
+    bench_sweep = bench_sub.add_parser(
+        "sweep-eval", help="a finished sweep's evaluation phase again, with hf (a load per trial) and vllm (one load)"
+    )
+    bench_sweep.add_argument("project", type=Path)
+    bench_sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    bench_loss = bench_sub.add_parser(
+        "loss-on", help="a project's sweep with LOSS_ON=answer and with LOSS_ON=all: leak and repetition per trial"
+    )
+    bench_loss.add_argument("project", type=Path, help="a project that sets a sweep grid (SWEEP_EPOCHS, say)")
+    bench_loss.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    hub = project_command("push", "upload a run's adapter (or merged weights) and a model card to the Hub")
+    hub.add_argument("--run", dest="run_id", help="the run (default: the succeeded run that finished last)")
+    hub.add_argument("--merged", action="store_true", help="merge the adapter into the base weights first")
+    hub.add_argument(
+        "--dtype", choices=("fp16", "bf16", "fp32"), help="merged weights' precision (default: the base's)"
+    )
+    hub.add_argument("--private", action="store_true", help="create the repo private")
+    hub.add_argument("--repo", metavar="OWNER/NAME", help="the repo (default: HUB_REPO, else USERNAME/project)")
+    hub.add_argument("--dry-run", action="store_true", help="print the repo, the files and the card; upload nothing")
+    hub.add_argument("--if-enabled", action="store_true", help="do nothing unless PUSH_TO_HUB=true (for run.sh)")
+    rep = sub.add_parser("report", help="write one self-contained report.html: runs, sweeps, evaluations, outputs")
+    rep.add_argument("project", type=Path)
+    rep.add_argument("--out", type=Path, help="where to write it (default: PROJECT/report.html)")
+    runs = sub.add_parser("runs", help="table of a project's runs")
+    runs.add_argument("project", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "engine", None):  # a flag that sets a key: one way in for both
+        args.overrides = [*args.overrides, f"GENERATION_ENGINE={args.engine}"]
+    from autotrain_runner.cli.show import console
+
+    out, err = console(), console(stderr=True)
+    try:
+        return _dispatch(args, out)
+    except RunnerError as exc:
+        problems = getattr(exc, "problems", None)
+        lines = [str(p) for p in problems] if problems else str(exc).splitlines()
+        redact = Redactor()  # an error may quote a malformed line: token shapes never reach the terminal
+        for line in lines:
+            err.print(f"error: {redact(line)}", markup=False)
+        if args.debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        err.print(
+            f"error: {type(exc).__name__}: {Redactor()(str(exc))} (rerun with --debug for the traceback)", markup=False
+        )
+        return EXIT_WORK_FAILED
+
+
+def _dispatch(args: argparse.Namespace, out) -> int:
+    from autotrain_runner.cli import show
+
+    if args.cmd == "keys":
+        show.keys_table(out)
+        return EXIT_OK
+    if args.cmd == "check":
+        from autotrain_runner.config.project import load_config
+
+        show.check_report(load_config(args.project, args.overrides, cpu=args.cpu), out)
+        return EXIT_OK
+    if args.cmd == "command":
+        from autotrain_runner.config.project import load_config
+        from autotrain_runner.redact import Redactor
+        from autotrain_runner.training.command import build_argv, shell_line, validate_with_autotrain
+
+        config = load_config(args.project, args.overrides, cpu=args.cpu)
+        validate_with_autotrain(config)
+        redact = Redactor(config.secrets())
+        argv = [redact(a) for a in build_argv(config)]
+        print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
+        from autotrain_runner.training.engine import describe
+
+        print(
+            f"note: `atr train` runs {describe()}; a bare `autotrain llm` on this stack lacks those fixes "
+            "and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    if args.cmd == "train":
+        from autotrain_runner.training.train import train
+
+        result = train(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            cpu=args.cpu,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        out.print(f"{result.status}: run folder {result.run_dir}", markup=False)
+        if result.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
+    if args.cmd == "data":
+        from autotrain_runner.data import build_data, summarize
+
+        for line in summarize(build_data(args.project, args.overrides, force=args.force)):
+            out.print(line, markup=False)
+        return EXIT_OK
+    if args.cmd == "eval":
+        from autotrain_runner.evaluation.evaluate import evaluate
+
+        results = evaluate(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            base=args.base,
+            split=args.split,
+            prompts_file=args.prompts,
+            limit=args.limit,
+            out=args.out,
+            compare_base=args.compare_base,
+            backend=args.backend,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        for result in results:
+            shown = {
+                k: result[k]
+                for k in ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
+                if k in result
+            }
+            out.print(json.dumps(shown, ensure_ascii=False), markup=False)
+        return EXIT_OK
+    if args.cmd == "sweep":
+        from autotrain_runner.sweep.sweep import cli_overrides, sweep
+
+        grid = cli_overrides(
+            args.epochs,
+            args.lora_r,
+            args.lora_alpha,
+            args.alpha_ratio,
+            args.lr,
+            args.parallel,
+            args.executor,
+            args.ray_address,
+        )
+        result = sweep(
+            args.project,
+            [*args.overrides, *grid],
+            force=args.force,
+            cpu=args.cpu,
+            name=args.name,
+            echo=lambda line: out.print(line, markup=False),
+        )
+        out.print(f"{result.status}: sweep folder {result.folder}", markup=False)
+        if result.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
+    if args.cmd == "chat":
+        from autotrain_runner.serve.chat import chat
+
+        chat(args.project, args.overrides, run_id=args.run_id, base=args.base, backend=args.backend)
+        return EXIT_OK
+    if args.cmd == "serve":
+        from autotrain_runner.serve.server import serve
+
+        # serve() names --host/--port itself when it cannot listen, before the model loads
+        serve(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            base=args.base,
+            host=args.host,
+            port=args.port,
+            echo=lambda line: print(line, flush=True),
+        )
+        return EXIT_OK
+    if args.cmd == "bench":
+        from autotrain_runner import bench
+
+        if args.bench == "data":
+            print(json.dumps(bench.bench_data(args.dialogues), indent=2))
+            return EXIT_OK
+        if args.bench == "sweep-eval":
+            figures = bench.bench_sweep_eval(
+                args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr)
+            )
+            print(json.dumps(figures, indent=2))
+            return EXIT_OK
+        if args.bench == "loss-on":
+            figures = bench.bench_loss_on(args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr))
+            print(json.dumps(figures, indent=2))
+            return EXIT_OK
+        if args.bench == "families":
+            from autotrain_runner.config import families
+
+            return families.main(
+                [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
+            )
+        from autotrain_runner.config.models import ensure_converted, resolve, training_path
+
+        ref = resolve(args.model, Path.cwd())
+        ensure_converted(ref, log=lambda line: print(line, file=sys.stderr))
+        if args.bench == "memory":
+            figures = bench.bench_memory(
+                training_path(ref), args.batch_size, args.block_size, args.lora_r, args.gradient_checkpointing
+            )
+            print(json.dumps(figures, indent=2))
+            return EXIT_OK
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        unknown = [e for e in engines if e not in bench.ENGINES]
+        if unknown or not engines:
+            raise ConfigError(f"--engines: {','.join(unknown) or '(none)'}: choose from {', '.join(bench.ENGINES)}")
+        figures = bench.bench_generate(
+            training_path(ref),
+            args.adapter,
+            args.n,
+            args.batch_size,
+            args.max_new_tokens,
+            args.template,
+            engines,
+            echo=lambda line: print(line, file=sys.stderr),
+        )
+        print(json.dumps(figures, indent=2))
+        return EXIT_OK
+    if args.cmd == "push":
+        from autotrain_runner.hub.hub import describe, push
+
+        plan = push(
+            args.project,
+            args.overrides,
+            run_id=args.run_id,
+            merged=args.merged,
+            dtype=args.dtype,
+            private=args.private,
+            repo=args.repo,
+            dry_run=args.dry_run,
+            if_enabled=args.if_enabled,
+            echo=lambda line: out.print(line, markup=False),
+            warn=lambda line: show.console(stderr=True).print(f"warning: {line}", markup=False),
+        )
+        if plan is not None:
+            for line in describe(plan):
+                out.print(line, markup=False)
+            if args.dry_run:
+                out.print(f"dry run: nothing uploaded. The model card ({len(plan.card.encode())} bytes):", markup=False)
+                out.print(plan.card, markup=False, emoji=False)
+            else:
+                out.print(f"uploaded to https://huggingface.co/{plan.repo.value}: {plan.url}", markup=False)
+        return EXIT_OK
+    if args.cmd == "report":
+        from autotrain_runner.report.report import report
+
+        out.print(f"wrote {report(args.project, args.out)}", markup=False)
+        return EXIT_OK
+    if args.cmd == "runs":
+        from autotrain_runner.config.project import find_env_file
+        from autotrain_runner.layout import list_runs
+
+        show.runs_table(list_runs(find_env_file(args.project).parent), out)
+        return EXIT_OK
+    raise AssertionError(args.cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Rendering for the terminal: rich tables on a TTY, plain text in CI and pipes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from autotrain_runner.config import models
+from autotrain_runner.config.keys import KEYS
+from autotrain_runner.config.project import Config, _display
+from autotrain_runner.redact import Redactor
+from autotrain_runner.training import command, engine, preflight
+
+
+def console(stderr: bool = False) -> Console:
+    plain = os.environ.get("CI", "").lower() == "true" or not sys.stdout.isatty()
+    # emoji off: a path or value with `:x:` in it is text, not a picture
+    return Console(
+        stderr=stderr, no_color=plain, highlight=False, emoji=False, soft_wrap=plain, width=1000 if plain else None
+    )
+
+
+def check_report(config: Config, out: Console) -> None:
+    redact = Redactor(config.secrets())  # the one matcher: no token shape, secret or URL password in clear
+
+    def say(text: str) -> None:
+        out.print(redact(text), markup=False)
+
+    name = config.display_name
+    shown = name if name == config.project_name else f"{name} (runs as {config.project_name})"
+    say(f"env file: {_display(config.env_file)}")
+    say(f"project:  {shown}")
+    say(f"model:    {_model_line(config.model)}")
+    if config.data_file is not None:
+        say(
+            f"data:     {_display(config.data_file)} -> staged as "
+            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
+        )
+    say(f"engine:   {engine.describe()}")
+    say(f"loss on:  {command.describe_loss(config)}")
+    say(
+        f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
+        f"quantization in effect: {config.quantization}"
+    )
+    table = Table("key", "value", "source", box=None, pad_edge=False)
+    for key, value, source in config.resolved_table():
+        table.add_row(Text(key), Text(redact(value)), Text(redact(source)))
+    out.print(table)
+    for problem in config.problems:
+        say(f"{problem.level}: {problem}")
+    if config.get("DATA_BUILDER"):
+        from autotrain_runner.data.lint import lint_built
+
+        checks = lint_built(config)
+        for line in checks["messages"] if checks else []:
+            say(f"lint: {_display(config.dataset_dir)}: {line}")
+    memory = preflight.preflight(config, preflight.gpu_capacity(config))
+    for line in memory.lines:
+        say(f"memory:   {line}")
+    for problem in memory.warnings:
+        say(f"{problem.level}: {problem}")
+    warnings = sum(p.level == "warning" for p in config.problems) + len(memory.warnings)
+    say(f"ok: no errors, {warnings} warning(s)")
+
+
+def _model_line(ref: models.ModelRef) -> str:
+    if ref.kind == "hub":
+        return f"{ref.spec} (Hub id; not downloaded by check, unverified offline)"
+    if ref.kind == "folder":
+        return f"{_display(ref.path)} (local folder)"
+    converted = models.converted_folder(ref)
+    state = "converted" if (converted / "config.json").is_file() else "converted on first train"
+    return f"{ref.spec} (GGUF {ref.path.name}; {state}: {converted})"
+
+
+def keys_table(out: Console) -> None:
+    table = Table("key", "type", "default", "help", box=None, pad_edge=False)
+    for key in sorted(KEYS.values(), key=lambda k: (k.group, k.name)):
+        kind = "|".join(key.choices) if key.choices else key.kind
+        table.add_row(*(Text(x) for x in (key.name, kind, "" if key.default is None else str(key.default), key.help)))
+    out.print(table)
+
+
+def runs_table(records: list[dict[str, Any]], out: Console) -> None:
+    table = Table(
+        "id",
+        "status",
+        "model",
+        "epochs",
+        "lr",
+        "lora r/alpha",
+        "train loss",
+        "eval loss",
+        "duration",
+        box=None,
+        pad_edge=False,
+    )
+    for r in records:
+        params = r.get("params", {})
+        loss, eval_loss = r.get("train_loss"), r.get("eval_loss")
+        table.add_row(
+            *map(
+                Text,
+                (
+                    r.get("id", "?"),
+                    r.get("status", "?"),
+                    (r.get("model") or {}).get("spec", ""),
+                    str(params.get("epochs", "")),
+                    str(params.get("lr", "")),
+                    f"{params.get('lora_r', '')}/{params.get('lora_alpha', '')}" if params.get("peft") else "full",
+                    "" if loss is None else f"{loss:.4f}",
+                    "" if eval_loss is None else f"{eval_loss:.4f}",
+                    "" if r.get("duration_s") is None else f"{r['duration_s']:.0f} s",
+                ),
+            )
+        )
+    out.print(table)
+    for r in records:
+        if r.get("status") == "damaged":
+            out.print(f"damaged: {r['error']}", markup=False)

@@ -1,0 +1,423 @@
+"""Every key an env file may set: AutoTrain's own fields, the runner's keys, and the legacy names.
+
+One table answers "what does this key mean, what type is it, what values are allowed":
+AutoTrain fields come from the `LLMTrainingParams` schema (upper-cased), with the ranges and
+enumerations AutoTrain accepts added here; runner keys are declared below with a help string;
+`LEGACY` maps the names of older AutoTrain notebooks to the current key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from autotrain_runner.training import autotrain_schema
+from autotrain_runner.training.preflight import check_param_count
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str  # "int", "float", "bool", "str", "block_size", "int_list", "float_list"
+    help: str
+    field: str | None = None  # the LLMTrainingParams field it sets, if any
+    default: Any = None
+    nullable: bool = False
+    choices: tuple[str, ...] | None = None
+    check: Check | None = None
+    group: str = "training"
+
+
+def _above(limit: float, inclusive: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        ok = v >= limit if inclusive else v > limit
+        return None if ok else f"must be {'>=' if inclusive else '>'} {limit:g}, got {v:g}"
+
+    return check
+
+
+def _within(lo: float, hi: float, hi_inclusive: bool) -> Check:
+    def check(v: Any) -> str | None:
+        ok = lo <= v <= hi if hi_inclusive else lo <= v < hi
+        return None if ok else f"must be in [{lo:g}, {hi:g}{']' if hi_inclusive else ')'}, got {v:g}"
+
+    return check
+
+
+def _block_size(v: Any) -> str | None:
+    if isinstance(v, list):
+        # LLMTrainingParams accepts a list, but the LLM trainer compares it with an int and crashes
+        return f"AutoTrain's LLM trainer takes one block size (a list crashes it), got {','.join(map(str, v))}"
+    if v == -1 or v > 0:
+        return None
+    return f"must be a positive number of tokens (or -1 for the model's maximum), got {v}"
+
+
+# What AutoTrain 0.8.36 accepts beyond the field types (read from its trainers, not guessed):
+# trainer dispatch in trainers/clm/__main__.py, chat templates in trainers/clm/utils.py,
+# quantization in get_model, mixed precision in configure_training_args and the accelerate launch.
+_AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
+    "lr": {"check": _above(0)},
+    "epochs": {"check": _above(1, inclusive=True)},
+    "batch_size": {"check": _above(1, inclusive=True)},
+    "gradient_accumulation": {"check": _above(1, inclusive=True)},
+    "warmup_ratio": {"check": _within(0, 1, hi_inclusive=True)},
+    "weight_decay": {"check": _above(0, inclusive=True)},
+    "lora_dropout": {"check": _within(0, 1, hi_inclusive=False)},
+    "lora_r": {"check": _above(1, inclusive=True)},
+    "lora_alpha": {"check": _above(1, inclusive=True)},
+    "max_grad_norm": {"check": _above(0)},
+    "model_max_length": {"check": _above(1, inclusive=True)},
+    "save_total_limit": {"check": _above(1, inclusive=True)},
+    "block_size": {"check": _block_size},
+    "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo")},
+    "mixed_precision": {"choices": ("fp16", "bf16", "none")},
+    "quantization": {"choices": ("int4", "int8", "none")},
+    "chat_template": {"choices": ("none", "zephyr", "chatml", "tokenizer")},
+    "padding": {"choices": ("left", "right")},
+    "log": {"choices": ("none", "wandb", "tensorboard")},
+    "distributed_backend": {"choices": ("ddp", "deepspeed")},
+    "scheduler": {
+        "choices": (
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+            "reduce_lr_on_plateau",
+            "cosine_with_min_lr",
+            "warmup_stable_decay",
+        )
+    },
+    "eval_strategy": {"choices": ("no", "steps", "epoch")},
+}
+
+# Fields the runner sets itself: the user's value is read, but the runner decides what AutoTrain gets.
+RUNNER_OWNED_FIELDS = {"token", "push_to_hub", "data_path", "train_split", "project_name"}
+
+
+def _autotrain_keys() -> dict[str, Key]:
+    keys = {}
+    for field, spec in autotrain_schema.fields().items():
+        types = spec["types"]
+        if "array" in types:
+            kind = "block_size"
+        elif "boolean" in types:
+            kind = "bool"
+        elif "integer" in types:
+            kind = "int"
+        elif "number" in types:
+            kind = "float"
+        else:
+            kind = "str"
+        rules = _AUTOTRAIN_RULES.get(field, {})
+        name = field.upper()
+        keys[name] = Key(
+            name=name,
+            kind=kind,
+            help=spec["help"],
+            field=field,
+            default=spec["default"],
+            nullable="null" in types,
+            choices=rules.get("choices"),
+            check=rules.get("check"),
+            group="autotrain",
+        )
+    return keys
+
+
+_RUNNER_KEYS = [
+    Key(
+        "EXTENDS", "str", "Preset env files this file builds on, comma-separated, relative to this file", group="runner"
+    ),
+    Key("DATA_FILE", "str", "The training file (csv or jsonl); staged as train.* for AutoTrain", group="data"),
+    Key("HF_TOKEN", "str", "Hugging Face token; keep it in project.local.env or the environment", group="hub"),
+    Key("HUB_REPO", "str", "Hub repository (owner/name) to push to", group="hub"),
+    Key(
+        "BACKEND",
+        "str",
+        "AutoTrain's --backend: local, or one of its hosted backends",
+        default="local",
+        choices=tuple(autotrain_schema.backends()),
+        group="runner",
+    ),
+    Key(
+        "LOSS_ON",
+        "str",
+        "answer: loss on each sample's final answer and its end marker only (prompt, system and role "
+        "markers masked); all: on the whole text, as AutoTrain does",
+        default="answer",
+        choices=("answer", "all"),
+    ),
+    Key(
+        "TRUST_REMOTE_CODE",
+        "bool",
+        "Allow the model's own Python code (trust_remote_code)",
+        default=False,
+        group="runner",
+    ),
+]
+
+
+def _split(v: Any) -> str | None:
+    try:
+        parts = [float(x) for x in str(v).split(",")]
+    except ValueError:
+        return f"must be three fractions like 0.7,0.15,0.15, got {v!r}"
+    if len(parts) != 3 or not all(0 <= p <= 1 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
+        return f"must be three fractions train,valid,test that sum to 1 (train > 0), got {v!r}"
+    return None
+
+
+_DATA_KEYS = [
+    Key(
+        "DATA_BUILDER",
+        "str",
+        "Builds the dataset from RAW_DATA (atr data)",
+        group="data",
+        choices=("table", "txt", "alpaca", "sharegpt", "messages", "emotion_dialogue", "dialogue_summary"),
+    ),
+    Key("RAW_DATA", "str", "The builder's input: a file, a folder or a glob", group="data"),
+    Key("DATASET_DIR", "str", "Where atr data writes (default datasets/<project>)", group="data"),
+    Key("PROMPT_TEMPLATE", "str", "instruct-ko, instruct-en, tokenizer, chatml, zephyr, or a .json file", group="data"),
+    Key("SYSTEM_PROMPT", "str", "System message for every sample", group="data"),
+    Key("PROMPT_COLUMN", "str", "table: the prompt column", default="prompt", group="data"),
+    Key("RESPONSE_COLUMN", "str", "table: the response column", default="response", group="data"),
+    Key("SYSTEM_COLUMN", "str", "table: a per-row system message column", group="data"),
+    Key(
+        "SPLIT",
+        "str",
+        "train,valid,test fractions where the source has no splits",
+        default="0.7,0.15,0.15",
+        check=_split,
+        group="data",
+    ),
+    Key(
+        "ON_BAD_ROWS",
+        "str",
+        "error: stop and list bad rows; skip: drop and count them",
+        default="error",
+        choices=("error", "skip"),
+        group="data",
+    ),
+    Key(
+        "PREFERENCE",
+        "str",
+        "sharegpt/alpaca preference data (chosen/rejected): chosen trains on the chosen answer",
+        choices=("chosen",),
+        group="data",
+    ),
+    Key(
+        "TXT_FORMAT",
+        "str",
+        "txt: qa blocks, tsv pairs, or styled lines",
+        default="qa",
+        choices=("qa", "tsv", "lines"),
+        group="data",
+    ),
+    Key("TXT_Q_MARKER", "str", "txt qa: the question marker", default="Q:", group="data"),
+    Key("TXT_A_MARKER", "str", "txt qa: the answer marker", default="A:", group="data"),
+    Key("TXT_INSTRUCTION", "str", "txt lines: the request each styled line answers", group="data"),
+    Key("SUMMARY_INSTRUCTION", "str", "dialogue_summary: the instruction before the dialogue", group="data"),
+    Key(
+        "MASKING",
+        "str",
+        "dialogue_summary: keep masking tokens (#@이름#) or map them",
+        default="keep",
+        choices=("keep", "map"),
+        group="data",
+    ),
+    Key("MASK_MAP", "str", "dialogue_summary: TOKEN=VALUE,... replacements with MASKING=map", group="data"),
+]
+
+_EVAL_KEYS = [
+    Key(
+        "MAX_NEW_TOKENS",
+        "int",
+        "Generation: most new tokens per answer",
+        default=128,
+        check=_above(1, True),
+        group="eval",
+    ),
+    Key("TEMPERATURE", "float", "Generation: 0 is greedy", default=0.0, check=_above(0, True), group="eval"),
+    Key(
+        "TOP_P",
+        "float",
+        "Generation: nucleus sampling (with TEMPERATURE > 0)",
+        default=1.0,
+        check=_within(0, 1, hi_inclusive=True),
+        group="eval",
+    ),
+    Key("REPETITION_PENALTY", "float", "Generation: 1.0 is none", default=1.0, check=_above(0), group="eval"),
+    Key("EVAL_BATCH_SIZE", "int", "Generation: prompts per batch", default=16, check=_above(1, True), group="eval"),
+    Key(
+        "GENERATION_ENGINE",
+        "str",
+        "Generation for eval, chat, serve, sweep: auto (vLLM when installed and it supports the model), hf or vllm",
+        default="auto",
+        choices=("auto", "hf", "vllm"),
+        group="eval",
+    ),
+    Key("EMBEDDING_MODEL", "str", "sentence-transformers model (Hub id or folder) for cosine similarity", group="eval"),
+    Key(
+        "BLEU_TOKENIZE",
+        "str",
+        "sacrebleu tokenizer for BLEU: char, 13a, ko-mecab (with sacrebleu[ko])",
+        default="char",
+        group="eval",
+    ),
+    Key("EVAL_PROMPTS", "str", "A prompt list (one per line, or JSONL) for qualitative checks", group="eval"),
+    Key("OPENAI_BASE_URL", "str", "--backend openai: the server, e.g. http://127.0.0.1:8000/v1", group="eval"),
+    Key("OPENAI_MODEL", "str", "--backend openai: the model (or LoRA module) name the server knows", group="eval"),
+    Key(
+        "EVAL_CONCURRENCY", "int", "--backend openai: requests at once", default=4, check=_above(1, True), group="eval"
+    ),
+    Key("EVAL_TIMEOUT", "float", "--backend openai: seconds per request", default=120.0, check=_above(0), group="eval"),
+]
+
+
+def _each(check: Check) -> Check:
+    def each(values: list[Any]) -> str | None:
+        if not values:
+            return "must list at least one value"
+        return next((m for m in map(check, values) if m), None)
+
+    return each
+
+
+_SWEEP_KEYS = [
+    Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(_above(1, True)), group="sweep"),
+    Key("SWEEP_LORA_R", "int_list", "Sweep: LoRA ranks to try, e.g. 8,16", check=_each(_above(1, True)), group="sweep"),
+    Key(
+        "SWEEP_LORA_ALPHA",
+        "int_list",
+        "Sweep: LoRA alphas, one per rank of SWEEP_LORA_R (same length)",
+        check=_each(_above(1, True)),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_ALPHA_RATIO",
+        "float",
+        "Sweep: alpha = ratio x rank when SWEEP_LORA_ALPHA is not set",
+        default=2.0,
+        check=_above(0),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_LR", "float_list", "Sweep: learning rates to try, e.g. 1e-4,2e-4", check=_each(_above(0)), group="sweep"
+    ),
+    Key(
+        "SWEEP_PARALLEL",
+        "int",
+        "Sweep: trials at once (default: one per CUDA device, else 1); on CPU the cores are split",
+        check=_above(1, True),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_EXECUTOR",
+        "str",
+        "Sweep: local (this machine's CPUs or GPUs) or ray (each trial a Ray task on a cluster)",
+        default="local",
+        choices=("local", "ray"),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_RAY_ADDRESS",
+        "str",
+        "Sweep on Ray: the cluster (auto, ray://HOST:10001, HOST:6379), or local to start one for the sweep",
+        default="local",
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_GPUS_PER_TRIAL",
+        "float",
+        "Sweep on Ray: GPUs a trial asks for (default 1 where the cluster has GPUs, else 0)",
+        check=_above(0, True),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_CPUS_PER_TRIAL",
+        "float",
+        "Sweep on Ray: CPUs a trial asks for",
+        default=1.0,
+        check=_above(0),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_METRIC",
+        "str",
+        "Sweep: what ranks the trials (higher is better; valid_loss: lower is better)",
+        default="chrf",
+        choices=("chrf", "bleu", "cosine", "valid_loss"),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_FLAG_LIMIT",
+        "float",
+        "Sweep: a trial whose template-leak or repetition rate exceeds this ranks below every clean trial",
+        default=0.05,
+        check=_within(0, 1, hi_inclusive=True),
+        group="sweep",
+    ),
+]
+
+_PREFLIGHT_KEYS = [
+    Key(
+        "MODEL_PARAMS",
+        "str",
+        "Model size for the memory preflight when its config.json is not on disk: 13B, 10.8B, 135M, 7e9",
+        check=check_param_count,
+        group="hardware",
+    ),
+    Key(
+        "GPU_MEMORY_GB",
+        "float",
+        "Memory of the GPU this config is meant for, in GB; atr check says whether it fits (default: the detected GPU)",
+        check=_above(0),
+        group="hardware",
+    ),
+]
+
+# Old key -> (current key, how the old value becomes the current one).
+LEGACY: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
+    "LEARNING_RATE": ("LR", None),
+    "NUM_EPOCHS": ("EPOCHS", None),
+    "USE_FP16": ("MIXED_PRECISION", lambda on: "fp16" if on else "none"),
+    "USE_BF16": ("MIXED_PRECISION", lambda on: "bf16" if on else "none"),
+    "USE_PEFT": ("PEFT", None),
+    "USE_INT4": ("QUANTIZATION", lambda on: "int4" if on else "none"),
+    "USE_INT8": ("QUANTIZATION", lambda on: "int8" if on else "none"),
+    "MODEL_NAME": ("MODEL", None),
+    "AUTOTRAIN_PROJECT_NAME": ("PROJECT_NAME", None),
+    "TEXT_COLUMM": ("TEXT_COLUMN", None),
+    "REPO_ID": ("HUB_REPO", None),
+    "TOKEN": ("HF_TOKEN", None),
+}
+# The kind a legacy value is parsed as, when it differs from the current key's kind.
+LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_INT8": "bool"}
+
+# Names that only carry a value into other values (`${PROJECT_ID}`), never a setting of their own.
+VARIABLES = {"PROJECT_ID"}
+
+KEYS: dict[str, Key] = {
+    **_autotrain_keys(),
+    **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS + _SWEEP_KEYS + _PREFLIGHT_KEYS},
+}
+del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling
+
+
+def suggest(name: str) -> str | None:
+    """The closest known key, for a did-you-mean."""
+    candidates = [*KEYS, *LEGACY, *VARIABLES]
+    match = difflib.get_close_matches(name.upper(), candidates, n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def is_known(name: str) -> bool:
+    return name in KEYS or name in LEGACY or name in VARIABLES

@@ -1,0 +1,514 @@
+"""`atr eval`: base or fine-tuned, on a held-out split or a prompt list, with Korean-fit metrics.
+
+Reads top to bottom: what to evaluate (a run's adapter and recorded template, or the base model
+with the project's template) -> the samples -> batched generation -> per-sample metrics and flags
+-> corpus metrics with a signature -> held-out loss on the valid split -> files written
+atomically (`predictions.jsonl`, `metrics.json`, `report.md`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from autotrain_runner import layout
+from autotrain_runner.config import models, templates
+from autotrain_runner.config.project import Config, load_config
+from autotrain_runner.errors import ConfigError
+from autotrain_runner.evaluation import metrics
+from autotrain_runner.generation.generate import Generated, HFBackend, OpenAIBackend, Settings, release_memory
+
+
+@dataclass
+class Target:
+    """What is evaluated: the model, the adapter (None for the base), the template, a label."""
+
+    label: str
+    model: str
+    adapter: Path | None
+    template: templates.PromptTemplate
+    out_dir: Path
+    load_in_4bit: bool = False
+
+
+def evaluate(
+    project: Path | str,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+    base: bool = False,
+    split: str = "test",
+    prompts_file: Path | None = None,
+    limit: int | None = None,
+    out: Path | None = None,
+    compare_base: bool = False,
+    backend: str = "hf",
+    engine: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    config = load_config(project, overrides)
+    if backend == "openai":
+        openai_backend(config)  # the URL is checked before anything is loaded
+    try:  # fail before loading a model when the BLEU tokenizer cannot work here
+        from sacrebleu.metrics import BLEU
+
+        BLEU(tokenize=config.get("BLEU_TOKENIZE"))
+    except Exception as exc:  # sacrebleu raises several kinds for an unknown or uninstalled tokenizer
+        raise ConfigError(
+            f"{config.env_file}: BLEU_TOKENIZE={config.get('BLEU_TOKENIZE')}: {exc} "
+            "(ko-mecab needs: pip install 'sacrebleu[ko]')"
+        ) from None
+    targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
+    if compare_base and not base:
+        targets.append(base_target(config, None))
+    with Engine(config, targets, backend, engine, echo) as generators:
+        results = evaluate_targets(config, targets, generators, split, prompts_file, limit, echo)
+    if len(results) == 2:
+        for kind in ("split", "prompts"):
+            if all(r[kind] is not None for r in results):
+                shown = [
+                    t if kind == "split" else dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets
+                ]
+                _write_comparison(shown, [r[kind] for r in results])
+                echo(f"wrote {shown[0].out_dir / 'compare.md'}")
+    return [r["split"] for r in results]
+
+
+def evaluate_targets(
+    config: Config,
+    targets: Sequence[Target],
+    engine: Engine,
+    split: str = "test",
+    prompts_file: Path | None = None,
+    limit: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Each target on the split (with the held-out loss on the valid split), then on EVAL_PROMPTS;
+    one `Engine` for all of them (with vLLM: one base-model load). Per target: {"split": figures,
+    "prompts": figures or None}."""
+    samples = _samples(config, split, prompts_file, limit)
+    valid = _samples(config, "valid", None, limit) if prompts_file is None and split != "valid" else []
+    settings = generation_settings(config)
+    listed = prompts_path(config) if prompts_file is None else None
+    listed_samples = _samples(config, split, listed, limit) if listed is not None else []
+    results = []
+    for target in targets:
+        backend = engine.backend(target)
+        echo(f"evaluating {target.label} on {len(samples)} samples ({prompts_file or split}; engine {engine.kind})")
+        result = {"split": _evaluate_one(config, target, samples, valid, settings, backend), "prompts": None}
+        echo(f"wrote {target.out_dir}")
+        if listed is not None:  # the qualitative list, beside the split
+            listed_target = dataclasses.replace(target, out_dir=target.out_dir / "prompts")
+            echo(f"evaluating {target.label} on {len(listed_samples)} samples ({listed}; engine {engine.kind})")
+            result["prompts"] = _evaluate_one(config, listed_target, listed_samples, [], settings, backend)
+            echo(f"wrote {listed_target.out_dir}")
+        results.append(result)
+        engine.release(backend)
+    return results
+
+
+class Engine:
+    """What generates for an evaluation: `hf` (a model loaded per target), `vllm` (one server for
+    the base model and every target's adapter) or `openai` (a server the user runs)."""
+
+    def __init__(
+        self,
+        config: Config,
+        targets: Sequence[Target],
+        backend: str = "hf",
+        choice: str | None = None,
+        echo: Callable[[str], None] = print,
+        log_path: Path | None = None,
+    ):
+        from autotrain_runner.generation import vllm_server
+
+        self.config = config
+        self.server: vllm_server.VLLMServer | None = None
+        self.base_loads = 0
+        if backend == "openai":
+            self.kind = "openai"
+        else:
+            self.kind = vllm_server.choose(choice or config.get("GENERATION_ENGINE"), targets, echo)
+        if self.kind == "vllm":
+            adapters = {_served_name(t): t.adapter for t in targets if t.adapter is not None}
+            self.server = vllm_server.VLLMServer(targets[0].model, adapters, log_path, echo)
+
+    def __enter__(self) -> Engine:
+        if self.server is not None:
+            self.server.start()
+            self.base_loads = 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def backend(self, target: Target):
+        if self.kind == "openai":
+            return openai_backend(self.config)
+        if self.server is not None:
+            return self.server.backend(target.model, target.adapter, _served_name(target) if target.adapter else None)
+        self.base_loads += 1
+        return HFBackend(target.model, target.adapter, target.load_in_4bit)
+
+    def release(self, backend) -> None:
+        if isinstance(backend, HFBackend):
+            del backend.model
+            release_memory()
+
+
+def _served_name(target: Target) -> str:
+    """An adapter's name on the vLLM server: its run folder's name, unique among a sweep's trials."""
+    assert target.adapter is not None
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", target.adapter.parent.name) or "adapter"
+
+
+def prompts_path(config: Config) -> Path | None:
+    """EVAL_PROMPTS, relative to the file that set it."""
+    if not config.get("EVAL_PROMPTS"):
+        return None
+    source = config.values["EVAL_PROMPTS"].source
+    return (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
+
+
+def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
+    """The generation keys of a project (eval, chat and serve read them the same way)."""
+    return Settings(
+        max_new_tokens=config.get("MAX_NEW_TOKENS"),
+        temperature=config.get("TEMPERATURE"),
+        top_p=config.get("TOP_P"),
+        repetition_penalty=config.get("REPETITION_PENALTY"),
+        batch_size=batch_size or config.get("EVAL_BATCH_SIZE"),
+    )
+
+
+# --- what to evaluate
+
+
+def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
+    run_dir, record = layout.succeeded_run(config.project_dir, run_id, "evaluate", "train first, or use --base")
+    run_id = run_dir.name
+    output = run_dir / record["output_dir"]
+    fields = {k: v for k, v in record["template"].items() if k != "chat_template"}
+    template = templates.PromptTemplate(**{**fields, "stop": tuple(fields.get("stop", ()))})
+    params = record.get("params", {})
+    merged = (output / "config.json").is_file() and not (output / "adapter_config.json").is_file()
+    model = str(output) if merged else record["model"]["path"]
+    return Target(
+        f"run {run_id}",
+        model,
+        None if merged else output,
+        template,
+        out or run_dir / "eval",
+        load_in_4bit=params.get("quantization") == "int4",
+    )
+
+
+def base_target(config: Config, out: Path | None) -> Target:
+    models.ensure_converted(config.model)
+    return Target(
+        f"base {config.model.spec}",
+        models.training_path(config.model),
+        None,
+        config.template,
+        out or base_eval_dir(config.project_dir, config.model.spec),
+        # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
+        load_in_4bit=config.quantization == "int4",
+    )
+
+
+def base_eval_dir(project_dir: Path, model_spec: str) -> Path:
+    return project_dir / "eval" / ("base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec).strip("-"))
+
+
+def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:
+    """The held-out split (id, messages, reference) or a prompt list (no reference)."""
+    if prompts_file is not None:
+        items = []
+        for number, line in enumerate(Path(prompts_file).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{prompts_file}:{number}: malformed JSON ({exc.msg})") from None
+                text = record.get("prompt") or record.get("content")
+                messages = record.get("messages") or [{"role": "user", "content": text}]
+            else:
+                messages = [{"role": "user", "content": line.strip()}]
+            items.append({"id": f"prompt-{number}", "messages": messages, "reference": None})
+        return items[:limit] if limit else items
+    path = config.dataset_dir / f"{split}.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no {split} split; build it with `atr data` (DATA_BUILDER) or pass --prompts")
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return items[:limit] if limit else items
+
+
+# --- generation and metrics
+
+
+def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBackend:
+    """The OpenAI-compatible server of OPENAI_BASE_URL (eval and chat read it the same way)."""
+    if not config.get("OPENAI_BASE_URL"):
+        raise ConfigError(
+            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
+            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
+        )
+    return OpenAIBackend(
+        config.get("OPENAI_BASE_URL"),
+        config.get("OPENAI_MODEL") or config.project_name,
+        os.environ.get("OPENAI_API_KEY"),
+        concurrency or config.get("EVAL_CONCURRENCY"),
+        config.get("EVAL_TIMEOUT"),
+    )
+
+
+def openai_markers(template: templates.PromptTemplate) -> list[str]:
+    """Leak markers when the server renders the template: the project's, and the common chat ones."""
+    return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]
+
+
+def render_prompt(backend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
+    if template.kind == "chat":
+        return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return template.render(messages, add_generation_prompt=True)
+
+
+def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
+    """What must never appear in an answer: the layout's role markers and the special tokens."""
+    found = template.markers() if template.kind == "text" else []
+    found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
+    if template.kind == "chat":
+        found += ["<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    return list(dict.fromkeys(m for m in found if m))
+
+
+def _evaluate_one(
+    config: Config,
+    target: Target,
+    samples: list[dict[str, Any]],
+    valid: list[dict[str, Any]],
+    settings: Settings,
+    backend,
+) -> dict[str, Any]:
+    if isinstance(backend, OpenAIBackend):
+        # the server renders the template: the prompt shown is the conversation itself
+        prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
+        started = time.perf_counter()
+        outputs = backend.generate_messages([s["messages"] for s in samples], settings)
+        markers = openai_markers(target.template)
+    else:
+        special = target.template.kind == "text"
+        prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
+        started = time.perf_counter()
+        outputs = backend.generate(prompts, settings, backend.stop_strings(target.template), special)
+        markers = leak_markers(backend, target.template)
+    seconds = time.perf_counter() - started
+    predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]
+    scored = [p for p in predictions if p["reference"] is not None]
+    figures: dict[str, Any] = {
+        "n": len(predictions),
+        "seconds": round(seconds, 2),
+        "samples_per_s": round(len(predictions) / seconds, 3) if seconds else None,
+    }
+    if scored:
+        hyps, refs = [p["output"] for p in scored], [p["reference"] for p in scored]
+        figures.update(metrics.corpus_scores(hyps, refs, config.get("BLEU_TOKENIZE")))
+        cosines, method = _cosine(hyps, refs, config.get("EMBEDDING_MODEL"))
+        for p, c in zip(scored, cosines, strict=True):
+            p["metrics"]["cosine"] = c
+        figures.update({"cosine": metrics.mean(cosines), "cosine_method": method})
+    outs = [p["output"] for p in predictions]
+    figures.update(
+        {
+            "rep_2": metrics.mean([p["metrics"]["rep_2"] for p in predictions]),
+            "rep_4": metrics.mean([p["metrics"]["rep_4"] for p in predictions]),
+            "distinct_2": metrics.distinct_n(outs, 2),
+            **{
+                f"{flag}_rate": metrics.mean([float(p["flags"][flag]) for p in predictions])
+                for flag in ("leak", "repetition", "empty", "echo")
+            },
+            "eos_rate": metrics.mean([float(not p["flags"]["no_eos"]) for p in predictions]),
+            "mean_chars": metrics.mean([len(o) for o in outs]),
+        }
+    )
+    if valid and not isinstance(backend, OpenAIBackend):
+        figures.update(_held_out_loss(backend, target.template, valid))
+    figures["signature"] = {
+        **backend.description,
+        "template": target.template.describe(),
+        "generation": settings.describe(),
+        "scales": {"chrf": "0-100 (sacrebleu)", "bleu": "0-100 (sacrebleu)", "cosine": "-1..1", "rates": "0-1"},
+        "versions": {
+            name: _version(name) for name in ("autotrain-runner", "sacrebleu", "transformers", "peft", "torch")
+        },
+    }
+    _write_outputs(target.out_dir, predictions, figures, target)
+    return figures
+
+
+def _per_sample(sample: dict[str, Any], prompt: str, output: Generated, markers: list[str]) -> dict[str, Any]:
+    text = output.text
+    request = sample["messages"][-1]["content"] if sample["messages"] else ""
+    leaked = metrics.leaks(text, markers)
+    row = {
+        "id": sample["id"],
+        "prompt": prompt,
+        "request": request,
+        "reference": sample.get("reference"),
+        "output": text,
+        "metrics": {
+            "rep_2": metrics.rep_n(text, 2),
+            "rep_4": metrics.rep_n(text, 4),
+            "chars": len(text),
+            "new_tokens": output.new_tokens,
+        },
+        "flags": {
+            "leak": bool(leaked),
+            "repetition": metrics.repeats(text),
+            "empty": not text.strip(),
+            "no_eos": not output.finished,
+            "echo": metrics.echoes(text, request),
+        },
+    }
+    if leaked:
+        row["leaked"] = leaked
+    if sample.get("reference") is not None:
+        row["metrics"]["chrf"] = metrics.sentence_chrf(text, sample["reference"])
+    return row
+
+
+def _cosine(hyps: list[str], refs: list[str], model_name: str | None) -> tuple[list[float], str]:
+    reason = "EMBEDDING_MODEL not set"
+    if model_name:
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            encoder = SentenceTransformer(model_name, device="cpu")
+            a = encoder.encode(hyps, normalize_embeddings=True, convert_to_numpy=True)
+            b = encoder.encode(refs, normalize_embeddings=True, convert_to_numpy=True)
+            return [round(float(x @ y), 4) for x, y in zip(a, b, strict=True)], f"embedding:{model_name}"
+        except Exception as exc:  # offline, missing, or not a sentence-transformers model
+            reason = f"{model_name} could not be loaded offline ({type(exc).__name__})"
+    return metrics.tfidf_cosine(hyps, refs), f"tfidf-char-2-4 ({reason})"
+
+
+def _held_out_loss(backend, template: templates.PromptTemplate, valid: list[dict[str, Any]]) -> dict[str, Any]:
+    """Teacher-forced loss of the reference answers only: the overfitting signal AutoTrain drops."""
+    spans = [backend.answer_ids(template, s["messages"], s["reference"]) for s in valid]
+    total, count = backend.answer_loss([span for span in spans if span is not None])
+    if not count:
+        return {}
+    mean_loss = total / count
+    return {"valid_loss": round(mean_loss, 4), "perplexity": round(math.exp(mean_loss), 3), "valid_n": len(valid)}
+
+
+# --- files
+
+
+def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: dict[str, Any], target: Target) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layout.write_text_atomic(
+        out_dir / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    )
+    layout.write_text_atomic(out_dir / "metrics.json", json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    layout.write_text_atomic(out_dir / "report.md", _report(target, predictions, figures))
+
+
+_FIGURES = (
+    "chrf",
+    "bleu",
+    "cosine",
+    "valid_loss",
+    "perplexity",
+    "rep_2",
+    "rep_4",
+    "distinct_2",
+    "leak_rate",
+    "repetition_rate",
+    "empty_rate",
+    "eos_rate",
+    "echo_rate",
+    "mean_chars",
+    "n",
+    "samples_per_s",
+)
+
+
+def _report(target: Target, predictions: list[dict[str, Any]], figures: dict[str, Any]) -> str:
+    lines = [
+        f"# Evaluation: {target.label}",
+        "",
+        f"chrF and BLEU on sacrebleu's 0-100 scale (BLEU tokenize: {figures.get('bleu_tokenize', '-')}); "
+        f"cosine: {figures.get('cosine_method', '-')}; rates are 0-1.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {figures[key]} |" for key in _FIGURES if key in figures]
+
+    def badness(p: dict[str, Any]) -> tuple[int, float]:
+        return (sum(p["flags"].values()), -p["metrics"].get("chrf", 0.0))
+
+    lines += ["", "## Worst samples", ""]
+    for p in sorted(predictions, key=badness, reverse=True)[:5]:
+        flags = ", ".join(k for k, v in p["flags"].items() if v) or "none"
+        lines += [
+            f"### {p['id']} (flags: {flags}; chrF {p['metrics'].get('chrf', '-')})",
+            "",
+            f"**prompt** {_quote(p['prompt'])}",
+            "",
+            f"**output** {_quote(p['output'])}",
+            "",
+        ]
+        if p["reference"] is not None:
+            lines += [f"**reference** {_quote(p['reference'])}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\n", " ⏎ ")[:400] + "`"
+
+
+def _write_comparison(targets: list[Target], results: list[dict[str, Any]]) -> None:
+    tuned, base = results
+    out_dir = targets[0].out_dir
+    lines = ["# Base vs fine-tuned", "", "| metric | base | fine-tuned | delta |", "|---|---|---|---|"]
+    for key in _FIGURES:
+        if isinstance(tuned.get(key), int | float) and isinstance(base.get(key), int | float):
+            lines.append(f"| {key} | {base[key]} | {tuned[key]} | {round(tuned[key] - base[key], 4):+} |")
+    tuned_rows = _read_predictions(out_dir)
+    base_rows = {p["id"]: p for p in _read_predictions(targets[1].out_dir)}
+    lines += ["", "## Outputs", "", "| id | base | fine-tuned | reference |", "|---|---|---|---|"]
+    for p in tuned_rows:
+        b = base_rows.get(p["id"], {})
+        lines.append(
+            f"| {p['id']} | {md_cell(b.get('output', ''))} | {md_cell(p['output'])} | "
+            f"{md_cell(p.get('reference') or '')} |"
+        )
+    layout.write_text_atomic(out_dir / "compare.md", "\n".join(lines) + "\n")
+
+
+def _read_predictions(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ⏎ ")[:200]
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

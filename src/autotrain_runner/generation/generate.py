@@ -1,0 +1,463 @@
+"""Generation: batched (left padding, prompts sorted by length), greedy by default.
+
+Stops at EOS and at the template's next-turn marker. The sequential one-prompt-at-a-time loop
+is kept as the baseline the benchmark compares against; both share `_generate_batch`, so the
+only difference between them is the batching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autotrain_runner.redact import hide_credentials
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    batch_size: int = 16
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
+            "batch_size": self.batch_size,
+            "decoding": "greedy" if self.temperature == 0 else "sampling",
+        }
+
+
+@dataclass
+class Generated:
+    text: str
+    finished: bool  # stopped at EOS or a stop marker, not at max_new_tokens
+    new_tokens: int
+    ids: tuple[int, ...] = ()  # the answer's token ids, up to its end (what engines are compared on)
+
+
+def release_memory() -> None:
+    """Free what a model left behind, so that a training child process gets the GPU."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class TokenizerSide:
+    """What every engine shares: the run's tokenizer, its end-of-answer ids and stop markers, and
+    how generated ids become an answer. An engine renders, counts and decodes here, so that HF and
+    vLLM give the same prompts the same ids and cut answers the same way."""
+
+    def __init__(self, model: str, adapter: Path | None = None):
+        from transformers import AutoTokenizer
+
+        # The run's output folder holds the tokenizer AutoTrain trained with (chatml/zephyr add tokens).
+        tokenizer_source = adapter if adapter and (adapter / "tokenizer_config.json").is_file() else model
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.eos_ids: list[int] = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+
+    def _add_configured_eos(self, generation_config: Any) -> None:
+        """The tokenizer's EOS and the generation config's: instruct models often end a turn with a
+        token of their own (Gemma 3's <end_of_turn>, Llama 3.1's <|eom_id|>) listed only there."""
+        configured = getattr(generation_config, "eos_token_id", None)
+        configured = configured if isinstance(configured, list) else [configured]
+        self.eos_ids = [i for i in dict.fromkeys([*self.eos_ids, *configured]) if i is not None]
+
+    def stop_strings(self, template) -> tuple[str, ...]:
+        """Where an answer ends besides EOS: a text layout's own stop markers, or what a chat
+        template writes between an answer and the next user turn (`chat_stop_strings`)."""
+        return tuple(template.stop) if template.kind == "text" else chat_stop_strings(self.tokenizer)
+
+    def encode(self, prompt: str, special: bool) -> list[int]:
+        return self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
+
+    def count_tokens(self, text: str, special: bool) -> int:
+        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
+        """The answer up to its end (EOS or a stop marker); `finished` only when the model ended it.
+
+        An answer cut at `max_new_tokens` may end inside a character that byte-level tokens spell
+        over several tokens (a Korean syllable is three bytes): those last tokens are dropped
+        rather than shown as U+FFFD.
+        """
+        ends = [ids.index(eos) for eos in self.eos_ids if eos in ids]
+        finished = bool(ends)
+        if finished:
+            ids = ids[: min(ends)]
+        pad = self.tokenizer.pad_token_id
+        while ids and ids[-1] == pad:
+            ids.pop()
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        for marker in stop:
+            if marker in text:
+                text, finished = text.split(marker, 1)[0], True
+        if not finished:
+            text = self._whole_characters(ids, text)
+        return Generated(text.strip(), finished, len(ids), tuple(ids))
+
+    def _whole_characters(self, ids: list[int], text: str) -> str:
+        """`text` (the decoded `ids`) without a character that the cut left incomplete."""
+        kept = list(ids)
+        while text.endswith(REPLACEMENT) and kept and len(ids) - len(kept) < 4:
+            kept.pop()
+            text = self.tokenizer.decode(kept, skip_special_tokens=False)
+        return text
+
+    def answer_ids(self, template, messages: list[dict[str, str]], reference: str) -> tuple[list[int], int] | None:
+        """The ids of a prompt followed by its reference answer, and where the answer starts: what
+        the held-out loss scores. None when the tokenizer merges across the boundary."""
+        special = template.kind == "text"
+        if template.kind == "chat":
+            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            full_text = self.tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": reference}], tokenize=False
+            )
+            full = self.encode(full_text, False)
+        else:
+            prompt = template.render(messages, add_generation_prompt=True)
+            full = [*self.encode(prompt + reference, True), self.tokenizer.eos_token_id]
+        prompt_ids = self.encode(prompt, special)
+        if full[: len(prompt_ids)] != prompt_ids or len(full) <= len(prompt_ids):
+            return None
+        return full, len(prompt_ids)
+
+
+class Streamed:
+    """An answer as it is generated: iterate for the text shown so far (anything that could be the
+    start of a stop marker held back, the EOS never shown), then `generated` holds the whole answer."""
+
+    def __init__(self, pieces: Iterator[str], finish: Callable[[], Generated], stop: Sequence[str], eos: str | None):
+        self._pieces, self._finish, self._stop, self._eos = pieces, finish, tuple(stop), eos or ""
+        self.generated: Generated | None = None
+        self._ended = False  # every piece read: a streamer that has ended must not be read again
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._shown()
+        finally:
+            if not self._ended:  # the reader stopped early (a client hung up): let generation end
+                for _ in self._pieces:
+                    pass
+                self._ended = True
+                with contextlib.suppress(Exception):
+                    self.generated = self._finish()
+
+    def _shown(self) -> Iterator[str]:
+        pending, shown, stopped = "", "", False
+        hold = max((len(m) for m in self._stop), default=0)
+        for piece in self._pieces:
+            pending += piece.replace(self._eos, "") if self._eos else piece
+            cut = min((pending.index(m) for m in self._stop if m in pending), default=None)
+            if cut is not None:
+                pending, stopped = pending[:cut], True
+                break
+            # a trailing U+FFFD is a character still incomplete: it waits for the bytes that finish it
+            safe = min(len(pending) - hold, len(pending.rstrip(REPLACEMENT)))
+            if safe > 0:
+                shown += pending[:safe]
+                yield pending[:safe]
+                pending = pending[safe:]
+        if stopped:  # the rest, unshown, so that generation ends (an ended streamer must not be read again)
+            for _ in self._pieces:
+                pass
+        self._ended = True
+        self.generated = self._finish()
+        # What was held back, as the whole answer has it (a character the cut left incomplete is
+        # dropped there); the pieces shown and this tail add up to `generated.text`.
+        final, start = self.generated.text, shown.lstrip()
+        tail = final[len(start) :] if final.startswith(start) else pending.rstrip(REPLACEMENT)
+        if tail:
+            yield tail
+
+
+class HFBackend(TokenizerSide):
+    """transformers + the PEFT adapter, in process; fp32 on CPU, bf16/fp16 on CUDA, 4-bit on request
+    (bitsandbytes >= 0.49 quantizes on the CPU too, so an int4 run is evaluated as it was trained)."""
+
+    def __init__(self, model: str, adapter: Path | None = None, load_in_4bit: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        super().__init__(model, adapter)
+        cuda = torch.cuda.is_available()
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
+        if cuda:
+            kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            kwargs["device_map"] = "auto"
+        if load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+            )
+        self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+        if len(self.tokenizer) > self.model.get_input_embeddings().weight.shape[0]:
+            self.model.resize_token_embeddings(len(self.tokenizer))
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter))
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+        self._add_configured_eos(getattr(self.model, "generation_config", None))
+        self.description = {
+            "backend": "hf",
+            "engine": "hf (transformers generate)",
+            "model": model,
+            "adapter": str(adapter) if adapter else None,
+            "dtype": str(kwargs["dtype"]).removeprefix("torch."),
+            "device": str(self.device),
+            "load_in_4bit": bool(load_in_4bit),
+        }
+
+    @property
+    def context_window(self) -> int:
+        """The model's positions, else the tokenizer's maximum, else 2048."""
+        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", 0) or 0
+        if isinstance(positions, int) and positions > 0:
+            return positions
+        limit = getattr(self.tokenizer, "model_max_length", 0) or 0
+        return int(limit) if isinstance(limit, int) and 0 < limit < 10**9 else 2048  # 1e30 means "unset"
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        settings: Settings,
+        stop: Sequence[str] = (),
+        special: bool = False,
+        progress=None,
+    ) -> list[Generated]:
+        """Batched: prompts sorted by token length so that a batch pads little; results in input order."""
+        lengths = [self.count_tokens(p, special) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        results: list[Generated | None] = [None] * len(prompts)
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            for index, generated in zip(
+                batch, self._generate_batch([prompts[i] for i in batch], settings, stop, special), strict=True
+            ):
+                results[index] = generated
+            if progress:
+                progress(len(batch))
+        return [r for r in results if r is not None]
+
+    def prefill(self, prompts: Sequence[str], batch_size: int, special: bool = False) -> None:
+        """One forward pass over the prompts, batched as `generate` does, keeping only the last logits."""
+        import torch
+
+        order = sorted(prompts, key=lambda p: self.count_tokens(p, special))
+        for start in range(0, len(order), batch_size):
+            encoded = self.tokenizer(
+                order[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=special
+            )
+            encoded.pop("token_type_ids", None)
+            with torch.no_grad():
+                self.model(**{k: v.to(self.device) for k, v in encoded.items()}, num_logits_to_keep=1)
+
+    def stream(self, prompt: str, settings: Settings, stop: Sequence[str], special: bool) -> Streamed:
+        """Generate in a thread, the text arriving through a `TextIteratorStreamer`."""
+        import threading
+
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["generated"] = self._generate_batch([prompt], settings, stop, special, streamer=streamer)[0]
+            except BaseException as exc:
+                result["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+
+        def finish() -> Generated:
+            thread.join()
+            if "error" in result:
+                raise result["error"]
+            return result["generated"]
+
+        return Streamed(iter(streamer), finish, stop, self.tokenizer.eos_token)
+
+    def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
+        """Teacher-forced: the summed loss of the answer tokens of each (ids, answer start), and their count."""
+        import torch
+
+        total, count = 0.0, 0
+        for full, start in spans:
+            ids = torch.tensor([full], device=self.device)
+            labels = ids.clone()
+            labels[0, :start] = -100
+            with torch.no_grad():
+                loss = self.model(input_ids=ids, labels=labels).loss.item()
+            total += loss * (len(full) - start)
+            count += len(full) - start
+        return total, count
+
+    def generate_sequential(
+        self, prompts: Sequence[str], settings: Settings, stop: Sequence[str] = (), special: bool = False
+    ) -> list[Generated]:
+        """The plain loop people write: one prompt at a time (the benchmark's baseline)."""
+        return [self._generate_batch([p], settings, stop, special)[0] for p in prompts]
+
+    def _generate_batch(
+        self, prompts: list[str], settings: Settings, stop: Sequence[str], special: bool, streamer=None
+    ) -> list[Generated]:
+        import torch
+
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
+        encoded.pop("token_type_ids", None)  # Llama's generate rejects them
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        sampling = settings.temperature > 0
+        with torch.no_grad():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=None,
+                repetition_penalty=settings.repetition_penalty,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.eos_ids or None,
+                stop_strings=list(stop) or None,
+                tokenizer=self.tokenizer if stop else None,
+                streamer=streamer,
+            )
+        width = encoded["input_ids"].shape[1]
+        return [self._decode(row[width:].tolist(), settings, stop) for row in output]
+
+
+REPLACEMENT = "\ufffd"  # what decoding shows for bytes that are not a whole UTF-8 character
+
+
+def chat_stop_strings(tokenizer) -> tuple[str, ...]:
+    """The markers a chat template writes between an answer and the next user turn, less the EOS
+    (which stops by its id): `<|im_start|>` for ChatML, `<|start_header_id|>` for Llama 3.
+
+    The special tokens found there, or else its first line (`<|user|>` for Zephyr-like layouts).
+    """
+    conversation = [
+        {"role": "user", "content": "ATR-Q"},
+        {"role": "assistant", "content": "ATR-A"},
+        {"role": "user", "content": "ATR-N"},
+    ]
+    try:
+        text = tokenizer.apply_chat_template(conversation, tokenize=False)
+    except Exception:  # a template that refuses this shape: EOS alone ends the answer
+        return ()
+    if "ATR-A" not in text or "ATR-N" not in text:
+        return ()
+    between = text.split("ATR-A", 1)[1].split("ATR-N", 1)[0]
+    ignore = {tokenizer.eos_token, tokenizer.pad_token, None, ""}
+    specials = [t for t in dict.fromkeys(tokenizer.all_special_tokens) if t not in ignore and t in between]
+    if specials:
+        return tuple(sorted(specials, key=between.index))
+    rest = between.replace(tokenizer.eos_token or "", "\n")
+    first = next((line.strip() for line in rest.splitlines() if line.strip()), "")
+    return (first,) if first else ()
+
+
+def timed(function, *args, **kwargs) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible server (vLLM with --enable-lora, `atr serve`): the server renders the
+    chat template; requests run concurrently, with timeouts and retries with backoff."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        concurrency: int = 4,
+        timeout: float = 120.0,
+        retries: int = 3,
+    ):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = hide_credentials(self.url)  # what messages and records say: never a URL's password
+        self.model = model
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.concurrency, self.timeout, self.retries = concurrency, timeout, retries
+        self.description = {
+            "backend": "openai",
+            "base_url": hide_credentials(base_url),
+            "model": model,
+            "adapter": None,
+            "concurrency": concurrency,
+        }
+
+    def generate_messages(self, conversations: Sequence[list[dict[str, str]]], settings: Settings) -> list[Generated]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import httpx
+
+        with (
+            httpx.Client(timeout=self.timeout, headers=self.headers) as client,
+            ThreadPoolExecutor(max_workers=self.concurrency) as pool,
+        ):
+            return list(pool.map(lambda c: self._one(client, c, settings), conversations))
+
+    def _one(self, client, messages: list[dict[str, str]], settings: Settings) -> Generated:
+        import httpx
+
+        from autotrain_runner.errors import WorkError
+
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+        }
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            try:
+                response = client.post(self.url, json=payload)
+            except httpx.HTTPError as exc:
+                problem = f"cannot reach {self.shown_url}: {type(exc).__name__}; is the server running?"
+            else:
+                if response.status_code == 200:
+                    return self._parse(response)
+                problem = f"{self.shown_url} answered HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code < 500 and response.status_code != 429:
+                    raise WorkError(problem)  # a 4xx will not get better by retrying
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+        raise WorkError(f"{problem} (after {self.retries} tries)")
+
+    def _parse(self, response) -> Generated:
+        from autotrain_runner.errors import WorkError
+
+        try:
+            choice = response.json()["choices"][0]
+            text = choice["message"]["content"]
+            finish = choice.get("finish_reason")
+            tokens = (response.json().get("usage") or {}).get("completion_tokens", 0)
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise WorkError(
+                f"{self.shown_url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
+            ) from None
+        return Generated((text or "").strip(), finish == "stop", int(tokens or 0))

@@ -1,0 +1,178 @@
+"""Run folders: one per training run, never overwritten; the helper train, sweep and eval share.
+
+`PROJECT_DIR/runs/<run-id>/` holds `run.json` (what was asked, what happened), `train.log`,
+the staged `data/`, and AutoTrain's output folder. `run.json` is written atomically, first with
+`status: running`, so a crashed runner leaves a record a later command can recognise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from autotrain_runner.errors import ConfigError
+
+RUNS_DIR = "runs"
+RUN_JSON = "run.json"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Temp file, then rename: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is for sharing, like any new file
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """A file's sha256, read in 1 MiB chunks (training files and corpora run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def new_run_id(digest: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{digest}"
+
+
+# A run id names a folder inside the project's runs/: no path, no space, no newline, a sane length.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_id(run_id: str, option: str = "--run-id") -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
+        raise ConfigError(
+            f"{option} {shown!r}: a run id is 1-100 letters, digits, '.', '-' and '_', starting with a letter or digit"
+        )
+    return run_id
+
+
+def create_run_dir(project_dir: Path, run_id: str | None, digest: str) -> Path:
+    """A fresh run folder. A named run that exists is an error; a default id gets a suffix."""
+    root = project_dir / RUNS_DIR
+    if run_id is not None:
+        check_run_id(run_id)
+    root.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        try:
+            (root / run_id).mkdir()
+        except FileExistsError:
+            raise ConfigError(f"{root / run_id}: run exists and is never overwritten; pick another --run-id") from None
+        return root / run_id
+    base = new_run_id(digest)
+    for n in range(1, 100):
+        candidate = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{root}: could not find a free run id for {base}")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A record written by write_json_atomic, or None when there is none (or it is not JSON)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# Fields every reader of a run relies on, with their type.
+_RUN_FIELDS = {"id": str, "status": str, "output_dir": str}
+
+
+def run_record_problem(record: Any) -> str | None:
+    """What makes a run.json unusable (not an object, a field missing or of the wrong type), or None."""
+    if not isinstance(record, dict):
+        return f"not a run record (a JSON {type(record).__name__})"
+    for key, kind in _RUN_FIELDS.items():
+        if key not in record:
+            return f"{key}: missing"
+        if not isinstance(record[key], kind):
+            return f"{key}: {type(record[key]).__name__}, not {kind.__name__}"
+    return None
+
+
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    """The run's record; a damaged one comes back as {id, status: "damaged: ...", error} naming the file."""
+    record = read_json(run_dir / RUN_JSON)
+    if record is None:
+        return None
+    problem = run_record_problem(record)
+    if problem is None:
+        return record
+    return {"id": run_dir.name, "status": "damaged", "error": f"{run_dir / RUN_JSON}: {problem}"}
+
+
+def list_runs(project_dir: Path) -> list[dict[str, Any]]:
+    root = project_dir / RUNS_DIR
+    if not root.is_dir():
+        return []
+    records = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        record = read_run(run_dir)
+        if record is None:
+            record = {"id": run_dir.name, "status": "unknown (no run.json)"}
+        records.append(record)
+    return sorted(records, key=lambda r: (str(r.get("started_at") or ""), r["id"]))  # sweep trials are named
+
+
+def latest_succeeded(project_dir: Path) -> str | None:
+    """The succeeded run that finished last. Ids sort by time only when they are the default
+    ones: `--run-id` and sweep trials (`sweep-<id>-e2-r16-a32`) name runs otherwise."""
+    done = [r for r in list_runs(project_dir) if r.get("status") == "succeeded"]
+    if not done:
+        return None
+    return max(done, key=lambda r: (str(r.get("ended_at") or ""), r["id"]))["id"]
+
+
+def succeeded_run(
+    project_dir: Path, run_id: str | None, use: str, hint: str = "train first (atr train)"
+) -> tuple[Path, dict[str, Any]]:
+    """The named run, or the succeeded one that finished last, for a command that needs a trained
+    model (`use`: "evaluate", "push")."""
+    if run_id is None:
+        run_id = latest_succeeded(project_dir)
+        if run_id is None:
+            raise ConfigError(f"{project_dir}: no succeeded run to {use}; {hint}")
+    run_dir = find_run(project_dir, run_id)
+    record = read_run(run_dir) or {}
+    if record.get("status") == "damaged":
+        raise ConfigError(f"{record['error']}; the record is damaged, so run {run_id} cannot be used to {use}")
+    if record.get("status") != "succeeded":
+        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be used to {use}")
+    return run_dir, record
+
+
+def find_run(project_dir: Path, run_id: str) -> Path:
+    run_dir = project_dir / RUNS_DIR / check_run_id(run_id, "--run")
+    if not (run_dir / RUN_JSON).is_file():
+        known = ", ".join(r["id"] for r in list_runs(project_dir)) or "none yet"
+        raise ConfigError(f"{project_dir / RUNS_DIR}: no run {run_id!r} (runs: {known})")
+    return run_dir

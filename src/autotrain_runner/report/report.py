@@ -1,0 +1,215 @@
+"""`atr report`: one self-contained `report.html` for a project.
+
+Reads what the other commands left on disk (run.json, eval folders, sweep.json and its plots),
+never recomputes a metric, and embeds every image as a data URI, so the file can be mailed or
+copied off a rented GPU alone. No script runs in it. Written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autotrain_runner import layout
+from autotrain_runner.config.project import find_env_file, load_config
+from autotrain_runner.evaluation.evaluate import base_eval_dir
+from autotrain_runner.evaluation.results import METRICS, fmt, leaderboard, read_evals, score_rule, trial_evals
+from autotrain_runner.report import plots
+from autotrain_runner.sweep.sweep import SWEEPS_DIR, read_sweeps
+
+REPORT = "report.html"
+EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
+SIDE_BY_SIDE = 20
+
+
+def report(project: Path | str, out: Path | None = None) -> Path:
+    env_file = find_env_file(Path(project))
+    config = load_config(env_file)
+    project_dir = config.project_dir
+    target = out or project_dir / REPORT
+    run_records = layout.list_runs(project_dir)
+    page = {
+        "project": config.display_name,
+        "env_file": str(env_file),
+        "model": config.model.spec,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": [_run_row(r) for r in run_records],
+        "loss_chart": _loss_chart(project_dir, run_records, target.parent),
+        "sweeps": [  # the latest first
+            _sweep(project_dir, r)
+            for r in sorted(read_sweeps(project_dir), key=lambda r: r.get("updated_at") or "")[::-1]
+        ],
+        "evaluations": _evaluations(project_dir),
+        "font_note": plots.font_note(),
+    }
+    page["comparison"] = _comparison(project_dir, page["evaluations"])
+    layout.write_text_atomic(target, _render(page))
+    return target
+
+
+# --- what is shown
+
+
+def _run_row(record: dict[str, Any]) -> dict[str, Any]:
+    params = record.get("params", {})
+    return {
+        "id": record.get("id"),
+        "status": record.get("status"),
+        "started": record.get("started_at"),
+        "duration_s": record.get("duration_s"),
+        "epochs": params.get("epochs"),
+        "lora_r": params.get("lora_r"),
+        "lora_alpha": params.get("lora_alpha"),
+        "lr": params.get("lr"),
+        "train_loss": record.get("train_loss"),
+        "eval_loss": record.get("eval_loss"),
+        "error": (record.get("error") or "")[-300:],
+    }
+
+
+def loss_curves(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Label -> (epochs, losses): each run's training loss, and its held-out loss when it has one."""
+    curves = {}
+    for record in records:
+        if record.get("loss_history"):
+            xs = record.get("loss_epochs") or list(range(1, len(record["loss_history"]) + 1))
+            curves[f"{record['id']} train"] = (xs, record["loss_history"])
+        if record.get("eval_loss_history"):  # the held-out split, once an epoch
+            curves[f"{record['id']} eval"] = (record["eval_loss_epochs"], record["eval_loss_history"])
+    return curves
+
+
+def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path) -> str | None:
+    relogged = [
+        {**r, **_relogged(project_dir / layout.RUNS_DIR / str(r.get("id")))}
+        if r.get("loss_history") and not r.get("loss_epochs")
+        else r
+        for r in records
+    ]
+    curves = loss_curves(relogged)
+    if not curves:
+        return None
+    path = plots.lines(
+        scratch / f".{REPORT}.loss.png",
+        f"training and eval loss of every run: {project_dir.name}",
+        curves,
+        "epoch",
+        "loss",
+    )
+    try:
+        return _data_uri(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _relogged(run_dir: Path) -> dict[str, Any]:
+    """Loss by epoch for a run recorded before run.json kept the epochs: read again from its log."""
+    from autotrain_runner.training.train import TRAIN_LOG, losses_from_log
+
+    log = run_dir / TRAIN_LOG
+    return losses_from_log(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else {}
+
+
+def _sweep(project_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    folder = project_dir / SWEEPS_DIR / record["id"]
+    evals = {e["trial"]: trial_evals(project_dir, folder, record, e) for e in record["trials"]}
+    base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
+    rows = leaderboard(record, evals)
+    columns = [("base", base)] + [(row["trial"], evals.get(row["trial"], {})) for row in rows]
+    return {
+        "id": record["id"],
+        "status": record.get("status"),
+        "grid": record["grid"],
+        "timing": record.get("timing") or {},
+        "rule": score_rule(record),
+        "rows": rows,
+        "base": (base.get("split") or {}),
+        "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("[!.]*.png"))],
+        "outputs": _side_by_side(columns, "prompts_predictions", None)
+        + _side_by_side(columns, "split_predictions", SIDE_BY_SIDE),
+        "names": [name for name, _ in columns],
+    }
+
+
+def _side_by_side(columns: list[tuple[str, dict[str, Any]]], kind: str, limit: int | None) -> list[dict[str, Any]]:
+    by_model = {name: {p["id"]: p for p in found.get(kind, [])} for name, found in columns}
+    ids = list(dict.fromkeys(i for predictions in by_model.values() for i in predictions))
+    items = []
+    for sample_id in ids[:limit] if limit else ids:
+        first = next(p[sample_id] for p in by_model.values() if sample_id in p)
+        items.append(
+            {
+                "id": sample_id,
+                "request": first.get("request") or first.get("prompt", ""),
+                "reference": first.get("reference"),
+                "answers": [(name, by_model[name].get(sample_id)) for name, _ in columns],
+            }
+        )
+    return items
+
+
+def _evaluations(project_dir: Path) -> list[dict[str, Any]]:
+    """Every metrics.json under the project: runs' evals, base evals, sweeps' base evals."""
+    found = []
+    for metrics_file in sorted(project_dir.glob("**/metrics.json")):
+        folder = metrics_file.parent
+        figures = layout.read_json(metrics_file)
+        if not figures or "signature" not in figures:
+            continue
+        found.append(
+            {
+                "where": str(folder.relative_to(project_dir)),
+                "figures": {k: figures.get(k) for k in EVAL_FIGURES},
+                "cosine_method": figures.get("cosine_method"),
+                "signature": figures["signature"],
+                "predictions": folder / "predictions.jsonl",
+            }
+        )
+    return found
+
+
+def _comparison(project_dir: Path, evaluations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The latest run's test-split answers beside its base model's (`atr eval --compare-base`)."""
+    latest = layout.latest_succeeded(project_dir)
+    record = layout.read_run(project_dir / layout.RUNS_DIR / latest) if latest else None
+    if not record:
+        return None
+    by_folder = {e["where"]: e for e in evaluations}
+    run_eval = by_folder.get(f"{layout.RUNS_DIR}/{latest}/eval")
+    base_dir = base_eval_dir(project_dir, record["model"]["spec"])
+    base_eval = by_folder.get(str(base_dir.relative_to(project_dir)))
+    if run_eval is None or base_eval is None:
+        return None
+    columns = [(base_eval["where"], _predictions(base_eval)), (run_eval["where"], _predictions(run_eval))]
+    return {
+        "names": [name for name, _ in columns],
+        "items": _side_by_side(columns, "split_predictions", SIDE_BY_SIDE),
+    }
+
+
+def _predictions(evaluation: dict[str, Any]) -> dict[str, Any]:
+    path: Path = evaluation["predictions"]
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {"split_predictions": [json.loads(line) for line in lines if line.strip()]}
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+# --- the page
+
+
+def _render(page: dict[str, Any]) -> str:
+    import jinja2
+
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
+    environment.filters["num"] = fmt
+    environment.filters["flags"] = lambda p: ", ".join(k for k, on in (p or {}).get("flags", {}).items() if on)
+    template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
+    return environment.from_string(template).render(**page, metric_columns=list(METRICS))

@@ -1,0 +1,109 @@
+"""Config -> AutoTrain argv. The only place that knows how AutoTrain spells its flags.
+
+AutoTrain 0.8.36 generates its flags from `LLMTrainingParams`: `--{field with - for _}`, booleans
+as store_true, and `--block_size` only with the underscore. The runner owns four of them:
+`--project-name` (sanitized), `--data-path`/`--train-split` (the staged copy, since AutoTrain only
+reads a local file named `train.*`), and the token and push flags, which it never passes: the
+token would land in argv and in `training_params.json`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from autotrain_runner.config import models
+from autotrain_runner.config.project import Config
+from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.training import autotrain_schema
+
+STAGED_DATA_DIR = "data"  # relative to the run folder, which is AutoTrain's working directory
+STAGED_SPLIT = "train"
+STAGED_VALID_SPLIT = "valid"  # staged beside train.* when the dataset has a held-out split
+# Flags about the data's columns come last, after the training hyperparameters.
+_DATA_FIELDS = ("text_column", "prompt_text_column", "rejected_text_column", "chat_template")
+# Choice fields where AutoTrain needs an explicit "none" to turn its default off.
+_EXPLICIT_NONE = ("mixed_precision", "quantization", "chat_template")
+
+
+def flag(field: str) -> str:
+    return "--block_size" if field == "block_size" else "--" + field.replace("_", "-")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def autotrain_fields(config: Config) -> dict[str, Any]:
+    """Field -> value for everything AutoTrain will be given (what `LLMTrainingParams` validates)."""
+    fields: dict[str, Any] = {
+        "project_name": config.project_name,
+        "data_path": STAGED_DATA_DIR if config.data_file else str(config.get("DATA_PATH")),
+        "train_split": STAGED_SPLIT if config.data_file else config.get("TRAIN_SPLIT"),
+        "model": models.training_path(config.model),
+    }
+    params = config.autotrain_params()
+    params.pop("model", None)
+    fields.update({k: v for k, v in params.items() if k not in _DATA_FIELDS})
+    fields.update({k: v for k, v in params.items() if k in _DATA_FIELDS})
+    return fields
+
+
+def build_argv(config: Config) -> list[str]:
+    argv = ["autotrain", "llm", "--train"]
+    for field, value in autotrain_fields(config).items():
+        if isinstance(value, bool):
+            if value:
+                argv.append(flag(field))
+        elif value is None:
+            if field in _EXPLICIT_NONE:
+                argv += [flag(field), "none"]
+        else:
+            argv += [flag(field), _format(value)]
+    if config.get("BACKEND") != "local":
+        argv += ["--backend", config.get("BACKEND")]
+    return argv
+
+
+def validate_with_autotrain(config: Config) -> None:
+    """The final object through AutoTrain's own LLMTrainingParams (imports torch: not in `check`)."""
+    fields = {k: ("none" if v is None and k in _EXPLICIT_NONE else v) for k, v in autotrain_fields(config).items()}
+    try:
+        autotrain_schema.validate_live(fields)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(
+            [
+                Problem("error", str(config.env_file), "", f"AutoTrain rejects the config: {line}")
+                for line in str(exc).splitlines()
+                if line.strip()
+            ]
+        ) from exc
+
+
+def shell_line(argv: list[str]) -> str:
+    return shlex.join(argv)
+
+
+def engine_options(config: Config) -> dict[str, Any]:
+    """What the trainer is asked beyond AutoTrain's fields (`engine.Options`)."""
+    loss_on = _loss_on(config)
+    marker = config.template.assistant_prefix if config.template.kind == "text" else None
+    return {"loss_on": loss_on, "answer_marker": marker}
+
+
+def _loss_on(config: Config) -> str:
+    if config.get("TRAINER") not in ("sft", None):
+        return "all"
+    return config.get("LOSS_ON") or "answer"
+
+
+def describe_loss(config: Config) -> str:
+    """`answer (...)` or `all (...)`: the LOSS_ON a run trained with, as run.json and the model card say it."""
+    if _loss_on(config) == "all":
+        if (config.get("LOSS_ON") or "answer") == "answer":
+            return f"all (LOSS_ON=answer applies to the sft trainer; {config.get('TRAINER')} has its own loss)"
+        return "all (the whole text: prompt, role markers and answer)"
+    how = "the chat template's generation prompt" if config.template.kind == "chat" else "the template's answer marker"
+    return f"answer (prompt and role markers masked up to {how}; loss on the final answer and its end marker)"

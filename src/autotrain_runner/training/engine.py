@@ -1,0 +1,416 @@
+"""The training process: AutoTrain 0.8.36's own trainer, with the fixes today's stack needs.
+
+AutoTrain's last release (2025-01) was written for transformers 4.48 and TRL 0.13. On the pinned
+stack its `llm --trainer sft` path fails in four places and misbehaves in three more. Every fix
+lives here, and only here: `apply_fixes()` replaces attributes of AutoTrain's own modules inside
+the training process, so nothing changes for any other code. Each `Fix` names what it repairs
+and why in one line; `FIX_NAMES` is what `atr check`, `atr command` and `run.json` show.
+
+`python -m autotrain_runner.training.engine PARAMS.json` is what `atr train` starts, in the run folder:
+1. `llm_munge_data` (AutoTrain's own local-data preparation) copies the staged files into
+   `{project}/autotrain-data`, with the validation split kept (AutoTrain drops it);
+2. `training_params.json` is written by AutoTrain's own `params.save` (the runner never puts the
+   token into the params: the Hub reads it from the environment);
+3. AutoTrain's trainer for `params.trainer` runs, and an exception exits 1 with its traceback
+   (AutoTrain's `monitor` wrapper would log it and exit 0).
+
+One Python process does what `autotrain llm` did in three (its CLI, `accelerate launch`, the
+trainer). Several CUDA devices go through `accelerate launch`, as AutoTrain sets it up (`launch_argv`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
+OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
+LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
+
+
+@dataclass
+class Options:
+    loss_on: str = "all"  # "answer": completion-only loss (prompt/completion pairs); "all": AutoTrain's whole text
+    answer_marker: str | None = None  # text templates: where the answer starts
+
+
+OPTIONS = Options()
+
+
+@dataclass(frozen=True)
+class Fix:
+    name: str
+    reason: str
+    module: str  # the AutoTrain module whose attribute is replaced
+    attribute: str
+    wrap: Callable[[Any], Any]  # original -> replacement
+
+
+def _from_pretrained(original):
+    """`use_flash_attention_2=x` -> `attn_implementation="flash_attention_2"` or nothing; fp32 weights.
+
+    transformers 5 loads in the checkpoint's dtype (bf16 for most models) where 4.48 loaded fp32;
+    AutoTrain's precision handling and the memory preflight are written for fp32 weights with
+    autocast on top, so that is what it gets unless it asks for a dtype itself.
+    """
+
+    class Loader:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            if kwargs.pop("use_flash_attention_2", False):
+                kwargs["attn_implementation"] = "flash_attention_2"
+            if "dtype" not in kwargs and "torch_dtype" not in kwargs:
+                import torch
+
+                kwargs["dtype"] = torch.float32
+            return original.from_pretrained(*args, **kwargs)
+
+        def __getattr__(self, name):  # pragma: no cover - anything else AutoTrain may use
+            return getattr(original, name)
+
+    return Loader()
+
+
+def _sft_config(original):
+    """`SFTConfig(max_seq_length=n)` -> `max_length=n`; packing that keeps every token.
+
+    TRL >= 0.19 packs best-fit (`bfd`) and cuts each sample at `max_length`: an answer longer than
+    the block lost its ending and its EOS. `bfd_split` packs the same way and carries the overflow
+    into another sequence, so every token of every sample is trained on, as under TRL 0.13.
+    """
+
+    @functools.wraps(original, updated=())
+    def make(**kwargs):
+        if "max_seq_length" in kwargs:
+            kwargs["max_length"] = kwargs.pop("max_seq_length")
+        if kwargs.get("packing"):
+            kwargs.setdefault("packing_strategy", "bfd_split")
+        return original(**kwargs)
+
+    return make
+
+
+def _training_args(original):
+    """Warmup as a ratio in `warmup_steps`, and mixed precision exactly as asked."""
+
+    @functools.wraps(original)
+    def configure(config, logging_steps):
+        args = original(config, logging_steps)
+        ratio = args.pop("warmup_ratio", None)
+        if ratio:  # transformers >= 5.0 reads a float below 1 in warmup_steps as a ratio
+            args["warmup_steps"] = float(ratio)
+        import torch
+
+        cuda = torch.cuda.is_available()
+        # TRL >= 0.19 turns bf16 on unless told otherwise; fp16/bf16 without CUDA train in fp32.
+        args["bf16"] = cuda and config.mixed_precision == "bf16"
+        args["fp16"] = cuda and config.mixed_precision == "fp16"
+        if config.valid_split is not None:
+            # An eval loss every epoch, but the model of the last epoch is the one kept: a sweep over
+            # epochs compares epochs, which loading the "best" checkpoint would hide.
+            args["load_best_model_at_end"] = False
+            args["save_strategy"] = "no"
+        return args
+
+    return configure
+
+
+def _chat_data(original):
+    """Render the validation split too, and move a text column named `messages` out of TRL's way."""
+
+    @functools.wraps(original)
+    def process(config, tokenizer, train_data, valid_data):
+        from autotrain.trainers.clm.utils import apply_chat_template
+
+        if config.chat_template in ("chatml", "zephyr", "tokenizer"):
+            kwargs = {"fn_kwargs": {"tokenizer": tokenizer, "config": config}}
+            train_data = train_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
+            if valid_data is not None:
+                valid_data = valid_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
+        if config.text_column == "messages":
+            # TRL >= 0.15 reads a `messages` column as a conversation, and drops it once rendered.
+            train_data = train_data.rename_column("messages", "autotrain_text")
+            if valid_data is not None:
+                valid_data = valid_data.rename_column("messages", "autotrain_text")
+            config.text_column = "autotrain_text"
+        return train_data, valid_data
+
+    return process
+
+
+def _end_at_eos(example, tokenizer, config):
+    """`...<|im_end|>\n` -> `...<|im_end|>`: TRL adds an EOS unless the text ends with one, and
+    templates that put a newline after each turn's end marker would train on two."""
+    text = example[config.text_column]
+    if isinstance(text, str):
+        example[config.text_column] = _ending_at_eos(text, tokenizer.eos_token)
+    return example
+
+
+def _ending_at_eos(text: str, eos: str | None) -> str:
+    return text.rstrip() if eos and text.rstrip().endswith(eos) else text
+
+
+def _answer_loss(original):
+    """`loss_on=answer`: every sample becomes a prompt/completion pair (`_answer_only`), for which
+    TRL's completion-only loss masks the prompt; `loss_on=all` keeps AutoTrain's whole-text path."""
+
+    @functools.wraps(original)
+    def process(config, tokenizer, train_data, valid_data):
+        if OPTIONS.loss_on != "answer":
+            return original(config, tokenizer, train_data, valid_data)
+        split = functools.partial(_answer_only, tokenizer=tokenizer, config=config)
+        train_data = train_data.map(split, remove_columns=train_data.column_names)
+        if valid_data is not None:
+            valid_data = valid_data.map(split, remove_columns=valid_data.column_names)
+        return train_data, valid_data
+
+    return process
+
+
+def _recording_trainer(original):
+    """An SFTTrainer that writes, once its dataset is prepared, which tokens of the first packed
+    sequences carry loss (`loss_tokens.json` in the run folder): what "loss on the answer" means,
+    shown on the real training data rather than asserted."""
+
+    class RecordingTrainer(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            try:
+                _write_loss_record(self.train_dataset, self.processing_class, Path(LOSS_RECORD_JSON))
+            except Exception as exc:  # a record, not the training: never stop a run for it
+                print(f"autotrain-runner: could not write {LOSS_RECORD_JSON}: {exc}", file=sys.stderr)
+
+    RecordingTrainer.__name__ = RecordingTrainer.__qualname__ = original.__name__
+    return RecordingTrainer
+
+
+def _write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> None:
+    """Each sequence as runs of consecutive tokens that do or do not carry loss (label != -100)."""
+    from autotrain_runner.layout import write_json_atomic
+
+    record = []
+    for row in dataset.select(range(min(sequences, len(dataset)))):
+        ids, labels = row["input_ids"], row.get("labels") or row["input_ids"]
+        segments = []
+        for loss, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda pair: pair[1] != -100):
+            tokens = [token for token, _ in run]
+            text = tokenizer.decode(tokens, skip_special_tokens=False)
+            segments.append({"loss": loss, "tokens": len(tokens), "text": text})
+        record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
+    write_json_atomic(path, {"loss_on": OPTIONS.loss_on, "sequences": record})
+
+
+def _answer_only(example, tokenizer, config) -> dict[str, str]:
+    """One sample as TRL's prompt/completion pair: the loss falls on the completion only.
+
+    Chat templates: the prompt is the conversation up to the final answer, rendered with the
+    generation prompt (role marker of the answer included), exactly as generation renders it;
+    the completion is the rest of the rendered conversation, up to and including the EOS.
+    Text templates: the text is cut after the last answer marker (`OPTIONS.answer_marker`), and
+    TRL appends the EOS to the completion.
+    """
+    value = example[config.text_column]
+    if config.chat_template in ("chatml", "zephyr", "tokenizer"):
+        messages = ast.literal_eval(value) if isinstance(value, str) else value
+        if not messages or messages[-1].get("role") != "assistant":
+            raise ValueError(f"LOSS_ON=answer: a sample does not end with an assistant answer: {str(value)[:80]!r}")
+        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        whole = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        if not whole.startswith(prompt):
+            raise ValueError(
+                "LOSS_ON=answer: the chat template renders the prompt differently on its own than inside the "
+                f"conversation, so the answer cannot be told apart; set LOSS_ON=all ({prompt[-60:]!r})"
+            )
+        return {"prompt": prompt, "completion": _ending_at_eos(whole[len(prompt) :], tokenizer.eos_token)}
+    cut = answer_start(value, OPTIONS.answer_marker or "")
+    if cut is None:
+        raise ValueError(f"LOSS_ON=answer: a sample has no answer marker {OPTIONS.answer_marker!r}: {value[:80]!r}")
+    return {"prompt": value[:cut], "completion": value[cut:]}
+
+
+def answer_start(text: str, marker: str) -> int | None:
+    """Where the final answer of a rendered text begins: after the last answer marker and the
+    whitespace that follows it (`### 답변:\n` and `### 답변: ` alike); None without a marker."""
+    marker = marker.strip()
+    at = text.rfind(marker) if marker else -1
+    if at < 0:
+        return None
+    cut = at + len(marker)
+    while cut < len(text) and text[cut].isspace():
+        cut += 1
+    return cut
+
+
+def _callbacks(original):
+    """Drop `LoadBestPeftModelCallback`: it looks for `adapter_model.bin`, PEFT writes safetensors."""
+
+    @functools.wraps(original)
+    def callbacks(config):
+        from autotrain.trainers.clm.callbacks import LoadBestPeftModelCallback
+
+        return [c for c in original(config) if c is not LoadBestPeftModelCallback]
+
+    return callbacks
+
+
+FIXES = (
+    Fix(
+        "from-pretrained",
+        "transformers 4.53 removed from_pretrained(use_flash_attention_2=...); 5.0 loads in the checkpoint's dtype",
+        "autotrain.trainers.clm.utils",
+        "AutoModelForCausalLM",
+        _from_pretrained,
+    ),
+    Fix(
+        "sft-config",
+        "trl 0.20 removed SFTConfig(max_seq_length=...); trl 0.19 packing cuts every sample at the block size",
+        "autotrain.trainers.clm.train_clm_sft",
+        "SFTConfig",
+        _sft_config,
+    ),
+    Fix(
+        "training-args",
+        "transformers 5.15 removed warmup_ratio; trl 0.19 trains in bf16 unless fp16 is set",
+        "autotrain.trainers.clm.utils",
+        "configure_training_args",
+        _training_args,
+    ),
+    Fix(
+        "chat-data",
+        "chat rendering crashed on a validation split; trl 0.15 drops a text column named messages; one EOS a sample",
+        "autotrain.trainers.clm.utils",
+        "process_data_with_chat_template",
+        _chat_data,
+    ),
+    Fix(
+        "answer-loss",
+        "AutoTrain trains on the whole text; LOSS_ON=answer gives TRL prompt/completion pairs (completion-only loss)",
+        "autotrain.trainers.clm.utils",
+        "process_data_with_chat_template",
+        _answer_loss,
+    ),
+    Fix(
+        "loss-record",
+        "which tokens carry loss is recorded from the prepared training data (loss_tokens.json)",
+        "autotrain.trainers.clm.train_clm_sft",
+        "SFTTrainer",
+        _recording_trainer,
+    ),
+    Fix(
+        "valid-callback",
+        "LoadBestPeftModelCallback expects adapter_model.bin, PEFT writes adapter_model.safetensors",
+        "autotrain.trainers.clm.utils",
+        "get_callbacks",
+        _callbacks,
+    ),
+)
+FIX_NAMES = tuple(fix.name for fix in FIXES)
+
+
+def describe() -> str:
+    """`autotrain-advanced 0.8.36 + fixes [...]`: the engine, as check, command and run.json name it."""
+    try:
+        version = metadata.version("autotrain-advanced")
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return f"autotrain-advanced {version} + fixes [{', '.join(FIX_NAMES)}]"
+
+
+_applied = False
+
+
+def apply_fixes() -> None:
+    """Replace each attribute in AutoTrain's modules; once per process."""
+    global _applied
+    if _applied:
+        return
+    for fix in FIXES:
+        module = importlib.import_module(fix.module)
+        setattr(module, fix.attribute, fix.wrap(getattr(module, fix.attribute)))
+    _applied = True
+
+
+def run(fields: dict[str, Any]) -> None:
+    """Prepare the data and train, in the current directory (the run folder), as AutoTrain's CLI would."""
+    apply_fixes()
+    from autotrain.project import llm_munge_data
+    from autotrain.trainers.clm.params import LLMTrainingParams
+
+    params = LLMTrainingParams(**fields)
+    keep_valid = params.valid_split is not None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several GPUs: the main process prepares, once
+        from accelerate import PartialState
+
+        state = PartialState()
+        with state.main_process_first():
+            params = llm_munge_data(params, local=True) if state.is_main_process else _munged(params)
+    else:
+        params = llm_munge_data(params, local=True)
+    if keep_valid:  # AutoTrain saved the validation file and then forgot it (valid_split=None)
+        params.valid_split = VALIDATION_SPLIT
+    params.save(output_dir=params.project_name)
+    trainer = importlib.import_module(f"autotrain.trainers.clm.train_clm_{params.trainer}")
+    trainer.train(params)
+
+
+def _munged(params):
+    """The params `llm_munge_data` returns once the main process has written `autotrain-data`."""
+    params.data_path = f"{params.project_name}/autotrain-data"
+    params.valid_split = None
+    params.text_column = "autotrain_text"
+    params.rejected_text_column = "autotrain_rejected_text"
+    params.prompt_text_column = "autotrain_prompt"
+    return params
+
+
+def launch_argv(params_file: Path, cuda_devices: int, fields: dict[str, Any]) -> list[str]:
+    """One process on a CPU or one GPU; on several, AutoTrain's own `accelerate launch` arguments."""
+    if cuda_devices <= 1:
+        return [sys.executable, "-m", __name__, str(params_file)]
+    from autotrain.commands import get_accelerate_command
+
+    accelerate = get_accelerate_command(
+        cuda_devices, fields.get("gradient_accumulation") or 1, fields.get("distributed_backend")
+    )
+    precision = {"fp16": "fp16", "bf16": "bf16"}.get(str(fields.get("mixed_precision")), "no")
+    # AutoTrain's list starts with `accelerate launch`: the same launcher, from this interpreter
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *accelerate[2:],
+        "--mixed_precision",
+        precision,
+        "-m",
+        __name__,
+        str(params_file),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(f"usage: python -m {__name__} PARAMS.json", file=sys.stderr)
+        return 2
+    params_file = Path(argv[0])
+    fields = json.loads(params_file.read_text(encoding="utf-8"))
+    options_file = params_file.with_name(OPTIONS_JSON)
+    if options_file.is_file():
+        OPTIONS.__dict__.update(json.loads(options_file.read_text(encoding="utf-8")))
+    os.environ.setdefault("PAUSE_ON_FAILURE", "0")
+    run(fields)  # an exception prints its traceback and exits 1: the runner reads both
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
