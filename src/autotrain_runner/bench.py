@@ -420,10 +420,12 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
     from autotrain_runner import layout
     from autotrain_runner.config.project import load_config
     from autotrain_runner.errors import ConfigError
-    from autotrain_runner.sweep.sweep import SWEEP_JSON, SWEEPS_DIR, evaluate_on_one_engine, trial_eval_dir
+    from autotrain_runner.sweep.sweep import evaluate_on_one_engine
 
     config = load_config(project, overrides)
-    found = sorted((config.project_dir / SWEEPS_DIR).glob(f"*/{SWEEP_JSON}"), key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        (config.project_dir / layout.SWEEPS_DIR).glob(f"*/{layout.SWEEP_JSON}"), key=lambda p: p.stat().st_mtime
+    )
     records = [(p.parent, layout.read_json(p) or {}) for p in found]
     done = [(folder, record) for folder, record in records if record.get("status") == "succeeded"]
     if not done:
@@ -440,7 +442,7 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
                 config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)
             )
             chrf = {
-                e["trial"]: (layout.read_json(trial_eval_dir(Path(tmp), e["trial"]) / "metrics.json") or {}).get("chrf")
+                e["trial"]: (layout.read_metrics(layout.trial_eval_dir(Path(tmp), e["trial"])) or {}).get("chrf")
                 for e in again["trials"]
             }
         engines[engine] = {**again["evaluation_engine"], "seconds": seconds, "chrf": chrf}

@@ -1,7 +1,16 @@
-"""Run folders: one per training run, never overwritten; the helper train, sweep and eval share.
+"""What lies on disk: every folder and file name the commands write and read, in one place.
 
-`PROJECT_DIR/runs/<run-id>/` holds `run.json` (what was asked, what happened), `train.log`,
-the staged `data/`, and AutoTrain's output folder. `run.json` is written atomically, first with
+    PROJECT_DIR/
+      runs/<run-id>/         run.json (what was asked, what happened), train.log, params.json,
+                             the staged data/, AutoTrain's output folder, and eval/ (atr eval)
+      eval/base-<model>/     the base model's evaluation (atr eval --base / --compare-base)
+      sweeps/<sweep-id>/     sweep.json, base/, trials/<trial>/ (each trial's evaluation),
+                             leaderboard.csv, leaderboard.md, outputs.md, heatmap-*.png
+      report.html            atr report
+    datasets/<dataset-id>/   manifest.json, train/valid/test files (atr data)
+
+An evaluation folder holds metrics.json, predictions.jsonl and report.md, and prompts/ (the same
+three for the listed prompts). Records are written atomically, a run's first with
 `status: running`, so a crashed runner leaves a record a later command can recognise.
 """
 
@@ -20,6 +29,22 @@ from autotrain_runner.errors import ConfigError
 
 RUNS_DIR = "runs"
 RUN_JSON = "run.json"
+TRAIN_LOG = "train.log"
+PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
+EVAL_DIR = "eval"
+PROMPTS_DIR = "prompts"  # inside an evaluation folder: the listed prompts' evaluation
+METRICS_JSON = "metrics.json"
+PREDICTIONS_JSONL = "predictions.jsonl"
+EVAL_REPORT_MD = "report.md"
+COMPARE_MD = "compare.md"
+SWEEPS_DIR = "sweeps"
+SWEEP_JSON = "sweep.json"
+TRIALS_DIR = "trials"
+LEADERBOARD_CSV = "leaderboard.csv"
+LEADERBOARD_MD = "leaderboard.md"
+OUTPUTS_MD = "outputs.md"
+MANIFEST_JSON = "manifest.json"
+REPORT_HTML = "report.html"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -176,3 +201,48 @@ def find_run(project_dir: Path, run_id: str) -> Path:
         known = ", ".join(r["id"] for r in list_runs(project_dir)) or "none yet"
         raise ConfigError(f"{project_dir / RUNS_DIR}: no run {run_id!r} (runs: {known})")
     return run_dir
+
+
+def run_eval_dir(run_dir: Path) -> Path:
+    return run_dir / EVAL_DIR
+
+
+def base_eval_dir(project_dir: Path, model_spec: str) -> Path:
+    return project_dir / EVAL_DIR / ("base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec).strip("-"))
+
+
+def sweep_dir(project_dir: Path, sweep_id: str) -> Path:
+    return project_dir / SWEEPS_DIR / sweep_id
+
+
+def trial_eval_dir(folder: Path, trial: str) -> Path:
+    """A trial's evaluation lives in the sweep, so a later `atr eval --run` cannot replace it."""
+    return folder / TRIALS_DIR / trial
+
+
+def read_metrics(eval_dir: Path) -> dict[str, Any] | None:
+    return read_json(eval_dir / METRICS_JSON)
+
+
+def read_sweeps(project_dir: Path) -> list[dict[str, Any]]:
+    root = project_dir / SWEEPS_DIR
+    if not root.is_dir():
+        return []
+    found = [read_json(p / SWEEP_JSON) for p in sorted(root.iterdir()) if p.is_dir()]
+    return [r for r in found if r]
+
+
+def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
+    """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
+    for record in read_sweeps(project_dir):
+        for entry in record["trials"]:
+            if entry.get("run_id") == run_id and entry.get("status") == "succeeded":
+                return trial_eval_dir(sweep_dir(project_dir, record["id"]), entry["trial"])
+    return None
+
+
+def run_evaluation(run_dir: Path) -> Path | None:
+    """The run's own evaluation (`atr eval`), else the one its sweep made, else None."""
+    if (run_eval_dir(run_dir) / METRICS_JSON).is_file():
+        return run_eval_dir(run_dir)
+    return trial_evaluation(run_dir.parent.parent, run_dir.name)

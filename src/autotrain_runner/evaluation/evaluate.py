@@ -75,10 +75,11 @@ def evaluate(
         for kind in ("split", "prompts"):
             if all(r[kind] is not None for r in results):
                 shown = [
-                    t if kind == "split" else dataclasses.replace(t, out_dir=t.out_dir / "prompts") for t in targets
+                    t if kind == "split" else dataclasses.replace(t, out_dir=t.out_dir / layout.PROMPTS_DIR)
+                    for t in targets
                 ]
                 _write_comparison(shown, [r[kind] for r in results])
-                echo(f"wrote {shown[0].out_dir / 'compare.md'}")
+                echo(f"wrote {shown[0].out_dir / layout.COMPARE_MD}")
     return [r["split"] for r in results]
 
 
@@ -106,7 +107,7 @@ def evaluate_targets(
         result = {"split": _evaluate_one(config, target, samples, valid, settings, backend), "prompts": None}
         echo(f"wrote {target.out_dir}")
         if listed is not None:  # the qualitative list, beside the split
-            listed_target = dataclasses.replace(target, out_dir=target.out_dir / "prompts")
+            listed_target = dataclasses.replace(target, out_dir=target.out_dir / layout.PROMPTS_DIR)
             echo(f"evaluating {target.label} on {len(listed_samples)} samples ({listed}; engine {engine.kind})")
             result["prompts"] = _evaluate_one(config, listed_target, listed_samples, [], settings, backend)
             echo(f"wrote {listed_target.out_dir}")
@@ -207,7 +208,7 @@ def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
         model,
         None if merged else output,
         template,
-        out or run_dir / "eval",
+        out or layout.run_eval_dir(run_dir),
         load_in_4bit=params.get("quantization") == "int4",
     )
 
@@ -219,14 +220,10 @@ def base_target(config: Config, out: Path | None) -> Target:
         models.training_path(config.model),
         None,
         config.template,
-        out or base_eval_dir(config.project_dir, config.model.spec),
+        out or layout.base_eval_dir(config.project_dir, config.model.spec),
         # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
         load_in_4bit=config.quantization == "int4",
     )
-
-
-def base_eval_dir(project_dir: Path, model_spec: str) -> Path:
-    return project_dir / "eval" / ("base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec).strip("-"))
 
 
 def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:
@@ -419,10 +416,10 @@ def _held_out_loss(backend, template: templates.PromptTemplate, valid: list[dict
 def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: dict[str, Any], target: Target) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     layout.write_text_atomic(
-        out_dir / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+        out_dir / layout.PREDICTIONS_JSONL, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
     )
-    layout.write_text_atomic(out_dir / "metrics.json", json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
-    layout.write_text_atomic(out_dir / "report.md", _report(target, predictions, figures))
+    layout.write_text_atomic(out_dir / layout.METRICS_JSON, json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    layout.write_text_atomic(out_dir / layout.EVAL_REPORT_MD, _report(target, predictions, figures))
 
 
 _FIGURES = (
@@ -496,11 +493,11 @@ def _write_comparison(targets: list[Target], results: list[dict[str, Any]]) -> N
             f"| {p['id']} | {md_cell(b.get('output', ''))} | {md_cell(p['output'])} | "
             f"{md_cell(p.get('reference') or '')} |"
         )
-    layout.write_text_atomic(out_dir / "compare.md", "\n".join(lines) + "\n")
+    layout.write_text_atomic(out_dir / layout.COMPARE_MD, "\n".join(lines) + "\n")
 
 
 def _read_predictions(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in (folder / layout.PREDICTIONS_JSONL).read_text(encoding="utf-8").splitlines()]
 
 
 def md_cell(text: str) -> str:

@@ -69,9 +69,9 @@ def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[
     base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
     rows = leaderboard(record, evals)
     written = [
-        _write(folder / "leaderboard.csv", leaderboard_csv(rows)),
-        _write(folder / "leaderboard.md", leaderboard_md(record, rows, base)),
-        _write(folder / "outputs.md", outputs_md(record, rows, evals, base)),
+        _write(folder / layout.LEADERBOARD_CSV, leaderboard_csv(rows)),
+        _write(folder / layout.LEADERBOARD_MD, leaderboard_md(record, rows, base)),
+        _write(folder / layout.OUTPUTS_MD, outputs_md(record, rows, evals, base)),
     ]
     written += _plots(config, folder, record, rows, base)
     return written
@@ -83,13 +83,15 @@ def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[
 def read_evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """{"split": metrics, "prompts": metrics, "split_predictions": [...], "prompt_predictions": [...]}."""
     split_dir = eval_dir if record["evaluation"].get("split") else None
-    prompts_dir = (eval_dir / "prompts" if split_dir else eval_dir) if record["evaluation"].get("prompts") else None
+    prompts_dir = (
+        (eval_dir / layout.PROMPTS_DIR if split_dir else eval_dir) if record["evaluation"].get("prompts") else None
+    )
     found: dict[str, Any] = {}
     for kind, where in (("split", split_dir), ("prompts", prompts_dir)):
         if where is None:
             continue
-        found[kind] = layout.read_json(where / "metrics.json")
-        predictions = where / "predictions.jsonl"
+        found[kind] = layout.read_metrics(where)
+        predictions = where / layout.PREDICTIONS_JSONL
         if predictions.is_file():
             found[f"{kind}_predictions"] = [
                 json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()

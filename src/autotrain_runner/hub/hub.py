@@ -613,7 +613,7 @@ def _data_lines(config: Config, record: dict[str, Any]) -> list[str]:
     source = Path(str(data.get("source", "")))
     sha = data.get("sha256", "")
     lines = [f"Training file `{source.name}`, sha256 `{sha}`."]
-    manifest = layout.read_json(config.dataset_dir / "manifest.json")
+    manifest = layout.read_json(config.dataset_dir / layout.MANIFEST_JSON)
     if manifest is None:
         return lines
     built = config.dataset_dir / str(manifest.get("train_file", ""))
@@ -650,12 +650,8 @@ _FIGURES = {
 
 
 def _eval_lines(run_dir: Path, base: str) -> list[str]:
-    from autotrain_runner.sweep.sweep import trial_evaluation
-
-    figures = layout.read_json(run_dir / "eval" / "metrics.json")
-    swept = trial_evaluation(run_dir.parent.parent, run_dir.name) if figures is None else None
-    if swept is not None:  # a sweep trial: its evaluation is kept with the sweep
-        figures = layout.read_json(swept / "metrics.json")
+    evaluated = layout.run_evaluation(run_dir)  # a sweep trial's evaluation is kept with the sweep
+    figures = layout.read_metrics(evaluated) if evaluated else None
     if figures is None:
         return [f"No evaluation was recorded for this run (`atr eval PROJECT --run {run_dir.name}` writes one)."]
     lines = ["| metric | value | scale |", "|---|---|---|"]

@@ -15,12 +15,9 @@ from typing import Any
 
 from autotrain_runner import layout
 from autotrain_runner.config.project import find_env_file, load_config
-from autotrain_runner.evaluation.evaluate import base_eval_dir
 from autotrain_runner.evaluation.results import METRICS, fmt, leaderboard, read_evals, score_rule, trial_evals
 from autotrain_runner.report import plots
-from autotrain_runner.sweep.sweep import SWEEPS_DIR, read_sweeps
 
-REPORT = "report.html"
 EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
 SIDE_BY_SIDE = 20
 
@@ -29,7 +26,7 @@ def report(project: Path | str, out: Path | None = None) -> Path:
     env_file = find_env_file(Path(project))
     config = load_config(env_file)
     project_dir = config.project_dir
-    target = out or project_dir / REPORT
+    target = out or project_dir / layout.REPORT_HTML
     run_records = layout.list_runs(project_dir)
     page = {
         "project": config.display_name,
@@ -40,7 +37,7 @@ def report(project: Path | str, out: Path | None = None) -> Path:
         "loss_chart": _loss_chart(project_dir, run_records, target.parent),
         "sweeps": [  # the latest first
             _sweep(project_dir, r)
-            for r in sorted(read_sweeps(project_dir), key=lambda r: r.get("updated_at") or "")[::-1]
+            for r in sorted(layout.read_sweeps(project_dir), key=lambda r: r.get("updated_at") or "")[::-1]
         ],
         "evaluations": _evaluations(project_dir),
         "font_note": plots.font_note(),
@@ -93,7 +90,7 @@ def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path)
     if not curves:
         return None
     path = plots.lines(
-        scratch / f".{REPORT}.loss.png",
+        scratch / f".{layout.REPORT_HTML}.loss.png",
         f"training and eval loss of every run: {project_dir.name}",
         curves,
         "epoch",
@@ -107,14 +104,14 @@ def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path)
 
 def _relogged(run_dir: Path) -> dict[str, Any]:
     """Loss by epoch for a run recorded before run.json kept the epochs: read again from its log."""
-    from autotrain_runner.training.train import TRAIN_LOG, losses_from_log
+    from autotrain_runner.training.train import losses_from_log
 
-    log = run_dir / TRAIN_LOG
+    log = run_dir / layout.TRAIN_LOG
     return losses_from_log(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else {}
 
 
 def _sweep(project_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    folder = project_dir / SWEEPS_DIR / record["id"]
+    folder = project_dir / layout.SWEEPS_DIR / record["id"]
     evals = {e["trial"]: trial_evals(project_dir, folder, record, e) for e in record["trials"]}
     base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
     rows = leaderboard(record, evals)
@@ -179,7 +176,7 @@ def _comparison(project_dir: Path, evaluations: list[dict[str, Any]]) -> dict[st
         return None
     by_folder = {e["where"]: e for e in evaluations}
     run_eval = by_folder.get(f"{layout.RUNS_DIR}/{latest}/eval")
-    base_dir = base_eval_dir(project_dir, record["model"]["spec"])
+    base_dir = layout.base_eval_dir(project_dir, record["model"]["spec"])
     base_eval = by_folder.get(str(base_dir.relative_to(project_dir)))
     if run_eval is None or base_eval is None:
         return None

@@ -36,8 +36,6 @@ from autotrain_runner.evaluation.evaluate import generation_settings, prompts_pa
 from autotrain_runner.sweep import ray_executor as sweep_ray
 from autotrain_runner.training import command
 
-SWEEPS_DIR = "sweeps"
-SWEEP_JSON = "sweep.json"
 BASE_DIR = "base"
 _OUTCOME = "\x1eatr-trial-outcome "  # the worker's last stdout line; never part of a log line
 _SWEPT_FIELDS = ("epochs", "lora_r", "lora_alpha", "lr")
@@ -144,7 +142,7 @@ def sweep(
     sweep_id = name or f"sweep-{identity}"
     if "/" in sweep_id or sweep_id.startswith("."):
         raise ConfigError(f"--name {sweep_id!r}: use letters, digits, '-' and '_'")
-    folder = config.project_dir / SWEEPS_DIR / sweep_id
+    folder = layout.sweep_dir(config.project_dir, sweep_id)
     on_ray = sweep_ray.executor(config) == "ray"
     slots = [{}] if on_ray else _slots(config)
     _held = _lock(folder)  # held until sweep() returns: one `atr sweep` per sweep folder
@@ -158,7 +156,7 @@ def sweep(
     parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
     record.update(status="running", parallel=parallel, updated_at=_now())
     record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
-    layout.write_json_atomic(folder / SWEEP_JSON, record)
+    layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
     plan = _plan(folder, config, record, evaluation, force)
     echo(
         f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train')} to train, "
@@ -189,7 +187,7 @@ def sweep(
                 _apply(record, spec, outcome, evaluation["key"])
                 if "eval_s" in outcome:
                     _count_evaluation(record, outcome["eval_s"], loads=1)
-                layout.write_json_atomic(folder / SWEEP_JSON, record)
+                layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
             work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
             why = f" ({outcome['error']})" if outcome.get("error") else ""
             echo(f"trial {spec['trial']}: {outcome['status']}{why}")
@@ -211,7 +209,7 @@ def sweep(
         total = time.monotonic() - started
         record["timing"] = _timing(total, work_s, parallel)
         record["updated_at"] = _now()
-        layout.write_json_atomic(folder / SWEEP_JSON, record)
+        layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
 
     # --- results
     from autotrain_runner.evaluation.results import write_results
@@ -222,7 +220,7 @@ def sweep(
     if font_note():
         echo(f"note: {font_note()}")
     record["timing"] = _timing(time.monotonic() - started, work_s, parallel)
-    layout.write_json_atomic(folder / SWEEP_JSON, record)
+    layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
     return SweepResult(folder, record["status"], record)
 
 
@@ -280,10 +278,10 @@ def _load_record(
     identity: str,
     force: bool,
 ) -> dict[str, Any]:
-    found = layout.read_json(folder / SWEEP_JSON)
+    found = layout.read_json(folder / layout.SWEEP_JSON)
     if found and found.get("identity") not in (None, identity) and not force:
         raise ConfigError(
-            f"{folder / SWEEP_JSON}: sweep {sweep_id} was run with another grid, training config, model or "
+            f"{folder / layout.SWEEP_JSON}: sweep {sweep_id} was run with another grid, training config, model or "
             "data; give this one another --name, or --force to redo this one"
         )
     record = found or {
@@ -334,11 +332,6 @@ def _alpha_rule(config: Config) -> str:
     return f"{config.get('LORA_ALPHA')} (LORA_ALPHA)"
 
 
-def trial_eval_dir(folder: Path, trial: str) -> Path:
-    """A trial's evaluation lives in the sweep, so a later `atr eval --run` cannot replace it."""
-    return folder / "trials" / trial
-
-
 def _plan(
     folder: Path, config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool
 ) -> dict[str, str]:
@@ -346,7 +339,7 @@ def _plan(
     plan = {}
     for entry in record["trials"]:
         run = layout.read_json(config.project_dir / layout.RUNS_DIR / str(entry["run_id"]) / layout.RUN_JSON) or {}
-        evaluated = trial_eval_dir(folder, entry["trial"]) / "metrics.json"
+        evaluated = layout.trial_eval_dir(folder, entry["trial"]) / "metrics.json"
         if force or run.get("status") != "succeeded":
             plan[entry["trial"]] = "train"
         elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded" or not evaluated.is_file():
@@ -382,7 +375,7 @@ def _spec(
         "train": step == "train",
         "split": evaluation["split"],
         "prompts": evaluation["prompts"],
-        "eval_out": str(trial_eval_dir(folder, trial.name)),
+        "eval_out": str(layout.trial_eval_dir(folder, trial.name)),
     }
 
 
@@ -454,7 +447,7 @@ def _evaluate_base(
     seconds = round(time.monotonic() - began, 2)
     record["base"]["eval_s"] = seconds
     _count_evaluation(record, seconds, loads=1)
-    layout.write_json_atomic(folder / SWEEP_JSON, record)
+    layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
     return seconds
 
 
@@ -495,7 +488,7 @@ def evaluate_on_one_engine(
     root = out_root or folder
     # (the trial's entry, or None for the base model; its target)
     pairs: list[tuple[dict[str, Any] | None, Any]] = [
-        (e, run_target(config, e["run_id"], trial_eval_dir(root, e["trial"])))
+        (e, run_target(config, e["run_id"], layout.trial_eval_dir(root, e["trial"])))
         for e in record["trials"]
         if e["status"] == "trained"
     ]
@@ -529,7 +522,7 @@ def evaluate_on_one_engine(
                 entry.update(update)
                 echo(f"trial {entry['trial']}: {entry['status']}" + (f" ({entry['error']})" if error else ""))
             if out_root is None:
-                layout.write_json_atomic(folder / SWEEP_JSON, record)
+                layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
         loads = engine.base_loads
         start_s = engine.server.start_s if engine.server else None
     seconds = round(time.monotonic() - began, 2)
@@ -621,7 +614,7 @@ def _execute(
             entry.update(status="running", run_id=spec["run_id"], error=None)
             if spec["train"] and spec["run_id"] not in entry["attempts"]:
                 entry["attempts"].append(spec["run_id"])
-            layout.write_json_atomic(folder / SWEEP_JSON, record)
+            layout.write_json_atomic(folder / layout.SWEEP_JSON, record)
 
     if ray_task is not None:
         yield from sweep_ray.execute(specs, ray_task["resources"], ray_task["needs"], mark_running, echo)
@@ -784,23 +777,6 @@ def _raise_interrupt(signum, frame) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
-    """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
-    for record in read_sweeps(project_dir):
-        for entry in record["trials"]:
-            if entry.get("run_id") == run_id and entry.get("status") == "succeeded":
-                return trial_eval_dir(project_dir / SWEEPS_DIR / record["id"], entry["trial"])
-    return None
-
-
-def read_sweeps(project_dir: Path) -> list[dict[str, Any]]:
-    root = project_dir / SWEEPS_DIR
-    if not root.is_dir():
-        return []
-    found = [layout.read_json(p / SWEEP_JSON) for p in sorted(root.iterdir()) if p.is_dir()]
-    return [r for r in found if r]
 
 
 if __name__ == "__main__":

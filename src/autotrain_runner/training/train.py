@@ -33,8 +33,6 @@ from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.training import command, engine
 
-TRAIN_LOG = "train.log"
-PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
 # What AutoTrain's trainer prints when it fails (AutoTrain's own CLI then exits 0).
 _ERROR_LINE = re.compile(
@@ -97,7 +95,7 @@ def train(
 
     # --- verify and record
     _scrub_training_params(run_dir / config.project_name, config.secrets())
-    log_text = (run_dir / TRAIN_LOG).read_text(encoding="utf-8", errors="replace")
+    log_text = (run_dir / layout.TRAIN_LOG).read_text(encoding="utf-8", errors="replace")
     record.update(losses_from_log(log_text))
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
@@ -125,10 +123,10 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
     record["params"] = fields
     options = command.engine_options(config)
     record["loss_on"] = command.describe_loss(config)
-    layout.write_json_atomic(run_dir / PARAMS_JSON, fields)
+    layout.write_json_atomic(run_dir / layout.PARAMS_JSON, fields)
     layout.write_json_atomic(run_dir / engine.OPTIONS_JSON, options)
     layout.write_json_atomic(run_dir / layout.RUN_JSON, record)
-    return engine.launch_argv(run_dir / PARAMS_JSON, _cuda_devices(config), fields)
+    return engine.launch_argv(run_dir / layout.PARAMS_JSON, _cuda_devices(config), fields)
 
 
 def refuse_what_cannot_run_here(config: Config) -> None:
@@ -254,7 +252,7 @@ def _supervise(
     on_start: Callable[[int], None],
 ) -> tuple[int, bool]:
     """Run the trainer in its own process group; stream its output; Ctrl-C stops the whole group."""
-    log_path = run_dir / TRAIN_LOG
+    log_path = run_dir / layout.TRAIN_LOG
     try:
         child = subprocess.Popen(
             argv,
