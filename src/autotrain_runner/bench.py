@@ -162,6 +162,28 @@ def varied_prompts(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
 
 
 ENGINES = ("sequential", "hf", "vllm")
+
+
+def parse_engines(text: str) -> list[str]:
+    """`--engines sequential,hf,vllm`: the names in order, each one known."""
+    from autotrain_runner.errors import ConfigError
+
+    engines = [e.strip() for e in text.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines:
+        raise ConfigError(f"--engines: {','.join(unknown) or '(none)'}: choose from {', '.join(ENGINES)}")
+    return engines
+
+
+def model_path(spec: str, echo=print) -> str:
+    """A benchmark's `--model` (folder, Hub id, bundled:NAME) as transformers loads it, converted once."""
+    from autotrain_runner.config.models import ensure_converted, resolve, training_path
+
+    ref = resolve(spec, Path.cwd())
+    ensure_converted(ref, log=echo)
+    return training_path(ref)
+
+
 AGREE_TOKENS = 16  # greedy outputs are compared over their first tokens: bf16 and fp32 may part later
 
 

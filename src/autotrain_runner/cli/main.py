@@ -1,18 +1,17 @@
-"""The `atr` command line: parse arguments, call one library function, print. Nothing else."""
+"""The `atr` command line: the parser, and the one place that turns errors into exit codes and
+one-line messages. What each command does is its handler in `cli.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from pathlib import Path
 
 from autotrain_runner import __version__
-from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError, RunnerError
+from autotrain_runner.cli.commands import EXIT_INTERRUPTED, handler
+from autotrain_runner.errors import EXIT_WORK_FAILED, RunnerError
 from autotrain_runner.redact import Redactor
-
-EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out, err = console(), console(stderr=True)
     try:
-        return _dispatch(args, out)
+        return handler(args)(args, out)
     except RunnerError as exc:
         problems = getattr(exc, "problems", None)
         lines = [str(p) for p in problems] if problems else str(exc).splitlines()
@@ -186,210 +185,6 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {type(exc).__name__}: {Redactor()(str(exc))} (rerun with --debug for the traceback)", markup=False
         )
         return EXIT_WORK_FAILED
-
-
-def _dispatch(args: argparse.Namespace, out) -> int:
-    from autotrain_runner.cli import show
-
-    if args.cmd == "keys":
-        show.keys_table(out)
-        return EXIT_OK
-    if args.cmd == "check":
-        from autotrain_runner.config.project import load_config
-
-        show.check_report(load_config(args.project, args.overrides, cpu=args.cpu), out)
-        return EXIT_OK
-    if args.cmd == "command":
-        from autotrain_runner.config.project import load_config
-        from autotrain_runner.redact import Redactor
-        from autotrain_runner.training.command import build_argv, shell_line, validate_with_autotrain
-
-        config = load_config(args.project, args.overrides, cpu=args.cpu)
-        validate_with_autotrain(config)
-        redact = Redactor(config.secrets())
-        argv = [redact(a) for a in build_argv(config)]
-        print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
-        from autotrain_runner.training.engine import describe
-
-        print(
-            f"note: `atr train` runs {describe()}; a bare `autotrain llm` on this stack lacks those fixes "
-            "and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    if args.cmd == "train":
-        from autotrain_runner.training.train import train
-
-        result = train(
-            args.project,
-            args.overrides,
-            run_id=args.run_id,
-            cpu=args.cpu,
-            echo=lambda line: out.print(line, markup=False),
-        )
-        out.print(f"{result.status}: run folder {result.run_dir}", markup=False)
-        if result.status == "interrupted":
-            return EXIT_INTERRUPTED
-        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
-    if args.cmd == "data":
-        from autotrain_runner.data import build_data, summarize
-
-        for line in summarize(build_data(args.project, args.overrides, force=args.force)):
-            out.print(line, markup=False)
-        return EXIT_OK
-    if args.cmd == "eval":
-        from autotrain_runner.evaluation.evaluate import evaluate
-
-        results = evaluate(
-            args.project,
-            args.overrides,
-            run_id=args.run_id,
-            base=args.base,
-            split=args.split,
-            prompts_file=args.prompts,
-            limit=args.limit,
-            out=args.out,
-            compare_base=args.compare_base,
-            backend=args.backend,
-            echo=lambda line: out.print(line, markup=False),
-        )
-        for result in results:
-            shown = {
-                k: result[k]
-                for k in ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
-                if k in result
-            }
-            out.print(json.dumps(shown, ensure_ascii=False), markup=False)
-        return EXIT_OK
-    if args.cmd == "sweep":
-        from autotrain_runner.sweep.sweep import cli_overrides, sweep
-
-        grid = cli_overrides(
-            args.epochs,
-            args.lora_r,
-            args.lora_alpha,
-            args.alpha_ratio,
-            args.lr,
-            args.parallel,
-            args.executor,
-            args.ray_address,
-        )
-        result = sweep(
-            args.project,
-            [*args.overrides, *grid],
-            force=args.force,
-            cpu=args.cpu,
-            name=args.name,
-            echo=lambda line: out.print(line, markup=False),
-        )
-        out.print(f"{result.status}: sweep folder {result.folder}", markup=False)
-        if result.status == "interrupted":
-            return EXIT_INTERRUPTED
-        return EXIT_OK if result.status == "succeeded" else EXIT_WORK_FAILED
-    if args.cmd == "chat":
-        from autotrain_runner.serve.chat import chat
-
-        chat(args.project, args.overrides, run_id=args.run_id, base=args.base, backend=args.backend)
-        return EXIT_OK
-    if args.cmd == "serve":
-        from autotrain_runner.serve.server import serve
-
-        # serve() names --host/--port itself when it cannot listen, before the model loads
-        serve(
-            args.project,
-            args.overrides,
-            run_id=args.run_id,
-            base=args.base,
-            host=args.host,
-            port=args.port,
-            echo=lambda line: print(line, flush=True),
-        )
-        return EXIT_OK
-    if args.cmd == "bench":
-        from autotrain_runner import bench
-
-        if args.bench == "data":
-            print(json.dumps(bench.bench_data(args.dialogues), indent=2))
-            return EXIT_OK
-        if args.bench == "sweep-eval":
-            figures = bench.bench_sweep_eval(
-                args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr)
-            )
-            print(json.dumps(figures, indent=2))
-            return EXIT_OK
-        if args.bench == "loss-on":
-            figures = bench.bench_loss_on(args.project, args.overrides, echo=lambda line: print(line, file=sys.stderr))
-            print(json.dumps(figures, indent=2))
-            return EXIT_OK
-        if args.bench == "families":
-            from autotrain_runner.config import families
-
-            return families.main(
-                [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
-            )
-        from autotrain_runner.config.models import ensure_converted, resolve, training_path
-
-        ref = resolve(args.model, Path.cwd())
-        ensure_converted(ref, log=lambda line: print(line, file=sys.stderr))
-        if args.bench == "memory":
-            figures = bench.bench_memory(
-                training_path(ref), args.batch_size, args.block_size, args.lora_r, args.gradient_checkpointing
-            )
-            print(json.dumps(figures, indent=2))
-            return EXIT_OK
-        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-        unknown = [e for e in engines if e not in bench.ENGINES]
-        if unknown or not engines:
-            raise ConfigError(f"--engines: {','.join(unknown) or '(none)'}: choose from {', '.join(bench.ENGINES)}")
-        figures = bench.bench_generate(
-            training_path(ref),
-            args.adapter,
-            args.n,
-            args.batch_size,
-            args.max_new_tokens,
-            args.template,
-            engines,
-            echo=lambda line: print(line, file=sys.stderr),
-        )
-        print(json.dumps(figures, indent=2))
-        return EXIT_OK
-    if args.cmd == "push":
-        from autotrain_runner.hub.hub import describe, push
-
-        plan = push(
-            args.project,
-            args.overrides,
-            run_id=args.run_id,
-            merged=args.merged,
-            dtype=args.dtype,
-            private=args.private,
-            repo=args.repo,
-            dry_run=args.dry_run,
-            if_enabled=args.if_enabled,
-            echo=lambda line: out.print(line, markup=False),
-            warn=lambda line: show.console(stderr=True).print(f"warning: {line}", markup=False),
-        )
-        if plan is not None:
-            for line in describe(plan):
-                out.print(line, markup=False)
-            if args.dry_run:
-                out.print(f"dry run: nothing uploaded. The model card ({len(plan.card.encode())} bytes):", markup=False)
-                out.print(plan.card, markup=False, emoji=False)
-            else:
-                out.print(f"uploaded to https://huggingface.co/{plan.repo.value}: {plan.url}", markup=False)
-        return EXIT_OK
-    if args.cmd == "report":
-        from autotrain_runner.report.report import report
-
-        out.print(f"wrote {report(args.project, args.out)}", markup=False)
-        return EXIT_OK
-    if args.cmd == "runs":
-        from autotrain_runner.config.project import find_env_file
-        from autotrain_runner.layout import list_runs
-
-        show.runs_table(list_runs(find_env_file(args.project).parent), out)
-        return EXIT_OK
-    raise AssertionError(args.cmd)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -123,3 +124,23 @@ def runs_table(records: list[dict[str, Any]], out: Console) -> None:
     for r in records:
         if r.get("status") == "damaged":
             out.print(f"damaged: {r['error']}", markup=False)
+
+
+HEADLINE_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
+
+
+def headline_figures(metrics: dict[str, Any]) -> str:
+    """An evaluation's main figures, one JSON line (what `atr eval` prints per model)."""
+    return json.dumps({k: metrics[k] for k in HEADLINE_FIGURES if k in metrics}, ensure_ascii=False)
+
+
+def push_plan(plan: Any, dry_run: bool, out: Console) -> None:
+    from autotrain_runner.hub.hub import describe
+
+    for line in describe(plan):
+        out.print(line, markup=False)
+    if dry_run:
+        out.print(f"dry run: nothing uploaded. The model card ({len(plan.card.encode())} bytes):", markup=False)
+        out.print(plan.card, markup=False, emoji=False)
+    else:
+        out.print(f"uploaded to https://huggingface.co/{plan.repo.value}: {plan.url}", markup=False)

@@ -1,0 +1,259 @@
+"""One handler per command: call the library function, print what it returns. The table at the
+end is the dispatch; `main` looks a command up there and nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from rich.console import Console
+
+from autotrain_runner.cli import show
+from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED
+
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
+def _exit_code(status: str) -> int:
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "succeeded" else EXIT_WORK_FAILED
+
+
+def _lines(out: Console) -> Callable[[str], None]:
+    return lambda line: out.print(line, markup=False)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def keys(args: argparse.Namespace, out: Console) -> int:
+    show.keys_table(out)
+    return EXIT_OK
+
+
+def check(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.config.project import load_config
+
+    show.check_report(load_config(args.project, args.overrides, cpu=args.cpu), out)
+    return EXIT_OK
+
+
+def command(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.config.project import load_config
+    from autotrain_runner.redact import Redactor
+    from autotrain_runner.training.command import build_argv, shell_line, validate_with_autotrain
+    from autotrain_runner.training.engine import describe
+
+    config = load_config(args.project, args.overrides, cpu=args.cpu)
+    validate_with_autotrain(config)
+    redact = Redactor(config.secrets())
+    argv = [redact(a) for a in build_argv(config)]
+    print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
+    print(
+        f"note: `atr train` runs {describe()}; a bare `autotrain llm` on this stack lacks those fixes "
+        "and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def train(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.training.train import train
+
+    result = train(args.project, args.overrides, run_id=args.run_id, cpu=args.cpu, echo=_lines(out))
+    out.print(f"{result.status}: run folder {result.run_dir}", markup=False)
+    return _exit_code(result.status)
+
+
+def data(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.data import build_data, summarize
+
+    for line in summarize(build_data(args.project, args.overrides, force=args.force)):
+        out.print(line, markup=False)
+    return EXIT_OK
+
+
+def evaluate(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.evaluation.evaluate import evaluate
+
+    results = evaluate(
+        args.project,
+        args.overrides,
+        run_id=args.run_id,
+        base=args.base,
+        split=args.split,
+        prompts_file=args.prompts,
+        limit=args.limit,
+        out=args.out,
+        compare_base=args.compare_base,
+        backend=args.backend,
+        echo=_lines(out),
+    )
+    for result in results:
+        out.print(show.headline_figures(result), markup=False)
+    return EXIT_OK
+
+
+def sweep(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.sweep.sweep import cli_overrides, sweep
+
+    grid = cli_overrides(
+        args.epochs,
+        args.lora_r,
+        args.lora_alpha,
+        args.alpha_ratio,
+        args.lr,
+        args.parallel,
+        args.executor,
+        args.ray_address,
+    )
+    result = sweep(
+        args.project, [*args.overrides, *grid], force=args.force, cpu=args.cpu, name=args.name, echo=_lines(out)
+    )
+    out.print(f"{result.status}: sweep folder {result.folder}", markup=False)
+    return _exit_code(result.status)
+
+
+def chat(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.serve.chat import chat
+
+    chat(args.project, args.overrides, run_id=args.run_id, base=args.base, backend=args.backend)
+    return EXIT_OK
+
+
+def serve(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.serve.server import serve
+
+    # serve() names --host/--port itself when it cannot listen, before the model loads
+    serve(
+        args.project,
+        args.overrides,
+        run_id=args.run_id,
+        base=args.base,
+        host=args.host,
+        port=args.port,
+        echo=lambda line: print(line, flush=True),
+    )
+    return EXIT_OK
+
+
+def push(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.hub.hub import push
+
+    plan = push(
+        args.project,
+        args.overrides,
+        run_id=args.run_id,
+        merged=args.merged,
+        dtype=args.dtype,
+        private=args.private,
+        repo=args.repo,
+        dry_run=args.dry_run,
+        if_enabled=args.if_enabled,
+        echo=_lines(out),
+        warn=lambda line: show.console(stderr=True).print(f"warning: {line}", markup=False),
+    )
+    if plan is not None:
+        show.push_plan(plan, args.dry_run, out)
+    return EXIT_OK
+
+
+def report(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.report.report import report
+
+    out.print(f"wrote {report(args.project, args.out)}", markup=False)
+    return EXIT_OK
+
+
+def runs(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.config.project import find_env_file
+    from autotrain_runner.layout import list_runs
+
+    show.runs_table(list_runs(find_env_file(args.project).parent), out)
+    return EXIT_OK
+
+
+def _print_json(figures: object) -> int:
+    print(json.dumps(figures, indent=2))
+    return EXIT_OK
+
+
+def bench_data(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench
+
+    return _print_json(bench.bench_data(args.dialogues))
+
+
+def bench_generate(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench
+
+    engines = bench.parse_engines(args.engines)
+    model = bench.model_path(args.model, echo=_to_stderr)
+    figures = bench.bench_generate(
+        model, args.adapter, args.n, args.batch_size, args.max_new_tokens, args.template, engines, echo=_to_stderr
+    )
+    return _print_json(figures)
+
+
+def bench_memory(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench
+
+    model = bench.model_path(args.model, echo=_to_stderr)
+    return _print_json(
+        bench.bench_memory(model, args.batch_size, args.block_size, args.lora_r, args.gradient_checkpointing)
+    )
+
+
+def bench_families(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner.config import families
+
+    return families.main(
+        [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
+    )
+
+
+def bench_sweep_eval(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench
+
+    return _print_json(bench.bench_sweep_eval(args.project, args.overrides, echo=_to_stderr))
+
+
+def bench_loss_on(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench
+
+    return _print_json(bench.bench_loss_on(args.project, args.overrides, echo=_to_stderr))
+
+
+COMMANDS: dict[str, Handler] = {
+    "check": check,
+    "keys": keys,
+    "command": command,
+    "data": data,
+    "train": train,
+    "eval": evaluate,
+    "sweep": sweep,
+    "chat": chat,
+    "serve": serve,
+    "push": push,
+    "report": report,
+    "runs": runs,
+}
+
+BENCHMARKS: dict[str, Handler] = {
+    "data": bench_data,
+    "generate": bench_generate,
+    "memory": bench_memory,
+    "families": bench_families,
+    "sweep-eval": bench_sweep_eval,
+    "loss-on": bench_loss_on,
+}
+
+
+def handler(args: argparse.Namespace) -> Handler:
+    return BENCHMARKS[args.bench] if args.cmd == "bench" else COMMANDS[args.cmd]
