@@ -2,7 +2,7 @@
 # ./run.sh               check and train the demo project (projects/demo)
 # ./run.sh PROJECT [STEP ...]   run the pipeline steps for a project (default: check data train eval,
 #                               or check data sweep when the project sets a sweep grid), then atr report
-# ./run.sh test [PYTEST ARGS]   run the test suite
+# ./run.sh test [PYTEST ARGS]   run the test suite (`-m "not slow"`: the fast lane, minutes; .ci/run runs both)
 # First use creates .venv here and installs the project into it; later uses reuse it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,14 +44,19 @@ REPO_ID="username/repo_name"
 """
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CI", "true")
-    monkeypatch.setenv("ATR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "atr-cache"))
+def _offline_env(patch: pytest.MonkeyPatch, basetemp: Path) -> None:
+    """The environment every test runs `atr` in: offline, CI, one cache for the session, no token."""
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("CI", "true")
+    patch.setenv("ATR_CACHE_DIR", str(basetemp / "atr-cache"))
     for key in list(os.environ):
         if "TOKEN" in key or key in ("EPOCHS", "LR", "MODEL", "DATA_PATH", "BATCH_SIZE", "PROJECT_ID"):
-            monkeypatch.delenv(key, raising=False)
+            patch.delenv(key, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    _offline_env(monkeypatch, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
@@ -232,29 +238,65 @@ def style_project(tmp_path, tiny_model) -> Path:
     return project
 
 
+# One real training shared by the tests that only need a finished run (read it, evaluate it, push or
+# merge it): `style_project`'s project with a Hub owner and short generations, run `r1`.
+TRAINED_ENV = STYLE_ENV + "USERNAME=me\nMAX_NEW_TOKENS=8\nEVAL_BATCH_SIZE=4\n"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_model) -> Path:
+    """The project folder (under ROOT/projects/style, its dataset in ROOT/datasets/style) with one
+    succeeded run `r1`, trained once per session. Read only: a test that changes anything in it
+    takes `trained_copy`."""
+    root = tmp_path_factory.mktemp("trained")
+    project = root / "projects" / "style"
+    write(
+        project / "style.txt",
+        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
+    )
+    write(project / "project.env", TRAINED_ENV.format(model=tiny_model))
+    with pytest.MonkeyPatch.context() as patch:  # the autouse `_offline` is per test: not set up yet
+        _offline_env(patch, tmp_path_factory.getbasetemp())
+        built = atr("data", str(project))
+        assert built.code == 0, built.text[-3000:]
+        trained = atr("train", str(project), "--run-id", "r1")
+        assert trained.code == 0, trained.text[-3000:]
+    return project
+
+
+@pytest.fixture
+def trained_copy(trained_run, tmp_path) -> Path:
+    """A copy of the shared trained project (its root: projects/ and datasets/), free to change."""
+    shutil.copytree(trained_run.parents[1], tmp_path / "root")
+    return tmp_path / "root" / "projects" / "style"
+
+
+# Fixtures that train or start a Ray cluster: every test that uses one, here or in a module, is in
+# the slow lane, marked here so that none can be left out of it.
+TRAINING_FIXTURES = {"trained_run", "trained_copy", "swept", "ray_swept", "cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium for headless rendering, installed with a Hangul font when missing."""
-    import shutil
-
+    """Debian's chromium for headless rendering, with a Hangul font. They are system packages:
+    .ci/run installs them before the suite; a fixture does not."""
     found = shutil.which("chromium")
     has_font = (
         shutil.which("fc-list")
         and subprocess.run(["fc-list", ":lang=ko"], capture_output=True, text=True, check=False).stdout.strip()
     )
-    missing = [name for name, ok in (("chromium", found), ("fonts-nanum", has_font)) if not ok]
+    missing = " ".join(name for name, ok in (("chromium", found), ("fonts-nanum", has_font)) if not ok)
     if missing:
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.skip(f"cannot install {' '.join(missing)}: needs root and apt-get")
-
-        def apt_get(*args: str) -> subprocess.CompletedProcess:
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            return subprocess.run(["apt-get", *args], capture_output=True, text=True, check=False, timeout=900, env=env)
-
-        done = apt_get("install", "-y", "--no-install-recommends", *missing)
-        if done.returncode != 0:  # a stale package index: refresh it once
-            apt_get("update")
-            done = apt_get("install", "-y", "--no-install-recommends", *missing)
-        if done.returncode != 0:
-            pytest.skip(f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}")
-    return shutil.which("chromium") or pytest.skip("chromium is not on PATH after installing it")
+        pytest.fail(
+            f"the browser tests need {missing}: `sudo apt-get install -y --no-install-recommends {missing}`"
+            " (.ci/run installs them)",
+            pytrace=False,
+        )
+    return found

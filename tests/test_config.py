@@ -5,7 +5,8 @@ import shlex
 
 import pytest
 
-from autotrain_runner.config.project import load_config
+from autotrain_runner.config import autotrain_fields
+from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.training import autotrain_schema
 from conftest import LEGACY_ENV, atr, write, write_csv
@@ -32,6 +33,7 @@ def test_design_env_file_passes_check(legacy_project):
     assert "fp16 needs CUDA; without it training runs in fp32" in out
 
 
+@pytest.mark.slow
 def test_design_env_file_command(legacy_project):
     result = atr("command", str(legacy_project))
     assert result.code == 0, result.text
@@ -65,7 +67,7 @@ def test_argv_is_understood_by_autotrains_own_parser(legacy_project):
 
 
 def test_schema_snapshot_matches_installed_autotrain():
-    assert autotrain_schema.snapshot_live() == autotrain_schema.snapshot()
+    assert autotrain_schema.snapshot_live() == autotrain_fields.snapshot()
 
 
 def test_every_error_is_reported_at_once_with_file_line_and_key(tmp_path):
@@ -168,6 +170,7 @@ def test_int4_without_cuda_is_a_note_and_cpu_keeps_it(legacy_project):
     assert "lacks those fixes" in cpu.err
 
 
+@pytest.mark.slow
 def test_secrets_are_masked_in_check_and_command(legacy_project):
     secret = "hf_sEcReTsEcReTsEcReTsEcReT0123456789"
     write(legacy_project / "project.local.env", f"HF_TOKEN={secret}\n")

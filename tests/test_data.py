@@ -295,6 +295,24 @@ def test_table_builder_csv_tsv_and_missing_columns(tmp_path):
     assert result.code == 2
     assert "qa.csv: no column 'answer' (columns found: 질문, 답변)" in result.err
 
+    # the same table as tsv: split at tabs only, so the commas are the fields' own
+    tsv = project(
+        tmp_path / "tsv",
+        "DATA_BUILDER=table\nRAW_DATA=qa.tsv\nPROMPT_COLUMN=질문\nRESPONSE_COLUMN=답변\n"
+        "SYSTEM_PROMPT=친절하게\nSPLIT=1,0,0\n",
+        qa__tsv="질문\t답변\n안녕, 친구?\t안녕하세요, 반가워요~*\n뭐해?\t미니홈피 꾸며여 ^^\n",
+    )
+    build_data(tsv)
+    with (tmp_path / "tsv/datasets/p/train.csv").open(encoding="utf-8") as handle:
+        assert sorted(r["text"] for r in csv.DictReader(handle)) == [
+            "친절하게\n\n### 질문:\n뭐해?\n\n### 답변:\n미니홈피 꾸며여 ^^",
+            "친절하게\n\n### 질문:\n안녕, 친구?\n\n### 답변:\n안녕하세요, 반가워요~*",
+        ]
+    env_file = tsv / "project.env"
+    write(env_file, env_file.read_text().replace("RESPONSE_COLUMN=답변", "RESPONSE_COLUMN=answer"))
+    with pytest.raises(ConfigError, match=r"qa\.tsv: no column 'answer' \(columns found: 질문, 답변\)"):
+        build_data(tsv)
+
 
 def test_malformed_json_names_file_and_line(tmp_path):
     bad = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n{"messages": [\n'
@@ -476,7 +494,12 @@ def test_bench_data_builds_a_synthetic_summary_corpus():
     assert result.code == 0, result.text
     figures = json.loads(result.out)
     assert figures["dialogues"] == figures["kept"] == 300 and figures["files"] == 9
-    assert figures["items_per_s"] > 0 and figures["peak_rss_mb"] > 0
+    assert figures["peak_rss_mb"] > 0
+    # the rate is the 300 dialogues over the wall time printed beside it (rounded to 0.01 s), which
+    # holds the build the manifest timed
+    seconds = figures["seconds"]
+    assert 0 < figures["build_seconds"] <= seconds
+    assert 300 / (seconds + 0.005) - 0.5 <= figures["items_per_s"] <= 300 / (seconds - 0.005) + 0.5, figures
 
 
 @pytest.mark.parametrize(

@@ -27,14 +27,13 @@ METRIC_KEYS = {
 }
 
 
-def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model, style_project):
-    project = style_project
+def test_eval_run_against_base_on_test_split_and_prompts(tmp_path, tiny_model, trained_copy):
+    project = trained_copy  # the style project with the shared run r1 (conftest)
     write(project / "prompts.txt", "주말에 뭐 할까?\n\n오늘 기분 어때?\n")
     write(project / "list.jsonl", '{"prompt": "안녕?"}\n')
     with (project / "project.env").open("a", encoding="utf-8") as handle:
         handle.write("MAX_NEW_TOKENS=12\nEVAL_BATCH_SIZE=4\nEVAL_PROMPTS=list.jsonl\n")
     assert atr("data", str(project)).code == 0
-    assert atr("train", str(project), "--run-id", "r1").code == 0
 
     result = atr("eval", str(project), "--run", "r1", "--limit", "5", "--compare-base")
     assert result.code == 0, result.text[-3000:]
@@ -89,7 +88,10 @@ def test_without_vllm_the_engine_is_hf_and_says_how_to_install_vllm(style_projec
     import sys
 
     assert atr("data", str(style_project)).code == 0
-    hide = "import sys; sys.modules['vllm'] = None; from autotrain_runner.cli import main; sys.exit(main(sys.argv[1:]))"
+    hide = (
+        "import sys; sys.modules['vllm'] = None; from autotrain_runner.cli.main import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
     for flags, expected, ending in (
         ([], "engine: hf (vLLM is not installed; install it into .venv: ", ")"),
         (

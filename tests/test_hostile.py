@@ -95,6 +95,7 @@ def test_csv_long_field_is_read_and_an_open_quote_is_named(tmp_path):
         assert "qa.csv:row 3: not valid CSV (unexpected end of data); is a quote left open?" in result.err
 
 
+@pytest.mark.slow
 def test_train_builds_a_missing_or_stale_dataset_as_make_would(style_project):
     """No `atr data` first: train builds it; a changed input is rebuilt before the next run."""
     result = atr("train", str(style_project), "--run-id", "a")

@@ -10,44 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner.config.project import load_config
+from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.hub.hub import Hit, push, resolve_repo, scan_text, stale, token_warnings
+from autotrain_runner.hub.files import stale
+from autotrain_runner.hub.push import push
+from autotrain_runner.hub.repo import resolve_repo, token_warnings
+from autotrain_runner.hub.scan import Hit, scan_text
 from conftest import CANARY, STYLE_ENV, atr, write
 
 ENV = STYLE_ENV + "USERNAME=me\nMAX_NEW_TOKENS=8\nEVAL_BATCH_SIZE=4\n"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model) -> Path:
-    """A project (txt builder, instruct-ko) with one succeeded run `r1`, trained once per module."""
-    root = tmp_path_factory.mktemp("hub")
-    project = root / "projects" / "style"
-    write(
-        project / "style.txt",
-        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
-    )
-    write(project / "project.env", ENV.format(model=tiny_model))
-    with pytest.MonkeyPatch.context() as mp:  # what conftest's autouse fixture does for each test
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("CI", "true")
-        mp.setenv("ATR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "atr-cache"))
-        for key in [k for k in os.environ if "TOKEN" in k]:
-            mp.delenv(key)
-        assert atr("data", str(project)).code == 0
-        result = atr("train", str(project), "--run-id", "r1")
-        assert result.code == 0, result.text[-3000:]
-    return root
-
-
 @pytest.fixture
-def project(trained, tmp_path, monkeypatch) -> Path:
-    """A copy of the trained project, free to change; no `huggingface-cli login` token."""
+def project(trained_copy, tiny_model, tmp_path, monkeypatch) -> Path:
+    """A copy of the shared trained project (conftest), free to change; no `huggingface-cli login` token."""
+    # the tests below name lines of this env file (USERNAME on line 14)
+    assert (trained_copy / "project.env").read_text(encoding="utf-8") == ENV.format(model=tiny_model)
     login = tmp_path / "hf-home" / "token"
     monkeypatch.setenv("HF_TOKEN_PATH", str(login))  # for `atr` in a child process
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(login))  # read at import, in this one
-    shutil.copytree(trained, tmp_path / "root")
-    return tmp_path / "root" / "projects" / "style"
+    return trained_copy
 
 
 def section(out: str, start: str, end: str) -> list[str]:
@@ -183,6 +165,16 @@ def test_secret_scan_names_file_and_line_and_never_the_secret(project):
     for shown in (result.out, result.err):
         assert CANARY not in shown and secret not in shown and "abcdefghijklmnop1234" not in shown
     assert "The model card" not in result.out
+
+
+def test_a_token_of_25_characters_stops_the_push(project):
+    """Once masked in logs but published: the push's scan had its own, longer token pattern."""
+    short = "hf_shortCANARYshort12345abcd"
+    line = plant(project / "runs" / "r1" / "style" / "tokenizer_config.json", f'  "note": "{short}",', at=2)
+    result = atr("push", str(project), "--dry-run")
+    assert result.code == 1, result.text[-3000:]
+    assert f"secret scan: tokenizer_config.json:{line}: a Hugging Face token (hf_...)" in result.err
+    assert "nothing was uploaded" in result.err and short not in result.text
 
 
 def test_secret_scan_covers_the_generated_card(project):
@@ -385,7 +377,7 @@ def test_scan_shapes_and_stale_files():
 def test_the_card_names_the_language_of_the_training_data(tmp_path):
     """From the staged data's contents (not its JSON keys): Korean, English, or both."""
     from autotrain_runner.config import templates
-    from autotrain_runner.hub.hub import _languages
+    from autotrain_runner.hub.card import _languages
 
     def staged(name: str, text: str) -> Path:
         run = tmp_path / name

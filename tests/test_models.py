@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from autotrain_runner import gguf
 from autotrain_runner.config import models
 
 BUNDLED = "bundled:smollm2-135m-instruct"
@@ -26,7 +27,7 @@ def conversion(tmp_path_factory) -> tuple[Path, list[str] | None]:
         ref = models.resolve(BUNDLED, tmp_path_factory.getbasetemp())
         existed = (models.converted_folder(ref) / "config.json").is_file()
         messages: list[str] = []
-        folder = models.ensure_converted(ref, log=messages.append)
+        folder = gguf.ensure_converted(ref, log=messages.append)
     assert folder is not None
     return folder, None if existed else messages
 
@@ -56,7 +57,7 @@ def test_bundled_gguf_converts_once_with_the_gguf_special_tokens(conversion, tmp
     assert "<|im_start|>user\n안녕<|im_end|>" in prompt
 
     again: list[str] = []
-    assert models.ensure_converted(ref, log=again.append) == folder and again == [], "reused, not converted again"
+    assert gguf.ensure_converted(ref, log=again.append) == folder and again == [], "reused, not converted again"
 
 
 def test_converted_folder_is_a_plain_model_that_answers(conversion):

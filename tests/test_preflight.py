@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner.training import preflight
-from autotrain_runner.training.preflight import (
+from autotrain_runner.config.values import parse_param_count
+from autotrain_runner.training import memory, preflight
+from autotrain_runner.training.memory import (
     GB,
     LLAMA_LINEARS,
     Training,
@@ -18,7 +19,6 @@ from autotrain_runner.training.preflight import (
     estimate_training,
     from_param_count,
     inference_fixes,
-    parse_param_count,
     training_fixes,
 )
 from conftest import atr, write, write_csv
@@ -91,7 +91,7 @@ def test_13b_qlora_fits_a_24gb_card_only_with_checkpointing():
     no_checkpointing = replace(QLORA_13B, checkpointing=False)
     assert estimate_training(shape, no_checkpointing).total > 24 * GB
     fixes = training_fixes(shape, no_checkpointing, gradient_accumulation=4, capacity=24 * GB)
-    assert fixes == [f"DISABLE_GRADIENT_CHECKPOINTING=false -> {preflight.gb(train.total)} GB"]
+    assert fixes == [f"DISABLE_GRADIENT_CHECKPOINTING=false -> {memory.gb(train.total)} GB"]
 
 
 def test_8b_batch_8_needs_more_than_24gb_for_its_logits():
@@ -114,13 +114,13 @@ def test_10_8b_qlora_batch_1_fits_24gb():
 
 def test_target_modules_decide_the_lora_size():
     shape = from_param_count(13e9, "x")
-    all_linear = preflight.lora_params(shape, QLORA_13B)
+    all_linear = memory.lora_params(shape, QLORA_13B)
     assert all_linear == 40 * 16 * (4 * (5120 + 5120) + 3 * (5120 + 13824))
     assert preflight.resolve_targets("q_proj,v_proj") == ("q_proj", "v_proj")
     assert preflight.resolve_targets("all-linear") == LLAMA_LINEARS
     assert preflight.resolve_targets("") == preflight.PEFT_DEFAULT_TARGETS  # PEFT's own default
     qv = replace(QLORA_13B, targets=("q_proj", "v_proj"))
-    assert preflight.lora_params(shape, qv) == 40 * 16 * 2 * (5120 + 5120)
+    assert memory.lora_params(shape, qv) == 40 * 16 * 2 * (5120 + 5120)
     assert estimate_training(shape, qv).total < estimate_training(shape, QLORA_13B).total
 
 
@@ -190,7 +190,7 @@ def test_bad_preflight_keys_are_one_line_errors(tmp_path):
 def test_check_never_imports_torch(tmp_path, tiny_model):
     p = _project(tmp_path, f"MODEL={tiny_model}\nDATA_FILE=train.csv\nGPU_MEMORY_GB=24\n")
     code = (
-        "import sys; from autotrain_runner.cli import main; code = main(['check', sys.argv[1]]); "
+        "import sys; from autotrain_runner.cli.main import main; code = main(['check', sys.argv[1]]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'peft')); "
         "print('HEAVY', heavy); sys.exit(code)"
     )
@@ -216,9 +216,16 @@ def test_bench_memory_prints_json(tiny_model):
     figures = json.loads(result.out)
     assert figures["block_size"] == 64 and figures["gradient_checkpointing"] is False
     assert set(figures["measured_mb"]) >= {"parameters", "adamw_state", "step_peak", "total"}
-    assert figures["estimate_mb"]["total"] == pytest.approx(
-        figures["measured_mb"]["total"] * figures["estimate_over_measured"], rel=0.01
+    # the estimate printed is the preflight formula's for this model at --batch-size 2 --block-size 64
+    shape = memory.from_config_json(json.loads((tiny_model / "config.json").read_text()), "config.json")
+    assert isinstance(shape, memory.Architecture), shape
+    lora_on_cpu = replace(
+        QLORA_13B, batch_size=2, block_size=64, quantization="none", mixed_precision="none", checkpointing=False
     )
+    expected = memory.estimate_training(shape, lora_on_cpu, device="cpu")
+    assert figures["parameters"] == shape.params
+    assert figures["estimate_mb"]["total"] == pytest.approx(expected.total / 1e6, abs=1e-3)
+    assert figures["estimate_mb"]["activations"] == pytest.approx(expected.parts["activations"][0] / 1e6, abs=1e-3)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

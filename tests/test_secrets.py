@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from autotrain_runner.config.project import load_config, sanitize_project_name
-from autotrain_runner.hub.hub import Hit, scan_text
+from autotrain_runner.config.load import load_config, sanitize_project_name
+from autotrain_runner.hub.scan import Hit, scan_text
 from autotrain_runner.redact import MASK, Redactor, as_text, hide_credentials
 from autotrain_runner.training.train import _child_env
 from conftest import CANARY, atr, write
@@ -37,6 +37,24 @@ def test_redactor_and_scan_find_a_token_however_it_is_glued_or_escaped(text):
     masked = Redactor()(text)
     assert no_canary(masked) and MASK in masked
     assert scan_text("f.json", text, {}) == [Hit("f.json:1", HF)]
+
+
+# 25 characters after `hf_`: masked by the old `hf_[A-Za-z0-9]{20,}` of redaction, passed by the
+# old `{30,}` of the push's scan. Both now use redact.TOKEN_SHAPES.
+SHORT_TOKEN = "hf_shortCANARYshort12345abcd"
+
+
+def test_a_token_of_25_characters_is_masked_and_found_by_the_push_scan():
+    text = f"note: {SHORT_TOKEN}"
+    assert Redactor()(text) == f"note: {MASK}"
+    assert scan_text("tokenizer_config.json", text, {}) == [Hit("tokenizer_config.json:1", HF)]
+
+
+@pytest.mark.parametrize("length", [19, 20, 25, 29, 30, 40])
+def test_masking_and_the_push_scan_agree_on_every_token_length(length):
+    token = "hf_" + ("aB3" * 20)[:length]
+    masked, found = Redactor()(token) != token, scan_text("f", token, {}) != []
+    assert masked == found == (length >= 20)
 
 
 def test_a_configured_secret_is_found_in_the_form_autotrain_gives_a_project_name():
@@ -77,6 +95,7 @@ def project(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_check_and_command_mask_every_value_holding_a_secret(project):
     env = write(
         project / "project.env",
@@ -197,6 +216,7 @@ def test_a_url_password_is_never_echoed(project):
         assert "pw0rd-4711" not in result.text and CANARY not in result.text
 
 
+@pytest.mark.slow
 def test_train_keeps_interpolated_and_pasted_secrets_out_of_every_file(style_project):
     """The txt builder puts SYSTEM_PROMPT in every sample; USERNAME is an AutoTrain field (argv, params)."""
     env_file = style_project / "project.env"

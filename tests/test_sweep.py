@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from autotrain_runner.evaluation.results import leaderboard
+from autotrain_runner.layout.records import Metrics, SweepRecord
 from conftest import CANARY, STYLE_ENV, atr, start_atr, write
 
 HOOKS = Path(__file__).parent / "hooks"
@@ -103,6 +104,7 @@ def test_rerunning_a_finished_sweep_reuses_everything(swept):
     assert runs_after == runs_before
 
 
+@pytest.mark.slow
 def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
     project = make_project(tmp_path, tiny_model)
     # 6 epochs: the second trial trains long enough (seconds) to be caught mid-training
@@ -134,6 +136,7 @@ def test_interrupted_trial_is_the_only_one_rerun(tmp_path, tiny_model):
     assert first_run.stat().st_mtime == first_mtime  # the finished trial was not touched
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_isolated_and_reported(tmp_path, tiny_model):
     """Two trials at once on the CPU cores; AutoTrain dies at start for one of them. A token given
     on the command line reaches the workers and no file."""
@@ -183,20 +186,27 @@ def test_sweep_needs_something_to_evaluate(tiny_project):
     assert "EVAL_PROMPTS" in result.err and "test split" in result.err
 
 
-def _record(metric: str = "chrf") -> dict:
+def _record(metric: str = "chrf", **fields) -> SweepRecord:
     trials = [
         {"trial": name, "epochs": e, "lora_r": 8, "lora_alpha": 16, "lr": 2e-4, "status": status, "run_id": name}
         for name, e, status in (("a", 1, "succeeded"), ("b", 2, "succeeded"), ("c", 3, "succeeded"), ("d", 5, "failed"))
     ]
-    return {"metric": metric, "flag_limit": 0.05, "trials": trials}
+    return SweepRecord.from_json({"id": "s", "metric": metric, "flag_limit": 0.05, "trials": trials, **fields})
+
+
+def _evals(figures: dict[str, dict[str, dict]]) -> dict[str, dict[str, Metrics]]:
+    """Per trial, its evaluations ("split", "prompts") as metrics.json records."""
+    return {t: {kind: Metrics.from_json({"n": 5, **f}) for kind, f in found.items()} for t, found in figures.items()}
 
 
 def test_flagged_trials_rank_below_clean_ones_and_missing_come_last():
-    evals = {
-        "a": {"split": {"chrf": 30.0, "valid_loss": 1.5, "leak_rate": 0.0, "repetition_rate": 0.0}},
-        "b": {"split": {"chrf": 45.0, "valid_loss": 1.2, "leak_rate": 0.3, "repetition_rate": 0.0}},  # leaks
-        "c": {"split": {"chrf": 20.0, "valid_loss": 1.9, "leak_rate": 0.0, "repetition_rate": 0.0}},
-    }
+    evals = _evals(
+        {
+            "a": {"split": {"chrf": 30.0, "valid_loss": 1.5, "leak_rate": 0.0, "repetition_rate": 0.0}},
+            "b": {"split": {"chrf": 45.0, "valid_loss": 1.2, "leak_rate": 0.3, "repetition_rate": 0.0}},  # leaks
+            "c": {"split": {"chrf": 20.0, "valid_loss": 1.9, "leak_rate": 0.0, "repetition_rate": 0.0}},
+        }
+    )
     rows = leaderboard(_record(), evals)
     assert [(r["trial"], r["rank"], r["flagged"], r["best"]) for r in rows] == [
         ("a", 1, False, True),
@@ -209,12 +219,14 @@ def test_flagged_trials_rank_below_clean_ones_and_missing_come_last():
 
 
 def test_nan_scores_and_missing_scores_never_win():
-    record = {**_record("valid_loss"), "evaluation": {"split": "test"}}
-    evals = {
-        "a": {"split": {"valid_loss": float("nan"), "leak_rate": 0.0, "repetition_rate": 0.0}},  # diverged
-        "b": {"split": {"valid_loss": 2.0, "leak_rate": 0.0, "repetition_rate": 0.0}},
-        "c": {"prompts": {"leak_rate": 0.0, "repetition_rate": 0.0}},  # outputs only: no score
-    }
+    record = _record("valid_loss", evaluation={"split": "test"})
+    evals = _evals(
+        {
+            "a": {"split": {"valid_loss": float("nan"), "leak_rate": 0.0, "repetition_rate": 0.0}},  # diverged
+            "b": {"split": {"valid_loss": 2.0, "leak_rate": 0.0, "repetition_rate": 0.0}},
+            "c": {"prompts": {"leak_rate": 0.0, "repetition_rate": 0.0}},  # outputs only: no score
+        }
+    )
     rows = leaderboard(record, evals)
     assert [(r["trial"], r["score"], r["best"]) for r in rows[:3]] == [
         ("b", 2.0, True),
@@ -224,12 +236,12 @@ def test_nan_scores_and_missing_scores_never_win():
 
 
 def test_the_sweep_id_follows_what_the_trials_train_on(style_project):
-    from autotrain_runner.config.project import load_config
-    from autotrain_runner.sweep.sweep import _identity, grid
+    from autotrain_runner.config.load import load_config
+    from autotrain_runner.sweep.grid import grid, sweep_identity
 
     def identity(*sets: str) -> str:
         config = load_config(style_project, ["SWEEP_EPOCHS=1,2", *sets])
-        return _identity(config, grid(config))
+        return sweep_identity(config, grid(config))
 
     assert identity() == identity("SWEEP_EPOCHS=2,1")  # the same grid in another order
     assert identity() != identity("LR=5e-4")  # not swept, so it is part of what the trials train on
@@ -297,6 +309,37 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(swept, chromi
         assert len([n for n in histogram if n]) > 50
 
 
+def test_the_report_fits_1280_pixels_with_paths_cut_to_what_tells_them_apart(swept, chromium, tmp_path):
+    """Model and adapter paths (a cache folder, the project's runs/) made the evaluation table
+    overflow sideways; each cell now shows the differing tail and the whole path on hover."""
+    from playwright.sync_api import sync_playwright
+
+    project, result = swept
+    assert result.code == 0
+    assert atr("report", str(project)).code == 0
+    adapters = [p for p in (project / "runs").glob("*/*") if (p / "adapter_config.json").is_file()]
+    assert len(adapters) >= 2
+    shot = tmp_path / "evaluations.png"
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto((project / "report.html").as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        table = page.locator("h2:text('Evaluations') + table")
+        box = table.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1280
+        hover = dict(table.locator("td.path[title]").evaluate_all("cs => cs.map(c => [c.title, c.textContent])"))
+        table.screenshot(path=str(shot))
+        browser.close()
+    for adapter in adapters:  # the full path on hover, a short tail in the cell
+        shown = hover.get(str(adapter.resolve())) or hover[str(adapter)]
+        assert shown.startswith("…/") and shown.endswith(adapter.name) and len(shown) < len(str(adapter)) / 2
+    with Image.open(shot) as image:
+        assert image.width <= 1280
+        right = image.convert("L").crop((image.width - 3, 0, image.width, image.height))
+        assert min(right.get_flattened_data()) < 230  # the table's right border is in the picture, not cut off
+
+
 def test_the_model_card_of_a_trial_carries_its_sweep_evaluation(swept):
     project, result = swept
     assert result.code == 0
@@ -311,7 +354,7 @@ def test_heatmap_panels_share_one_colour_scale(tmp_path):
     the common range 1..3 in both panels, so two whole cells are viridis' middle colour."""
     from matplotlib import colormaps
 
-    from autotrain_runner.report import plots
+    from autotrain_runner import plots
 
     path = plots.heatmap(
         tmp_path / "h.png", "t", ["1", "2"], ["r8"], {"a": [[1.0], [2.0]], "b": [[2.0], [3.0]]}, "e", "r"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autotrain_runner import gguf
 from autotrain_runner.config import models
 
 BUNDLED = "bundled:smollm2-135m-instruct"
@@ -27,7 +28,7 @@ def folder(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("ATR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "atr-cache"))
-        converted = models.ensure_converted(models.resolve(BUNDLED, tmp_path_factory.getbasetemp()), log=print)
+        converted = gguf.ensure_converted(models.resolve(BUNDLED, tmp_path_factory.getbasetemp()), log=print)
     assert converted is not None
     return converted
 
@@ -40,8 +41,8 @@ def tokenizer(folder):
 
 
 @pytest.fixture(scope="module")
-def vocab() -> models.GgufVocab:
-    found = models.read_gguf_vocab(models.resolve(BUNDLED, Path.cwd()).path)
+def vocab() -> gguf.GgufVocab:
+    found = gguf.read_gguf_vocab(models.resolve(BUNDLED, Path.cwd()).path)
     assert found is not None
     return found
 
@@ -90,7 +91,7 @@ def test_eos_is_im_end_in_the_tokenizer_and_the_config(folder, tokenizer):
     assert tokenizer.decode(tokenizer.encode("<|im_start|>hi<|im_end|>"), skip_special_tokens=True) == "hi"
 
 
-def reference_bpe(text: str, vocab: models.GgufVocab) -> list[str]:
+def reference_bpe(text: str, vocab: gguf.GgufVocab) -> list[str]:
     """A plain reimplementation of llama.cpp's byte-level BPE for the "smollm" pre-tokenizer.
 
     Independent of the `tokenizers` library: split every digit on its own, then the GPT-2 pattern;
@@ -154,7 +155,7 @@ def test_gguf_vocab_of_the_bundled_model(vocab):
     ],
 )
 def test_pre_tokenizer_follows_the_gguf_pre_type(pre, text, pieces):
-    splitter = models._byte_level_pre_tokenizer(pre)
+    splitter = gguf._byte_level_pre_tokenizer(pre)
     assert [piece for piece, _ in splitter.pre_tokenize_str(text)] == pieces
 
 
@@ -162,5 +163,5 @@ def test_other_gguf_tokenizers_keep_the_transformers_one(vocab):
     """SentencePiece vocabularies, and byte-level ones split in a way not known here, are not rebuilt."""
     from dataclasses import replace
 
-    assert models.gguf_byte_level_tokenizer(replace(vocab, model="llama")) is None
-    assert models.gguf_byte_level_tokenizer(replace(vocab, pre="some-future-pre")) is None
+    assert gguf.gguf_byte_level_tokenizer(replace(vocab, model="llama")) is None
+    assert gguf.gguf_byte_level_tokenizer(replace(vocab, pre="some-future-pre")) is None

@@ -230,6 +230,7 @@ def test_the_cpu_lora_fix_computes_what_vllms_own_ops_compute():
         assert torch.allclose(s_mine, s_theirs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_bench_generate_compares_the_three_engines_on_the_same_prompts(tiny_model_vllm):
     result = atr(
         "bench", "generate", "--model", str(tiny_model_vllm), "--n", "8", "--batch-size", "4",

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner import layout
+
 SUMMARY_CORPUS_SIZE = 71_139  # dialogues in the AI Hub Korean dialogue-summarization corpus
 TOPICS = (
     "개인및관계",
@@ -135,7 +137,7 @@ def bench_data(dialogues: int = SUMMARY_CORPUS_SIZE, keep: Path | None = None) -
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
             raise RuntimeError(f"atr data failed:\n{output}")
-        manifest = json.loads((root / "datasets" / "bench" / "manifest.json").read_text(encoding="utf-8"))
+        manifest = layout.read_json(root / "datasets" / "bench" / layout.MANIFEST_JSON)
     peak = usage.ru_maxrss * 1024  # kilobytes on Linux
     return {
         "dialogues": dialogues,
@@ -177,7 +179,8 @@ def parse_engines(text: str) -> list[str]:
 
 def model_path(spec: str, echo=print) -> str:
     """A benchmark's `--model` (folder, Hub id, bundled:NAME) as transformers loads it, converted once."""
-    from autotrain_runner.config.models import ensure_converted, resolve, training_path
+    from autotrain_runner.config.models import resolve, training_path
+    from autotrain_runner.gguf import ensure_converted
 
     ref = resolve(spec, Path.cwd())
     ensure_converted(ref, log=echo)
@@ -287,7 +290,7 @@ def _parted_at(a: Sequence[int], b: Sequence[int]) -> int | None:
 def bench_memory(
     model: str, batch_size: int = 2, block_size: int = 128, lora_r: int = 16, checkpointing: bool = False
 ) -> dict[str, Any]:
-    """One LoRA training step on CPU, measured, beside `preflight.estimate_training(device="cpu")`.
+    """One LoRA training step on CPU, measured, beside `memory.estimate_training(device="cpu")`.
 
     The model is loaded and adapted as AutoTrain does it without CUDA (fp32, all-linear LoRA,
     dropout 0.05, AdamW). One step runs first so that the AdamW state exists; the next step runs
@@ -300,7 +303,7 @@ def bench_memory(
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
-    from autotrain_runner.training import preflight
+    from autotrain_runner.training import memory
 
     torch.manual_seed(0)
     loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)  # fp32, as the engine loads it
@@ -340,11 +343,11 @@ def bench_memory(
     )
     rss_growth = _rss_growth(step)
 
-    shape = preflight.from_config_json(
+    shape = memory.from_config_json(
         json.loads((Path(model) / "config.json").read_text(encoding="utf-8")), f"{model}/config.json"
     )
-    assert isinstance(shape, preflight.Architecture), shape
-    settings = preflight.Training(
+    assert isinstance(shape, memory.Architecture), shape
+    settings = memory.Training(
         batch_size=batch_size,
         block_size=block_size,
         peft=True,
@@ -353,9 +356,9 @@ def bench_memory(
         checkpointing=checkpointing,
         lora_r=lora_r,
         lora_dropout=0.05,
-        targets=preflight.LLAMA_LINEARS,
+        targets=memory.LLAMA_LINEARS,
     )
-    estimate = preflight.estimate_training(shape, settings, device="cpu")
+    estimate = memory.estimate_training(shape, settings, device="cpu")
     measured = params + state + peak
     mb = 1e6
     return {
@@ -416,7 +419,8 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
     count, say), side by side, chrF and the EOS rate on the held-out split, and the template-leak
     and repetition rates there and on the prompt list. Finished trials are reused, as by `atr sweep`."""
     from autotrain_runner.evaluation.results import leaderboard, trial_evals
-    from autotrain_runner.sweep.sweep import sweep
+    from autotrain_runner.layout.records import SweepRecord
+    from autotrain_runner.sweep.run import sweep
 
     trials: dict[str, dict[str, Any]] = {}
     folders = {}
@@ -424,8 +428,8 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
         result = sweep(project, [*overrides, f"LOSS_ON={loss_on}"], echo=echo)
         folders[loss_on] = str(result.folder)
         project_dir = result.folder.parent.parent
-        record = result.record
-        evals = {e["trial"]: trial_evals(project_dir, result.folder, record, e) for e in record["trials"]}
+        record = SweepRecord.from_json(result.record)
+        evals = {e.trial: trial_evals(project_dir, result.folder, record, e) for e in record.entries()}
         for row in leaderboard(record, evals):
             figures = {name: row.get(name) for name in LOSS_ON_FIGURES}
             trials.setdefault(row["trial"], {"epochs": row["epochs"]})[loss_on] = {"status": row["status"], **figures}
@@ -439,21 +443,21 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
     Outputs go to a temporary folder; the sweep itself is left as it is."""
     import copy
 
-    from autotrain_runner import layout
-    from autotrain_runner.config.project import load_config
+    from autotrain_runner.config.load import load_config
     from autotrain_runner.errors import ConfigError
-    from autotrain_runner.sweep.sweep import evaluate_on_one_engine
+    from autotrain_runner.sweep.one_engine import evaluate_on_one_engine
 
     config = load_config(project, overrides)
     found = sorted(
         (config.project_dir / layout.SWEEPS_DIR).glob(f"*/{layout.SWEEP_JSON}"), key=lambda p: p.stat().st_mtime
     )
-    records = [(p.parent, layout.read_json(p) or {}) for p in found]
-    done = [(folder, record) for folder, record in records if record.get("status") == "succeeded"]
+    records = [(p.parent, layout.read_sweep(p.parent)) for p in found]
+    done = [(folder, record) for folder, record in records if record and record.status == "succeeded"]
     if not done:
         raise ConfigError(f"{config.project_dir}: no finished sweep to evaluate again; run `atr sweep` first")
-    folder, record = done[-1]
-    evaluation = {**record["evaluation"], "key": record.get("eval_key")}
+    folder, finished = done[-1]
+    record = finished.to_json()  # the sweep's working state, as `atr sweep` keeps it
+    evaluation = {**finished.evaluation, "key": finished.eval_key}
     engines: dict[str, Any] = {}
     for engine in ("hf", "vllm"):
         again = copy.deepcopy(record)
@@ -464,7 +468,7 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
                 config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)
             )
             chrf = {
-                e["trial"]: (layout.read_metrics(layout.trial_eval_dir(Path(tmp), e["trial"])) or {}).get("chrf")
+                e["trial"]: getattr(layout.read_metrics(layout.trial_eval_dir(Path(tmp), e["trial"])), "chrf", None)
                 for e in again["trials"]
             }
         engines[engine] = {**again["evaluation_engine"], "seconds": seconds, "chrf": chrf}

@@ -20,6 +20,12 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def use_cuda(cpu: bool = False) -> bool:
+    """Whether a run here uses CUDA: not with `--cpu` (check and train as a machine without it),
+    else when a device is usable. The commands that check or train pass it to `load_config(cuda=...)`."""
+    return not cpu and cuda_available()
+
+
 @cache
 def cuda_device_count() -> int:
     if not cuda_available():

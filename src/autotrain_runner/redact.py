@@ -6,7 +6,8 @@ are replaced by `***` wherever text leaves the process; so are token shapes (`hf
 GitHub and AWS keys, private keys) and the password of a URL (`http://user:***@host`).
 
 `SecretMatcher` is the only place that knows what a secret looks like; the redactor (`Redactor`),
-`atr check`'s output (through `Config.resolved_table`) and `atr push`'s scan all use it. It finds
+`atr check`'s output (through `Config.resolved_table`) and `atr push`'s scan all use it (the scan
+also stops `SECRET_ASSIGNMENT`, defined here beside the token shapes). It finds
 a secret anywhere: inside a word and next to any script (`토큰hf_...`, `...답하세요hf_...`,
 `hf_...한글`), after JSON string and `\\uXXXX` unescaping (`hf\\u005f...`), and in the form
 AutoTrain gives a project name (`hf-...`: every run of other characters turned into `-`).
@@ -41,6 +42,13 @@ TOKEN_SHAPES: dict[str, re.Pattern[str]] = {
     ),
 }
 URL_PASSWORD = "a URL with a password (scheme://user:password@host)"
+# `api_key: "..."`, `password = ...`: a secret written as an assignment. `atr push`'s scan stops a
+# file that holds one; masking leaves it (it masks the shapes above and the configured values).
+ASSIGNMENT = "a secret assignment (api_key=..., password=...)"
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd)"
+    r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_\-./+=]{12,}"
+)
 # The userinfo of `scheme://user:password@host`: what is masked, scheme and host stay readable.
 _URL_USERINFO = re.compile(r"(?<=://)[^\s/@:'\"<>\\]*:[^\s/@'\"<>\\]*(?=@)")
 # One escaped character as JSON (`\u005f`, `\"`, `\\`) or Python (`\x5f`) writes it, escaped once

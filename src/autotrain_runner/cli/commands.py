@@ -38,19 +38,21 @@ def keys(args: argparse.Namespace, out: Console) -> int:
 
 
 def check(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.config.project import load_config
+    from autotrain_runner import hardware
+    from autotrain_runner.config.load import load_config
 
-    show.check_report(load_config(args.project, args.overrides, cpu=args.cpu), out)
+    show.check_report(load_config(args.project, args.overrides, cuda=hardware.use_cuda(args.cpu)), out)
     return EXIT_OK
 
 
 def command(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.config.project import load_config
+    from autotrain_runner import hardware
+    from autotrain_runner.config.load import load_config
     from autotrain_runner.redact import Redactor
     from autotrain_runner.training.command import build_argv, shell_line, validate_with_autotrain
     from autotrain_runner.training.engine import describe
 
-    config = load_config(args.project, args.overrides, cpu=args.cpu)
+    config = load_config(args.project, args.overrides, cuda=hardware.use_cuda(args.cpu))
     validate_with_autotrain(config)
     redact = Redactor(config.secrets())
     argv = [redact(a) for a in build_argv(config)]
@@ -101,7 +103,8 @@ def evaluate(args: argparse.Namespace, out: Console) -> int:
 
 
 def sweep(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.sweep.sweep import cli_overrides, sweep
+    from autotrain_runner.sweep.grid import cli_overrides
+    from autotrain_runner.sweep.run import sweep
 
     grid = cli_overrides(
         args.epochs,
@@ -144,7 +147,7 @@ def serve(args: argparse.Namespace, out: Console) -> int:
 
 
 def push(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.hub.hub import push
+    from autotrain_runner.hub.push import push
 
     plan = push(
         args.project,
@@ -172,7 +175,7 @@ def report(args: argparse.Namespace, out: Console) -> int:
 
 
 def runs(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.config.project import find_env_file
+    from autotrain_runner.config.files import find_env_file
     from autotrain_runner.layout import list_runs
 
     show.runs_table(list_runs(find_env_file(args.project).parent), out)
@@ -211,9 +214,9 @@ def bench_memory(args: argparse.Namespace, out: Console) -> int:
 
 
 def bench_families(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.config import families
+    from autotrain_runner.families import harness
 
-    return families.main(
+    return harness.main(
         [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
     )
 

@@ -11,9 +11,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from autotrain_runner import layout
 from autotrain_runner.config import models
+from autotrain_runner.config.envfile import display_path as _display
 from autotrain_runner.config.keys import KEYS
-from autotrain_runner.config.project import Config, _display
+from autotrain_runner.config.records import Config
+from autotrain_runner.layout.records import RunRecord
 from autotrain_runner.redact import Redactor
 from autotrain_runner.training import command, engine, preflight
 
@@ -40,7 +43,7 @@ def check_report(config: Config, out: Console) -> None:
     if config.data_file is not None:
         say(
             f"data:     {_display(config.data_file)} -> staged as "
-            f"{command.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
+            f"{layout.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
         )
     say(f"engine:   {engine.describe()}")
     say(f"loss on:  {command.describe_loss(config)}")
@@ -87,7 +90,7 @@ def keys_table(out: Console) -> None:
     out.print(table)
 
 
-def runs_table(records: list[dict[str, Any]], out: Console) -> None:
+def runs_table(records: list[RunRecord], out: Console) -> None:
     table = Table(
         "id",
         "status",
@@ -102,28 +105,28 @@ def runs_table(records: list[dict[str, Any]], out: Console) -> None:
         pad_edge=False,
     )
     for r in records:
-        params = r.get("params", {})
-        loss, eval_loss = r.get("train_loss"), r.get("eval_loss")
+        params = r.params
+        loss, eval_loss = r.train_loss, r.eval_loss
         table.add_row(
             *map(
                 Text,
                 (
-                    r.get("id", "?"),
-                    r.get("status", "?"),
-                    (r.get("model") or {}).get("spec", ""),
+                    r.id,
+                    r.status,
+                    r.model_spec,
                     str(params.get("epochs", "")),
                     str(params.get("lr", "")),
                     f"{params.get('lora_r', '')}/{params.get('lora_alpha', '')}" if params.get("peft") else "full",
-                    "" if loss is None else f"{loss:.4f}",
-                    "" if eval_loss is None else f"{eval_loss:.4f}",
-                    "" if r.get("duration_s") is None else f"{r['duration_s']:.0f} s",
+                    layout.number(loss),
+                    layout.number(eval_loss),
+                    "" if r.duration_s is None else f"{r.duration_s:.0f} s",
                 ),
             )
         )
     out.print(table)
     for r in records:
-        if r.get("status") == "damaged":
-            out.print(f"damaged: {r['error']}", markup=False)
+        if r.status == "damaged":
+            out.print(f"damaged: {r.error}", markup=False)
 
 
 HEADLINE_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
@@ -135,7 +138,7 @@ def headline_figures(metrics: dict[str, Any]) -> str:
 
 
 def push_plan(plan: Any, dry_run: bool, out: Console) -> None:
-    from autotrain_runner.hub.hub import describe
+    from autotrain_runner.hub.push import describe
 
     for line in describe(plan):
         out.print(line, markup=False)

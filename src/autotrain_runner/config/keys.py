@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autotrain_runner.training import autotrain_schema
-from autotrain_runner.training.preflight import check_param_count
+from autotrain_runner.config import autotrain_fields
+from autotrain_runner.config.values import check_param_count
 
 Check = Callable[[Any], str | None]
 
@@ -104,7 +104,7 @@ RUNNER_OWNED_FIELDS = {"token", "push_to_hub", "data_path", "train_split", "proj
 
 def _autotrain_keys() -> dict[str, Key]:
     keys = {}
-    for field, spec in autotrain_schema.fields().items():
+    for field, spec in autotrain_fields.fields().items():
         types = spec["types"]
         if "array" in types:
             kind = "block_size"
@@ -144,7 +144,7 @@ _RUNNER_KEYS = [
         "str",
         "AutoTrain's --backend: local, or one of its hosted backends",
         default="local",
-        choices=tuple(autotrain_schema.backends()),
+        choices=tuple(autotrain_fields.backends()),
         group="runner",
     ),
     Key(

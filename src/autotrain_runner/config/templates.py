@@ -56,6 +56,13 @@ class PromptTemplate:
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "stop": list(self.stop)}
 
+    @classmethod
+    def from_record(cls, described: dict[str, Any]) -> PromptTemplate:
+        """The template a run recorded in run.json (`describe()` and the CHAT_TEMPLATE beside it),
+        so that evaluation, chat and the card render prompts exactly as training did."""
+        fields = {k: v for k, v in described.items() if k != "chat_template"}
+        return cls(**{**fields, "stop": tuple(fields.get("stop", ()))})
+
 
 NAMED = {
     "instruct-ko": PromptTemplate(

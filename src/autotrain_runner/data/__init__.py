@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner import __version__, layout
+from autotrain_runner.config.dataset_dir import raw_base
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.keys import KEYS
-from autotrain_runner.config.project import Config, load_config
+from autotrain_runner.config.load import load_config
+from autotrain_runner.config.records import Config
 from autotrain_runner.data import emotion, instruct, outputs, summary, table, txt
 from autotrain_runner.data.base import BadRows, Builder, Options, Sample
 from autotrain_runner.data.lint import lint
 from autotrain_runner.data.readers import decode, find_inputs
 from autotrain_runner.errors import ConfigError, Problem
 
-MANIFEST = outputs.MANIFEST
 BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
     "table": (table.build, table.SUFFIXES),
     "txt": (txt.build, txt.SUFFIXES),
@@ -64,7 +65,7 @@ def build_data(
     builder, suffixes = BUILDERS[builder_name]
     out_dir = config.dataset_dir  # load_config checked it: a new folder, or one atr made, apart from the inputs
     outputs.remove_stale(out_dir)  # what a killed build left beside it
-    base = outputs.raw_base(config)
+    base = raw_base(config)
     inputs = find_inputs(str(config.get("RAW_DATA")), base, suffixes, exclude=outputs.excluded(config))
     options = {key: config.get(key) for key in DATA_KEYS}
     fingerprint = _fingerprint(builder_name, options, config, inputs)
@@ -153,10 +154,8 @@ def _describe_input(path: Path) -> dict[str, Any]:
 
 
 def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    manifest = layout.read_manifest(out_dir)
+    return manifest.to_json() if manifest else None
 
 
 def _outputs_exist(out_dir: Path, manifest: dict[str, Any]) -> bool:
@@ -205,7 +204,7 @@ def _write_atomically(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-{os.getpid()}-", dir=out_dir.parent))
     try:
-        (tmp / outputs.MARKER).write_text(outputs.MARKER_TEXT, encoding="utf-8")  # first: a leftover is ours
+        (tmp / layout.DATASET_MARKER).write_text(outputs.MARKER_TEXT, encoding="utf-8")  # first: a leftover is ours
         _write_train(tmp / manifest["train_file"], splits["train"], config)
         for name in ("valid", "test"):
             _write_eval_split(tmp / f"{name}.jsonl", splits[name], config, name)
@@ -213,7 +212,7 @@ def _write_atomically(
             pairs = [_as_alpaca(s) for split in splits.values() for s in split]
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=1), encoding="utf-8")
         manifest["seconds"] = round(time.monotonic() - started, 3)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        layout.write_manifest(tmp, manifest)
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         if out_dir.exists():
             os.replace(out_dir, old)

@@ -13,8 +13,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner import layout
 from autotrain_runner.config.models import ModelRef, converted_folder
-from autotrain_runner.config.project import Config
+from autotrain_runner.config.records import Config
 from autotrain_runner.data.base import conversation_problem
 from autotrain_runner.data.summary import MASK_TOKEN
 
@@ -98,7 +99,7 @@ def lint_built(config: Config) -> dict[str, Any] | None:
     """Lint the dataset already on disk (for `atr check`), or None when there is none."""
     train = config.data_file
     folder = config.dataset_dir
-    if train is None or not train.is_file() or not (folder / "manifest.json").is_file():
+    if train is None or not train.is_file() or not (folder / layout.MANIFEST_JSON).is_file():
         return None
     records: list[tuple[list[dict[str, str]] | None, str]] = []
     column = config.get("TEXT_COLUMN")

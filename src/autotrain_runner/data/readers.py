@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner.config.dataset_dir import raw_root
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.data import outputs
 from autotrain_runner.errors import ConfigError
@@ -51,7 +52,7 @@ def find_inputs(spec: str, base_dir: Path, suffixes: tuple[str, ...], exclude: S
             found += [here / f for f in files if Path(f).suffix.lower() in suffixes and (here / f).is_file()]
         found.sort()
     else:
-        root = outputs.raw_root(spec, base_dir)
+        root = raw_root(spec, base_dir)
         found = sorted(
             Path(p)
             for p in glob.glob(str(path), recursive=True)

@@ -1,9 +1,10 @@
 """`atr eval`: base or fine-tuned, on a held-out split or a prompt list, with Korean-fit metrics.
 
 Reads top to bottom: what to evaluate (a run's adapter and recorded template, or the base model
-with the project's template) -> the samples -> batched generation -> per-sample metrics and flags
--> corpus metrics with a signature -> held-out loss on the valid split -> files written
-atomically (`predictions.jsonl`, `metrics.json`, `report.md`).
+with the project's template: `targets`) -> the engine that generates (`engines`) -> the samples
+-> batched generation -> per-sample metrics and flags -> corpus metrics with a signature ->
+held-out loss on the valid split -> files written atomically (`predictions.jsonl`,
+`metrics.json`, `report.md`; `compare.md` with --compare-base).
 """
 
 from __future__ import annotations
@@ -11,33 +12,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from autotrain_runner import layout
-from autotrain_runner.config import models, templates
-from autotrain_runner.config.project import Config, load_config
+from autotrain_runner.config import templates
+from autotrain_runner.config.load import load_config
+from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation import metrics
-from autotrain_runner.generation.generate import Generated, HFBackend, OpenAIBackend, Settings, release_memory
-
-
-@dataclass
-class Target:
-    """What is evaluated: the model, the adapter (None for the base), the template, a label."""
-
-    label: str
-    model: str
-    adapter: Path | None
-    template: templates.PromptTemplate
-    out_dir: Path
-    load_in_4bit: bool = False
+from autotrain_runner.evaluation.engines import Engine, openai_backend
+from autotrain_runner.evaluation.targets import (
+    Target,
+    base_target,
+    generation_settings,
+    leak_markers,
+    openai_markers,
+    prompts_path,
+    render_prompt,
+    run_target,
+)
+from autotrain_runner.generation.generate import Generated, OpenAIBackend, Settings
 
 
 def evaluate(
@@ -83,6 +81,9 @@ def evaluate(
     return [r["split"] for r in results]
 
 
+# --- generation and metrics
+
+
 def evaluate_targets(
     config: Config,
     targets: Sequence[Target],
@@ -116,116 +117,6 @@ def evaluate_targets(
     return results
 
 
-class Engine:
-    """What generates for an evaluation: `hf` (a model loaded per target), `vllm` (one server for
-    the base model and every target's adapter) or `openai` (a server the user runs)."""
-
-    def __init__(
-        self,
-        config: Config,
-        targets: Sequence[Target],
-        backend: str = "hf",
-        choice: str | None = None,
-        echo: Callable[[str], None] = print,
-        log_path: Path | None = None,
-    ):
-        from autotrain_runner.generation import vllm_server
-
-        self.config = config
-        self.server: vllm_server.VLLMServer | None = None
-        self.base_loads = 0
-        if backend == "openai":
-            self.kind = "openai"
-        else:
-            self.kind = vllm_server.choose(choice or config.get("GENERATION_ENGINE"), targets, echo)
-        if self.kind == "vllm":
-            adapters = {_served_name(t): t.adapter for t in targets if t.adapter is not None}
-            self.server = vllm_server.VLLMServer(targets[0].model, adapters, log_path, echo)
-
-    def __enter__(self) -> Engine:
-        if self.server is not None:
-            self.server.start()
-            self.base_loads = 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.stop()
-
-    def backend(self, target: Target):
-        if self.kind == "openai":
-            return openai_backend(self.config)
-        if self.server is not None:
-            return self.server.backend(target.model, target.adapter, _served_name(target) if target.adapter else None)
-        self.base_loads += 1
-        return HFBackend(target.model, target.adapter, target.load_in_4bit)
-
-    def release(self, backend) -> None:
-        if isinstance(backend, HFBackend):
-            del backend.model
-            release_memory()
-
-
-def _served_name(target: Target) -> str:
-    """An adapter's name on the vLLM server: its run folder's name, unique among a sweep's trials."""
-    assert target.adapter is not None
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", target.adapter.parent.name) or "adapter"
-
-
-def prompts_path(config: Config) -> Path | None:
-    """EVAL_PROMPTS, relative to the file that set it."""
-    if not config.get("EVAL_PROMPTS"):
-        return None
-    source = config.values["EVAL_PROMPTS"].source
-    return (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
-
-
-def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
-    """The generation keys of a project (eval, chat and serve read them the same way)."""
-    return Settings(
-        max_new_tokens=config.get("MAX_NEW_TOKENS"),
-        temperature=config.get("TEMPERATURE"),
-        top_p=config.get("TOP_P"),
-        repetition_penalty=config.get("REPETITION_PENALTY"),
-        batch_size=batch_size or config.get("EVAL_BATCH_SIZE"),
-    )
-
-
-# --- what to evaluate
-
-
-def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
-    run_dir, record = layout.succeeded_run(config.project_dir, run_id, "evaluate", "train first, or use --base")
-    run_id = run_dir.name
-    output = run_dir / record["output_dir"]
-    fields = {k: v for k, v in record["template"].items() if k != "chat_template"}
-    template = templates.PromptTemplate(**{**fields, "stop": tuple(fields.get("stop", ()))})
-    params = record.get("params", {})
-    merged = (output / "config.json").is_file() and not (output / "adapter_config.json").is_file()
-    model = str(output) if merged else record["model"]["path"]
-    return Target(
-        f"run {run_id}",
-        model,
-        None if merged else output,
-        template,
-        out or layout.run_eval_dir(run_dir),
-        load_in_4bit=params.get("quantization") == "int4",
-    )
-
-
-def base_target(config: Config, out: Path | None) -> Target:
-    models.ensure_converted(config.model)
-    return Target(
-        f"base {config.model.spec}",
-        models.training_path(config.model),
-        None,
-        config.template,
-        out or layout.base_eval_dir(config.project_dir, config.model.spec),
-        # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
-        load_in_4bit=config.quantization == "int4",
-    )
-
-
 def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:
     """The held-out split (id, messages, reference) or a prompt list (no reference)."""
     if prompts_file is not None:
@@ -249,45 +140,6 @@ def _samples(config: Config, split: str, prompts_file: Path | None, limit: int |
         raise ConfigError(f"{path}: no {split} split; build it with `atr data` (DATA_BUILDER) or pass --prompts")
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return items[:limit] if limit else items
-
-
-# --- generation and metrics
-
-
-def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBackend:
-    """The OpenAI-compatible server of OPENAI_BASE_URL (eval and chat read it the same way)."""
-    if not config.get("OPENAI_BASE_URL"):
-        raise ConfigError(
-            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
-            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
-        )
-    return OpenAIBackend(
-        config.get("OPENAI_BASE_URL"),
-        config.get("OPENAI_MODEL") or config.project_name,
-        os.environ.get("OPENAI_API_KEY"),
-        concurrency or config.get("EVAL_CONCURRENCY"),
-        config.get("EVAL_TIMEOUT"),
-    )
-
-
-def openai_markers(template: templates.PromptTemplate) -> list[str]:
-    """Leak markers when the server renders the template: the project's, and the common chat ones."""
-    return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]
-
-
-def render_prompt(backend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
-    if template.kind == "chat":
-        return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return template.render(messages, add_generation_prompt=True)
-
-
-def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
-    """What must never appear in an answer: the layout's role markers and the special tokens."""
-    found = template.markers() if template.kind == "text" else []
-    found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
-    if template.kind == "chat":
-        found += ["<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>"]
-    return list(dict.fromkeys(m for m in found if m))
 
 
 def _evaluate_one(
@@ -418,7 +270,7 @@ def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: di
     layout.write_text_atomic(
         out_dir / layout.PREDICTIONS_JSONL, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
     )
-    layout.write_text_atomic(out_dir / layout.METRICS_JSON, json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    layout.write_metrics(out_dir, figures)
     layout.write_text_atomic(out_dir / layout.EVAL_REPORT_MD, _report(target, predictions, figures))
 
 

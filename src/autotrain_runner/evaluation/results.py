@@ -16,10 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import layout
-from autotrain_runner.config.project import Config
+from autotrain_runner import layout, plots
+from autotrain_runner.config.records import Config
 from autotrain_runner.evaluation.evaluate import md_cell
-from autotrain_runner.report import plots
+from autotrain_runner.layout.records import Metrics, SweepRecord, TrialEntry
 
 SCORE_RULE = (
     "Ranked by {metric} on the test split ({direction}). A trial whose template-leak or repetition rate "
@@ -63,10 +63,10 @@ COLUMNS = (
 SIDE_BY_SIDE_SPLIT_SAMPLES = 20
 
 
-def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[Path]:
+def write_results(config: Config, folder: Path, record: SweepRecord) -> list[Path]:
     """Leaderboard (csv, md), outputs side by side (md) and the plots, from what is on disk."""
-    evals = {entry["trial"]: trial_evals(config.project_dir, folder, record, entry) for entry in record["trials"]}
-    base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
+    evals = {entry.trial: trial_evals(config.project_dir, folder, record, entry) for entry in record.entries()}
+    base = read_evals(folder / layout.SWEEP_BASE_DIR, record) if record.base.get("eval_key") else {}
     rows = leaderboard(record, evals)
     written = [
         _write(folder / layout.LEADERBOARD_CSV, leaderboard_csv(rows)),
@@ -80,11 +80,11 @@ def write_results(config: Config, folder: Path, record: dict[str, Any]) -> list[
 # --- reading the evaluations
 
 
-def read_evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """{"split": metrics, "prompts": metrics, "split_predictions": [...], "prompt_predictions": [...]}."""
-    split_dir = eval_dir if record["evaluation"].get("split") else None
+def read_evals(eval_dir: Path, record: SweepRecord) -> dict[str, Any]:
+    """{"split": Metrics, "prompts": Metrics, "split_predictions": [...], "prompt_predictions": [...]}."""
+    split_dir = eval_dir if record.evaluation.get("split") else None
     prompts_dir = (
-        (eval_dir / layout.PROMPTS_DIR if split_dir else eval_dir) if record["evaluation"].get("prompts") else None
+        (eval_dir / layout.PROMPTS_DIR if split_dir else eval_dir) if record.evaluation.get("prompts") else None
     )
     found: dict[str, Any] = {}
     for kind, where in (("split", split_dir), ("prompts", prompts_dir)):
@@ -99,36 +99,40 @@ def read_evals(eval_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def trial_evals(project_dir: Path, folder: Path, record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    """A trial's evaluation, when it was made with the sweep's current settings."""
-    if entry["status"] != "succeeded" or not entry.get("run_id") or entry.get("eval_key") != record.get("eval_key"):
+def trial_evals(project_dir: Path, folder: Path, record: SweepRecord, entry: TrialEntry) -> dict[str, Any]:
+    """A trial's evaluation, when it was made with the sweep's current settings, and its run."""
+    if entry.status != "succeeded" or not entry.run_id or entry.eval_key != record.eval_key:
         return {}
-    run_dir = project_dir / layout.RUNS_DIR / entry["run_id"]
-    evaluated = folder / "trials" / entry["trial"]
-    return {**read_evals(evaluated, record), "run": layout.read_run(run_dir) or {}}
+    run_dir = project_dir / layout.RUNS_DIR / entry.run_id
+    return {**read_evals(layout.trial_eval_dir(folder, entry.trial), record), "run": layout.read_run(run_dir)}
+
+
+def figure(metrics: Metrics | None, name: str) -> Any:
+    return metrics.figure(name) if metrics else None
 
 
 # --- the leaderboard
 
 
-def leaderboard(record: dict[str, Any], evals: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    metric, limit = record["metric"], record["flag_limit"]
+def leaderboard(record: SweepRecord, evals: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    metric, limit = record.metric or "chrf", record.flag_limit or 0.0
     lower_is_better = METRICS[metric][1]
     rows = []
-    for entry in record["trials"]:
-        found = evals.get(entry["trial"], {})
-        split, listed = found.get("split") or {}, found.get("prompts") or {}
+    for entry in record.entries():
+        found = evals.get(entry.trial, {})
+        split, listed, run = found.get("split"), found.get("prompts"), found.get("run")
+        shown = ("trial", "epochs", "lora_r", "lora_alpha", "lr", "status", "run_id", "error")
         row: dict[str, Any] = {
-            **{k: entry.get(k) for k in ("trial", "epochs", "lora_r", "lora_alpha", "lr", "status", "run_id", "error")},
-            **{k: split.get(k) for k in ("chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")},
-            "eos_rate": split.get("eos_rate", listed.get("eos_rate")),
-            "prompt_leak_rate": listed.get("leak_rate"),
-            "prompt_repetition_rate": listed.get("repetition_rate"),
-            "train_loss": found.get("run", {}).get("train_loss"),
-            "train_s": entry.get("train_s"),
-            "eval_s": entry.get("eval_s"),
+            **{k: getattr(entry, k) for k in shown},
+            **{k: figure(split, k) for k in ("chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")},
+            "eos_rate": figure(split, "eos_rate") if split else figure(listed, "eos_rate"),
+            "prompt_leak_rate": figure(listed, "leak_rate"),
+            "prompt_repetition_rate": figure(listed, "repetition_rate"),
+            "train_loss": run.train_loss if run else None,
+            "train_s": entry.train_s,
+            "eval_s": entry.eval_s,
         }
-        done = entry["status"] == "succeeded"
+        done = entry.status == "succeeded"
         if not split and not listed and done:
             row.update(status="not evaluated", error="no evaluation with the current settings; rerun the sweep")
             done = False
@@ -151,15 +155,16 @@ def leaderboard(record: dict[str, Any], evals: dict[str, dict[str, Any]]) -> lis
     return rows
 
 
-def score_rule(record: dict[str, Any]) -> str:
-    if not record["evaluation"].get("split"):
+def score_rule(record: SweepRecord) -> str:
+    limit = record.flag_limit or 0.0
+    if not record.evaluation.get("split"):
         return (
             "No test split: a prompt list gives outputs and flags, no score. Trials whose template-leak or "
-            f"repetition rate is above {record['flag_limit']:g} are flagged and listed last; no trial is marked best."
+            f"repetition rate is above {limit:g} are flagged and listed last; no trial is marked best."
         )
-    label, lower = METRICS[record["metric"]]
+    label, lower = METRICS[record.metric or "chrf"]
     direction = "lower is better" if lower else "higher is better"
-    return SCORE_RULE.format(metric=label, direction=direction, limit=record["flag_limit"])
+    return SCORE_RULE.format(metric=label, direction=direction, limit=limit)
 
 
 def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
@@ -171,13 +176,14 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def leaderboard_md(record: dict[str, Any], rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
+def leaderboard_md(record: SweepRecord, rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
     shown = ("rank", "trial", "score", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")
+    grid = record.grid
     out = [
-        f"# Sweep {record['id']}: {record['project']}",
+        f"# Sweep {record.id}: {record.project}",
         "",
-        f"Model `{record['model']}`; grid: epochs {_list(record['grid']['epochs'])}, LoRA rank "
-        f"{_list(record['grid']['lora_r'])}, alpha {record['grid']['alpha']}, lr {_list(record['grid']['lr'])}.",
+        f"Model `{record.model}`; grid: epochs {_list(grid['epochs'])}, LoRA rank "
+        f"{_list(grid['lora_r'])}, alpha {grid['alpha']}, lr {_list(grid['lr'])}.",
         "",
         score_rule(record),
         "",
@@ -185,18 +191,18 @@ def leaderboard_md(record: dict[str, Any], rows: list[dict[str, Any]], base: dic
         "|" + "---|" * (len(shown) + 1),
     ]
     for row in rows:
-        cells = [fmt(row.get(k)) for k in shown]
+        cells = [layout.number(row.get(k)) for k in shown]
         cells[1] = f"★ **{row['trial']}**" if row["best"] else row["trial"]
         out.append("| " + " | ".join(cells) + f" | {_flags(row)} |")
     if base.get("split") or base.get("prompts"):
-        reference = base.get("split") or {}
-        cells = ["", "base (reference)", "", *[fmt(reference.get(k)) for k in shown[3:]]]
+        reference = base.get("split")
+        cells = ["", "base (reference)", "", *[layout.number(figure(reference, k)) for k in shown[3:]]]
         out.append("| " + " | ".join(cells) + " |  |")
     missing = [row for row in rows if row["status"] != "succeeded"]
     if missing:
         out += ["", "## Missing", ""]
         out += [f"- `{row['trial']}`: {row['status']}: {row.get('error') or 'not run yet'}" for row in missing]
-    timing = record.get("timing") or {}
+    timing = record.timing
     if timing.get("overhead_s") is not None:
         out += [
             "",
@@ -223,11 +229,11 @@ def _flags(row: dict[str, Any]) -> str:
 
 
 def outputs_md(
-    record: dict[str, Any], rows: list[dict[str, Any]], evals: dict[str, dict[str, Any]], base: dict[str, Any]
+    record: SweepRecord, rows: list[dict[str, Any]], evals: dict[str, dict[str, Any]], base: dict[str, Any]
 ) -> str:
     """Every prompt of the prompt list, and the first test samples, with each model's answer."""
     columns = [("base", base)] + [(row["trial"], evals.get(row["trial"], {})) for row in rows]
-    out = [f"# Outputs side by side: sweep {record['id']}", ""]
+    out = [f"# Outputs side by side: sweep {record.id}", ""]
     for kind, title, limit in (
         ("prompts_predictions", "Prompt list", None),
         ("split_predictions", "Test split", SIDE_BY_SIDE_SPLIT_SAMPLES),
@@ -270,17 +276,17 @@ def _request(prediction: dict[str, Any]) -> str:
 
 
 def _plots(
-    config: Config, folder: Path, record: dict[str, Any], rows: list[dict[str, Any]], base: dict[str, Any]
+    config: Config, folder: Path, record: SweepRecord, rows: list[dict[str, Any]], base: dict[str, Any]
 ) -> list[Path]:
     for old in [*folder.glob("heatmap-*.png"), folder / "valid-loss.png", folder / "train-loss.png"]:
         old.unlink(missing_ok=True)  # a chart for a metric no longer measured must not linger
     written = []
-    grid = record["grid"]
+    grid = record.grid
     epochs = grid["epochs"]
-    pairs = list(dict.fromkeys((t["lora_r"], t["lora_alpha"]) for t in record["trials"]))
+    pairs = list(dict.fromkeys((t.lora_r, t.lora_alpha) for t in record.entries()))
     lrs = grid["lr"]
     by_cell = {(row["epochs"], row["lora_r"], row["lora_alpha"], row["lr"]): row for row in rows}
-    title = f"{record['project']} · sweep {record['id']}"
+    title = f"{record.project} · sweep {record.id}"
     for metric, (label, lower) in METRICS.items():
         if all(row.get(metric) is None for row in rows):
             continue
@@ -311,7 +317,7 @@ def _plots(
                 name = f"r{r}/a{a}" + (f" lr {lr:g}" if len(lrs) > 1 else "")
                 valid[name] = ([e for e, _ in points], [v for _, v in points])
     if valid:
-        base_loss = (base.get("split") or {}).get("valid_loss")
+        base_loss = figure(base.get("split"), "valid_loss")
         written.append(
             plots.lines(
                 folder / "valid-loss.png",
@@ -325,9 +331,9 @@ def _plots(
     curves = {}
     for row in rows:
         run = layout.read_run(config.project_dir / layout.RUNS_DIR / str(row["run_id"])) if row["run_id"] else None
-        if run and run.get("loss_history"):
-            xs = run.get("loss_epochs") or list(range(1, len(run["loss_history"]) + 1))
-            curves[row["trial"]] = (xs, run["loss_history"])
+        if run and run.loss_history:
+            xs = run.loss_epochs or list(range(1, len(run.loss_history) + 1))
+            curves[row["trial"]] = (xs, run.loss_history)
     if curves:
         written.append(plots.lines(folder / "train-loss.png", f"training loss: {title}", curves, "epoch", "loss"))
     return written
@@ -340,16 +346,6 @@ def _value(row: dict[str, Any] | None, metric: str) -> float | None:
 
 
 # --- formatting
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _list(values: list[Any]) -> str:

@@ -8,15 +8,18 @@ copied off a rented GPU alone. No script runs in it. Written atomically.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import layout
-from autotrain_runner.config.project import find_env_file, load_config
-from autotrain_runner.evaluation.results import METRICS, fmt, leaderboard, read_evals, score_rule, trial_evals
-from autotrain_runner.report import plots
+from autotrain_runner import layout, plots
+from autotrain_runner.config.files import find_env_file
+from autotrain_runner.config.load import load_config
+from autotrain_runner.evaluation.results import METRICS, leaderboard, read_evals, score_rule, trial_evals
+from autotrain_runner.layout.records import RunRecord, SweepRecord
 
 EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
 SIDE_BY_SIDE = 20
@@ -37,12 +40,15 @@ def report(project: Path | str, out: Path | None = None) -> Path:
         "loss_chart": _loss_chart(project_dir, run_records, target.parent),
         "sweeps": [  # the latest first
             _sweep(project_dir, r)
-            for r in sorted(layout.read_sweeps(project_dir), key=lambda r: r.get("updated_at") or "")[::-1]
+            for r in sorted(layout.read_sweeps(project_dir), key=lambda r: r.updated_at or "")[::-1]
         ],
         "evaluations": _evaluations(project_dir),
         "font_note": plots.font_note(),
     }
     page["comparison"] = _comparison(project_dir, page["evaluations"])
+    page["short"] = {  # per column: models beside models, adapters beside adapters
+        key: short_paths([e["signature"].get(key) for e in page["evaluations"]]) for key in ("model", "adapter")
+    }
     layout.write_text_atomic(target, _render(page))
     return target
 
@@ -50,39 +56,39 @@ def report(project: Path | str, out: Path | None = None) -> Path:
 # --- what is shown
 
 
-def _run_row(record: dict[str, Any]) -> dict[str, Any]:
-    params = record.get("params", {})
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    params = record.params
     return {
-        "id": record.get("id"),
-        "status": record.get("status"),
-        "started": record.get("started_at"),
-        "duration_s": record.get("duration_s"),
+        "id": record.id,
+        "status": record.status,
+        "started": record.started_at,
+        "duration_s": record.duration_s,
         "epochs": params.get("epochs"),
         "lora_r": params.get("lora_r"),
         "lora_alpha": params.get("lora_alpha"),
         "lr": params.get("lr"),
-        "train_loss": record.get("train_loss"),
-        "eval_loss": record.get("eval_loss"),
-        "error": (record.get("error") or "")[-300:],
+        "train_loss": record.train_loss,
+        "eval_loss": record.eval_loss,
+        "error": (record.error or "")[-300:],
     }
 
 
-def loss_curves(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+def loss_curves(records: list[RunRecord]) -> dict[str, tuple[list[float], list[float]]]:
     """Label -> (epochs, losses): each run's training loss, and its held-out loss when it has one."""
     curves = {}
     for record in records:
-        if record.get("loss_history"):
-            xs = record.get("loss_epochs") or list(range(1, len(record["loss_history"]) + 1))
-            curves[f"{record['id']} train"] = (xs, record["loss_history"])
-        if record.get("eval_loss_history"):  # the held-out split, once an epoch
-            curves[f"{record['id']} eval"] = (record["eval_loss_epochs"], record["eval_loss_history"])
+        if record.loss_history:
+            xs = record.loss_epochs or list(range(1, len(record.loss_history) + 1))
+            curves[f"{record.id} train"] = (xs, record.loss_history)
+        if record.eval_loss_history:  # the held-out split, once an epoch
+            curves[f"{record.id} eval"] = (record.eval_loss_epochs, record.eval_loss_history)
     return curves
 
 
-def _loss_chart(project_dir: Path, records: list[dict[str, Any]], scratch: Path) -> str | None:
+def _loss_chart(project_dir: Path, records: list[RunRecord], scratch: Path) -> str | None:
     relogged = [
-        {**r, **_relogged(project_dir / layout.RUNS_DIR / str(r.get("id")))}
-        if r.get("loss_history") and not r.get("loss_epochs")
+        dataclasses.replace(r, **_relogged(project_dir / layout.RUNS_DIR / r.id))
+        if r.loss_history and not r.loss_epochs
         else r
         for r in records
     ]
@@ -110,20 +116,20 @@ def _relogged(run_dir: Path) -> dict[str, Any]:
     return losses_from_log(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else {}
 
 
-def _sweep(project_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    folder = project_dir / layout.SWEEPS_DIR / record["id"]
-    evals = {e["trial"]: trial_evals(project_dir, folder, record, e) for e in record["trials"]}
-    base = read_evals(folder / "base", record) if record.get("base", {}).get("eval_key") else {}
+def _sweep(project_dir: Path, record: SweepRecord) -> dict[str, Any]:
+    folder = layout.sweep_dir(project_dir, record.id)
+    evals = {e.trial: trial_evals(project_dir, folder, record, e) for e in record.entries()}
+    base = read_evals(folder / layout.SWEEP_BASE_DIR, record) if record.base.get("eval_key") else {}
     rows = leaderboard(record, evals)
     columns = [("base", base)] + [(row["trial"], evals.get(row["trial"], {})) for row in rows]
     return {
-        "id": record["id"],
-        "status": record.get("status"),
-        "grid": record["grid"],
-        "timing": record.get("timing") or {},
+        "id": record.id,
+        "status": record.status,
+        "grid": record.grid,
+        "timing": record.timing,
         "rule": score_rule(record),
         "rows": rows,
-        "base": (base.get("split") or {}),
+        "base": base["split"].to_json() if base.get("split") else {},
         "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("[!.]*.png"))],
         "outputs": _side_by_side(columns, "prompts_predictions", None)
         + _side_by_side(columns, "split_predictions", SIDE_BY_SIDE),
@@ -151,18 +157,18 @@ def _side_by_side(columns: list[tuple[str, dict[str, Any]]], kind: str, limit: i
 def _evaluations(project_dir: Path) -> list[dict[str, Any]]:
     """Every metrics.json under the project: runs' evals, base evals, sweeps' base evals."""
     found = []
-    for metrics_file in sorted(project_dir.glob("**/metrics.json")):
+    for metrics_file in sorted(project_dir.glob(f"**/{layout.METRICS_JSON}")):
         folder = metrics_file.parent
-        figures = layout.read_json(metrics_file)
-        if not figures or "signature" not in figures:
+        figures = layout.read_metrics(folder)
+        if not figures or not figures.signature:
             continue
         found.append(
             {
                 "where": str(folder.relative_to(project_dir)),
-                "figures": {k: figures.get(k) for k in EVAL_FIGURES},
-                "cosine_method": figures.get("cosine_method"),
-                "signature": figures["signature"],
-                "predictions": folder / "predictions.jsonl",
+                "figures": {k: figures.figure(k) for k in EVAL_FIGURES},
+                "cosine_method": figures.cosine_method,
+                "signature": figures.signature,
+                "predictions": folder / layout.PREDICTIONS_JSONL,
             }
         )
     return found
@@ -175,8 +181,8 @@ def _comparison(project_dir: Path, evaluations: list[dict[str, Any]]) -> dict[st
     if not record:
         return None
     by_folder = {e["where"]: e for e in evaluations}
-    run_eval = by_folder.get(f"{layout.RUNS_DIR}/{latest}/eval")
-    base_dir = layout.base_eval_dir(project_dir, record["model"]["spec"])
+    run_eval = by_folder.get(str(layout.run_eval_dir(Path(layout.RUNS_DIR) / latest)))
+    base_dir = layout.base_eval_dir(project_dir, record.model_spec)
     base_eval = by_folder.get(str(base_dir.relative_to(project_dir)))
     if run_eval is None or base_eval is None:
         return None
@@ -195,6 +201,23 @@ def _predictions(evaluation: dict[str, Any]) -> dict[str, Any]:
     return {"split_predictions": [json.loads(line) for line in lines if line.strip()]}
 
 
+def short_paths(values: list[Any]) -> dict[str, str]:
+    """Each absolute path among `values`, cut to what tells it from the others: the components from
+    the first one in which they differ (the last component at least), after an ellipsis. A cache
+    folder shared by every model and a project folder shared by every adapter are not repeated in
+    each cell; the page shows the whole path on hover."""
+    paths = sorted({v for v in values if isinstance(v, str) and v.startswith("/")})
+    if not paths:
+        return {}
+    parts = [Path(p).parts for p in paths]
+    shared = len(Path(os.path.commonpath(paths)).parts) if len(paths) > 1 else len(parts[0])
+    shown = {}
+    for path, pieces in zip(paths, parts, strict=True):
+        start = min(shared, len(pieces) - 1)
+        shown[path] = ("…/" if start > 0 else "") + "/".join(pieces[start:]).removeprefix("//")
+    return shown
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -206,7 +229,7 @@ def _render(page: dict[str, Any]) -> str:
     import jinja2
 
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-    environment.filters["num"] = fmt
+    environment.filters["num"] = layout.number
     environment.filters["flags"] = lambda p: ", ".join(k for k, on in (p or {}).get("flags", {}).items() if on)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     return environment.from_string(template).render(**page, metric_columns=list(METRICS))

@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from autotrain_runner.config.project import load_config
+from autotrain_runner.config.load import load_config
 from autotrain_runner.evaluation import metrics
-from autotrain_runner.evaluation.evaluate import (
-    Engine,
+from autotrain_runner.evaluation.engines import Engine, openai_backend
+from autotrain_runner.evaluation.targets import (
     base_target,
     generation_settings,
     leak_markers,
-    openai_backend,
     openai_markers,
     render_prompt,
     run_target,

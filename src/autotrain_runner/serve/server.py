@@ -2,19 +2,16 @@
 
 `/v1/chat/completions` and `/v1/completions` (streamed as server-sent events with `stream=true`),
 `/v1/models` (the run, and the base model it was trained on), and `/`, the chat page
-(`chat_page`). The standard library's threading HTTP server: requests are bounded in size and in
-time, at most `max_waiting` wait for the model (more get 429 with Retry-After). With the hf
-engine generation runs one request at a time on the one model; with vllm, vLLM batches the
-requests in flight. A prompt that does not fit the model's context with its `max_tokens` gets 400
-(`context_length_exceeded`), as OpenAI answers, before any event of a stream. Every error, the
-server's own 414/431/501 included, is an OpenAI-style JSON body, never a traceback; a client that
-hangs up is not an error.
+(`chat_page`); what answers is `model.ServedModel`. The standard library's threading HTTP
+server: requests are bounded in size and in time, at most `max_waiting` wait for the model (more
+get 429 with Retry-After). A prompt that does not fit the model's context with its `max_tokens`
+gets 400 (`context_length_exceeded`), as OpenAI answers, before any event of a stream. Every
+error, the server's own 414/431/501 included, is an OpenAI-style JSON body, never a traceback; a
+client that hangs up is not an error.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import dataclasses
 import errno
 import itertools
@@ -22,31 +19,21 @@ import json
 import re
 import socket
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from autotrain_runner.config.project import load_config
+from autotrain_runner.config.load import load_config
 from autotrain_runner.data.base import ROLES
 from autotrain_runner.errors import ConfigError, WorkError
-from autotrain_runner.evaluation import metrics
-from autotrain_runner.evaluation.evaluate import (
-    Engine,
-    Target,
-    base_target,
-    generation_settings,
-    leak_markers,
-    run_target,
-)
-from autotrain_runner.generation.generate import Generated, HFBackend, Settings
+from autotrain_runner.evaluation.engines import Engine
+from autotrain_runner.evaluation.targets import base_target, generation_settings, run_target
 from autotrain_runner.serve.chat_page import chat_page
+from autotrain_runner.serve.model import BadRequest, Request, ServedModel
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 MAX_BODY = 1_000_000  # bytes
@@ -61,216 +48,17 @@ RETRY_AFTER = "1"  # seconds, on 429
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: HTTPStatus, message: str, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.param = param
-
-
-class _Model:
-    """The models a server answers for (the run's adapter, and the base model it was trained on)
-    on one engine. HF generates one request at a time on its one model; vLLM batches concurrent
-    requests itself."""
-
-    def __init__(
-        self, engine: Engine, target: Target, base: Target | None, settings: Settings, name: str, max_waiting: int
-    ):
-        self.backend = engine.backend(target)
-        self.names: dict[str, Any] = {name: self.backend}  # served name -> the backend that answers it
-        if base is not None:
-            self.base_name = base.label.removeprefix("base ")
-            if isinstance(self.backend, HFBackend):
-                self.names[self.base_name] = "disable-adapter"  # the same model, its adapter switched off
-            else:
-                self.names[self.base_name] = engine.backend(base)
-        self.stops = self.backend.stop_strings(target.template)
-        self.markers = leak_markers(self.backend, target.template)
-        self.template = target.template
-        self.settings = settings
-        self.name = name
-        self.window = self.backend.context_window
-        self.serial = isinstance(self.backend, HFBackend)
-        self.lock = threading.Lock()  # the HF model and its tokenizer: generation, one request at a time
-        self.slots = threading.BoundedSemaphore(max_waiting)
-        # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
-        # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
-        # without waiting for the generation in progress.
-        try:
-            self.prep_tokenizer = copy.deepcopy(self.backend.tokenizer)
-            self.prep_lock = threading.Lock()
-        except Exception:  # a tokenizer that cannot be copied shares the model's lock
-            self.prep_tokenizer, self.prep_lock = self.backend.tokenizer, self.lock
-
-    def listed(self) -> list[dict[str, Any]]:
-        return [{"id": n, "object": "model", "created": 0, "owned_by": "autotrain-runner"} for n in self.names]
-
-    def prepare(self, messages: list[dict[str, str]] | None, text: str | None = None) -> tuple[str, int, bool]:
-        """The prompt (the messages in the run's template, or a raw completion prompt), its length
-        in tokens, and whether special tokens are added when it is tokenized."""
-        special = self.template.kind == "text" if messages is not None else True
-        with self.prep_lock:
-            if messages is None:
-                prompt = text or ""
-            elif self.template.kind == "chat":
-                from jinja2 import TemplateError
-
-                try:
-                    prompt = self.prep_tokenizer.apply_chat_template(
-                        messages, tokenize=False, add_generation_prompt=True
-                    )
-                except TemplateError as exc:
-                    raise _BadRequest(
-                        HTTPStatus.BAD_REQUEST,
-                        f"the model's chat template refuses these messages: {exc}",
-                        None,
-                        "messages",
-                    ) from None
-            else:
-                prompt = self.template.render(messages, add_generation_prompt=True)
-            tokens = len(self.prep_tokenizer(prompt, add_special_tokens=special, verbose=False)["input_ids"])
-        return prompt, tokens, special
-
-    def _settings(self, request: _Request, prompt_tokens: int) -> Settings:
-        max_tokens = request.max_tokens
-        if max_tokens is None:  # not asked for: the project's MAX_NEW_TOKENS, or what room the context leaves
-            max_tokens = max(1, min(self.settings.max_new_tokens, self.window - prompt_tokens))
-        if prompt_tokens + max_tokens > self.window:
-            raise _BadRequest(
-                HTTPStatus.BAD_REQUEST,
-                f"This model's maximum context length is {self.window} tokens. However, you requested "
-                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
-                "completion). Please reduce the length of the messages or completion.",
-                "context_length_exceeded",
-                "messages" if request.messages is not None else "prompt",
-            )
-        return Settings(
-            max_new_tokens=max_tokens,
-            temperature=request.temperature,
-            top_p=self.settings.top_p,
-            repetition_penalty=self.settings.repetition_penalty,
-            batch_size=1,
-        )
-
-    @contextlib.contextmanager
-    def _generating(self, model_name: str | None) -> Iterator[Any]:
-        """The backend for the requested model (the run's, unless the base model is named), held
-        for the generation: under the lock for HF, with the adapter off for its base model."""
-        chosen = self.names.get(model_name or self.name, self.backend)  # an unknown name: the run, as before
-        if not self.serial:
-            yield chosen
-            return
-        with self.lock:
-            if chosen == "disable-adapter":
-                with self.backend.model.disable_adapter():
-                    yield self.backend
-            else:
-                yield self.backend
-
-    def complete(self, request: _Request) -> dict[str, Any]:
-        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
-        settings = self._settings(request, prompt_tokens)
-        stops = self.stops if request.messages is not None else ()
-        with self._generating(request.model) as backend:
-            generated = backend.generate([prompt], settings, stops, special)[0]
-        return self._body(request, generated, prompt_tokens)
-
-    def stream(self, request: _Request) -> Iterator[dict[str, Any]]:
-        """The chunks of a streamed answer, the last one with the finish reason and the flags."""
-        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
-        settings = self._settings(request, prompt_tokens)
-        stops = self.stops if request.messages is not None else ()
-        ident, created, name = _ident(request), int(time.time()), request.model or self.name
-        with self._generating(request.model) as backend:
-            streamed = backend.stream(prompt, settings, stops, special)
-            if request.messages is not None:
-                yield _chunk(request, name, ident, created, {"role": "assistant", "content": ""}, None)
-            for piece in streamed:
-                yield _chunk(
-                    request, name, ident, created, {"content": piece} if request.messages is not None else piece, None
-                )
-        generated = streamed.generated
-        assert generated is not None
-        last = _chunk(
-            request,
-            request.model or self.name,
-            ident,
-            created,
-            {} if request.messages is not None else "",
-            _finish(generated),
-        )
-        last["usage"] = _usage(prompt_tokens, generated)
-        last["x_atr"] = self.flags(generated.text)
-        yield last
-
-    def flags(self, text: str) -> dict[str, Any]:
-        """What `atr chat` warns about: the template's markers in the answer, and loops."""
-        return {"leaked": metrics.leaks(text, self.markers), "repeats": metrics.repeats(text)}
-
-    def _body(self, request: _Request, generated: Generated, prompt_tokens: int) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(generated)}
-        if request.messages is not None:
-            choice["message"] = {"role": "assistant", "content": generated.text}
-        else:
-            choice["text"] = generated.text
-        return {
-            "id": _ident(request),
-            "object": "chat.completion" if request.messages is not None else "text_completion",
-            "created": int(time.time()),
-            "model": request.model or self.name,
-            "choices": [choice],
-            "usage": _usage(prompt_tokens, generated),
-            "x_atr": self.flags(generated.text),
-        }
-
-
-def _ident(request: _Request) -> str:
-    return f"{'chatcmpl' if request.messages is not None else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-
-
-def _finish(generated: Generated) -> str:
-    return "stop" if generated.finished else "length"
-
-
-def _usage(prompt_tokens: int, generated: Generated) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": generated.new_tokens,
-        "total_tokens": prompt_tokens + generated.new_tokens,
-    }
-
-
-def _chunk(request: _Request, model: str, ident: str, created: int, delta: Any, finish: str | None) -> dict[str, Any]:
-    if request.messages is not None:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        kind = "chat.completion.chunk"
-    else:
-        choice = {"index": 0, "text": delta, "finish_reason": finish}
-        kind = "text_completion"
-    return {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]}
-
-
-@dataclass
-class _Request:
-    messages: list[dict[str, str]] | None  # /v1/chat/completions
-    prompt: str | None  # /v1/completions
-    max_tokens: int | None
-    temperature: float
-    stream: bool
-    model: str | None
-
-
-def _parse(body: bytes, model: _Model, route: str) -> _Request:
+def _parse(body: bytes, model: ServedModel, route: str) -> Request:
+    """The body of a POST to `route`, checked as OpenAI checks it."""
     try:
         request = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer of 5,000 digits
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
     if not isinstance(request, dict):
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
     stream = request.get("stream", False)
     if not isinstance(stream, bool):
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "stream must be true or false", None, "stream")
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "stream must be true or false", None, "stream")
     messages, prompt = None, None
     if route == CHAT:
         messages = request.get("messages")
@@ -281,7 +69,7 @@ def _parse(body: bytes, model: _Model, route: str) -> _Request:
                 isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
             )
         ):
-            raise _BadRequest(
+            raise BadRequest(
                 HTTPStatus.BAD_REQUEST,
                 "messages must be a non-empty list of {role: system|user|assistant, content: string}",
                 None,
@@ -292,28 +80,28 @@ def _parse(body: bytes, model: _Model, route: str) -> _Request:
     else:
         prompt = request.get("prompt")
         if not isinstance(prompt, str) or not prompt:
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, "prompt must be a non-empty string", None, "prompt")
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "prompt must be a non-empty string", None, "prompt")
         texts = [("prompt", prompt)]
     for where, text in texts:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"{where} holds a lone surrogate (\\ud800-\\udfff)") from None
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{where} holds a lone surrogate (\\ud800-\\udfff)") from None
     max_tokens = request.get("max_tokens", request.get("max_completion_tokens"))
     if max_tokens is not None and (
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS
     ):
-        raise _BadRequest(
+        raise BadRequest(
             HTTPStatus.BAD_REQUEST, f"max_tokens must be an integer in 1..{MAX_TOKENS}", None, "max_tokens"
         )
     temperature = request.get("temperature", model.settings.temperature)
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2", None, "temperature")
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2", None, "temperature")
     name = request.get("model")
-    return _Request(messages, prompt, max_tokens, float(temperature), stream, name if isinstance(name, str) else None)
+    return Request(messages, prompt, max_tokens, float(temperature), stream, name if isinstance(name, str) else None)
 
 
-def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
+def _handler(model: ServedModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = IDLE_SECONDS
@@ -476,7 +264,7 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 request = _parse(body, model, route)
-            except _BadRequest as exc:
+            except BadRequest as exc:
                 self._error(exc.status, str(exc), exc.code, exc.param)
                 return
             if not model.slots.acquire(blocking=False):
@@ -492,7 +280,7 @@ def _handler(model: _Model) -> type[BaseHTTPRequestHandler]:
                     self._send_events(model.stream(request))
                     return
                 completion = model.complete(request)
-            except _BadRequest as exc:
+            except BadRequest as exc:
                 self._error(exc.status, str(exc), exc.code, exc.param)
                 return
             except (ConnectionError, TimeoutError):  # the client hung up mid-stream
@@ -574,7 +362,7 @@ def serve(
     try:
         with Engine(config, [target], echo=echo) as engine:
             try:
-                model = _Model(engine, target, base_model, settings, name, max_waiting)
+                model = ServedModel(engine, target, base_model, settings, name, max_waiting)
             except OSError as exc:  # transformers' "can't load": not a listening problem
                 raise WorkError(f"cannot load the model {target.model}: {exc}".splitlines()[0]) from None
             server.RequestHandlerClass = _handler(model)

@@ -1,8 +1,8 @@
 """`SWEEP_EXECUTOR=ray`: each trial (its training and its evaluation) is one Ray task.
 
 Ray schedules; this module only hands it the trials and reads their outcomes. A task runs
-the same `run_trial` as a local sweep, so a trial on a Ray node trains, evaluates and records
-exactly as it does here.
+the same `run_trial` (`sweep.trial`) as a local sweep, so a trial on a Ray node trains,
+evaluates and records exactly as it does here.
 
 What the nodes share: the project folder, its dataset and a local base model are read where
 they lie, so every node must see them at the same absolute path (a shared filesystem such as
@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner.config.project import Config
+from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
+from autotrain_runner.sweep.trial import run_trial
 
 CANCEL_WAIT_S = 90  # how long a cancelled task may take to stop its trainer and mark its run interrupted
 
@@ -203,8 +204,6 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
         return {"status": "failed", "error": error, "node": node}
     # Ray's workers block SIGINT and SIGTERM, and the trainer a trial starts would inherit that
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    from autotrain_runner.sweep.sweep import run_trial
-
     trial = spec["trial"]
     try:
         outcome = run_trial(spec, lambda line: print(f"[{trial}] {line}", flush=True))

@@ -1,32 +1,13 @@
-"""What the installed AutoTrain accepts, known without importing it.
+"""AutoTrain's own view of the parameters, read from the installed package (slow: imports torch).
 
-Importing `autotrain` imports torch (about 5 s cold), too slow for `atr check`. So the field
-schema of `LLMTrainingParams` and the backend names are kept in `autotrain_fields.json`, made by
-`snapshot_live()` from the pinned AutoTrain; a test compares it with the live model so that the
-two cannot drift. `train` and `command` still validate the final object with the live model.
+`snapshot_live()` makes `config/autotrain_fields.json`, which `atr check` reads instead;
+`train` and `command` validate the final parameters with the live model.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
 from typing import Any
-
-SNAPSHOT = "autotrain_fields.json"
-
-
-@cache
-def snapshot() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath(SNAPSHOT).read_text(encoding="utf-8"))
-
-
-def fields() -> dict[str, dict[str, Any]]:
-    return snapshot()["fields"]
-
-
-def backends() -> list[str]:
-    return snapshot()["backends"]
 
 
 def snapshot_live() -> dict[str, Any]:
@@ -66,5 +47,5 @@ def validate_live(params: dict[str, Any]) -> None:
         logging.getLogger().handlers.clear()
 
 
-if __name__ == "__main__":  # python -m autotrain_runner.training.autotrain_schema > autotrain_fields.json
+if __name__ == "__main__":  # python -m autotrain_runner.training.autotrain_schema > config/autotrain_fields.json
     print(json.dumps(snapshot_live(), indent=1, ensure_ascii=False))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from autotrain_runner import layout
 from autotrain_runner.config import models
-from autotrain_runner.config.project import Config
+from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, Problem
 from autotrain_runner.training import autotrain_schema
 
-STAGED_DATA_DIR = "data"  # relative to the run folder, which is AutoTrain's working directory
 STAGED_SPLIT = "train"
 STAGED_VALID_SPLIT = "valid"  # staged beside train.* when the dataset has a held-out split
 # Flags about the data's columns come last, after the training hyperparameters.
@@ -40,7 +40,7 @@ def autotrain_fields(config: Config) -> dict[str, Any]:
     """Field -> value for everything AutoTrain will be given (what `LLMTrainingParams` validates)."""
     fields: dict[str, Any] = {
         "project_name": config.project_name,
-        "data_path": STAGED_DATA_DIR if config.data_file else str(config.get("DATA_PATH")),
+        "data_path": layout.STAGED_DATA_DIR if config.data_file else str(config.get("DATA_PATH")),
         "train_split": STAGED_SPLIT if config.data_file else config.get("TRAIN_SPLIT"),
         "model": models.training_path(config.model),
     }

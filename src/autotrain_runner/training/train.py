@@ -25,10 +25,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import data, layout
+from autotrain_runner import data, gguf, hardware, layout
 from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.config.project import Config, load_config
+from autotrain_runner.config.load import load_config
+from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.training import command, engine
@@ -61,21 +62,21 @@ def train(
     echo: Callable[[str], None] = print,
 ) -> RunResult:
     # --- setup
-    config = load_config(target, overrides, cpu=cpu)
+    config = load_config(target, overrides, cuda=hardware.use_cuda(cpu))
     if config.get("DATA_BUILDER") and data.ensure_built(target, overrides, echo=echo).status == "built":
-        config = load_config(target, overrides, cpu=cpu)  # DATA_FILE exists now
+        config = load_config(target, overrides, cuda=hardware.use_cuda(cpu))  # DATA_FILE exists now
     for problem in config.problems:
         echo(f"{problem.level}: {problem}")
     refuse_what_cannot_run_here(config)
     command.validate_with_autotrain(config)
-    models.ensure_converted(config.model, log=echo)
+    gguf.ensure_converted(config.model, log=echo)
     argv = command.build_argv(config)
     redact = Redactor(config.secrets())
     digest = layout.config_hash({"argv": argv, "config": config.resolved_table()})
     run_dir = layout.create_run_dir(config.project_dir, run_id, digest)
     record = _initial_record(config, run_dir, argv, redact)
     try:
-        layout.write_json_atomic(run_dir / layout.RUN_JSON, record)
+        layout.write_run(run_dir, record)
         launch = _prepare(config, run_dir, record)
     except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
         _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
@@ -88,14 +89,15 @@ def train(
 
     def started_child(pid: int) -> None:  # recorded so that a stale "running" run can be recognised
         record["pid"] = pid
-        layout.write_json_atomic(run_dir / layout.RUN_JSON, record)
+        layout.write_run(run_dir, record)
 
     returncode, interrupted = _supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
     record["duration_s"] = round(time.monotonic() - started, 1)
 
     # --- verify and record
     _scrub_training_params(run_dir / config.project_name, config.secrets())
-    log_text = (run_dir / layout.TRAIN_LOG).read_text(encoding="utf-8", errors="replace")
+    log = run_dir / layout.TRAIN_LOG  # none when a Ctrl-C came before the trainer said anything
+    log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     record.update(losses_from_log(log_text))
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
@@ -125,7 +127,7 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
     record["loss_on"] = command.describe_loss(config)
     layout.write_json_atomic(run_dir / layout.PARAMS_JSON, fields)
     layout.write_json_atomic(run_dir / engine.OPTIONS_JSON, options)
-    layout.write_json_atomic(run_dir / layout.RUN_JSON, record)
+    layout.write_run(run_dir, record)
     return engine.launch_argv(run_dir / layout.PARAMS_JSON, _cuda_devices(config), fields)
 
 
@@ -195,7 +197,7 @@ def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
     """
     if config.data_file is None:
         return {"source": str(config.get("DATA_PATH")), "staged": None, "kind": "hub"}
-    staged_dir = run_dir / command.STAGED_DATA_DIR
+    staged_dir = run_dir / layout.STAGED_DATA_DIR
     staged_dir.mkdir()
     suffix = config.data_file.suffix.lower()
     staged = staged_dir / f"{command.STAGED_SPLIT}{suffix}"
@@ -268,8 +270,8 @@ def _supervise(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
-        on_start(child.pid)
-        with log_path.open("w", encoding="utf-8") as log:
+        with log_path.open("w", encoding="utf-8") as log:  # first: a Ctrl-C from here on finds a log
+            on_start(child.pid)
             assert child.stdout is not None
             pending = b""
             while chunk := os.read(child.stdout.fileno(), 65536):
@@ -345,9 +347,7 @@ def _scrub_training_params(output_dir: Path, secrets: list[str]) -> None:
     text = json.dumps(params, indent=4)
     for secret in secrets:
         text = text.replace(secret, MASK)
-    tmp = path.with_name(".training_params.json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    layout.write_text_atomic(path, text)
 
 
 def _artifacts(output_dir: Path) -> set[str]:
@@ -437,7 +437,7 @@ def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | Non
     record["status"] = status
     record["ended_at"] = _now()
     record["error"] = error
-    layout.write_json_atomic(run_dir / layout.RUN_JSON, record)
+    layout.write_run(run_dir, record)
 
 
 def _now() -> str:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from autotrain_runner import layout
+
 HANGUL_FONTS = (
     "NanumGothic",
     "NanumBarunGothic",
@@ -125,14 +127,10 @@ def lines(
 def _save(fig, path: Path) -> Path:
     """Written atomically: a half-written PNG is never left where a report would embed it."""
     plt, _ = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with layout.atomic_path(path) as tmp:
+            fig.tight_layout()
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path

@@ -7,7 +7,7 @@
       sweeps/<sweep-id>/     sweep.json, base/, trials/<trial>/ (each trial's evaluation),
                              leaderboard.csv, leaderboard.md, outputs.md, heatmap-*.png
       report.html            atr report
-    datasets/<dataset-id>/   manifest.json, train/valid/test files (atr data)
+    datasets/<dataset-id>/   .atr-dataset, manifest.json, the train file, valid.jsonl, test.jsonl (atr data)
 
 An evaluation folder holds metrics.json, predictions.jsonl and report.md, and prompts/ (the same
 three for the listed prompts). Records are written atomically, a run's first with
@@ -16,20 +16,26 @@ three for the listed prompts). Records are written atomically, a run's first wit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from autotrain_runner.errors import ConfigError
+from autotrain_runner.layout.records import Manifest, Metrics, RecordError, RunRecord, SweepRecord
+
+R = TypeVar("R", Metrics, SweepRecord, Manifest)
 
 RUNS_DIR = "runs"
 RUN_JSON = "run.json"
 TRAIN_LOG = "train.log"
+STAGED_DATA_DIR = "data"  # inside the run folder, which is AutoTrain's working directory
 PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
 EVAL_DIR = "eval"
 PROMPTS_DIR = "prompts"  # inside an evaluation folder: the listed prompts' evaluation
@@ -40,27 +46,53 @@ COMPARE_MD = "compare.md"
 SWEEPS_DIR = "sweeps"
 SWEEP_JSON = "sweep.json"
 TRIALS_DIR = "trials"
+SWEEP_BASE_DIR = "base"  # the base model's evaluation, inside the sweep folder
+SWEEP_LOCK = ".lock"  # held by the `atr sweep` that works on the folder
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 OUTPUTS_MD = "outputs.md"
 MANIFEST_JSON = "manifest.json"
+DATASET_MARKER = ".atr-dataset"  # in every dataset folder `atr data` made
+VALID_JSONL = "valid.jsonl"
+TEST_JSONL = "test.jsonl"
+DATASET_FILES = frozenset(
+    {DATASET_MARKER, MANIFEST_JSON, "train.csv", "train.jsonl", VALID_JSONL, TEST_JSONL, "pairs.json"}
+)
 REPORT_HTML = "report.html"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Temp file, then rename: a reader sees the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp file beside `path` to write; renamed onto `path` when the block ends without an
+    error, removed otherwise. A reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is for sharing, like any new file
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is for sharing, like any new file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def number(value: Any) -> str:
+    """The one way a measured figure reads in a table, the report and the card: 4 significant
+    digits; a missing figure is blank, a flag that is set reads "yes"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -128,58 +160,44 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-# Fields every reader of a run relies on, with their type.
-_RUN_FIELDS = {"id": str, "status": str, "output_dir": str}
-
-
-def run_record_problem(record: Any) -> str | None:
-    """What makes a run.json unusable (not an object, a field missing or of the wrong type), or None."""
-    if not isinstance(record, dict):
-        return f"not a run record (a JSON {type(record).__name__})"
-    for key, kind in _RUN_FIELDS.items():
-        if key not in record:
-            return f"{key}: missing"
-        if not isinstance(record[key], kind):
-            return f"{key}: {type(record[key]).__name__}, not {kind.__name__}"
-    return None
-
-
-def read_run(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record; a damaged one comes back as {id, status: "damaged: ...", error} naming the file."""
-    record = read_json(run_dir / RUN_JSON)
-    if record is None:
+def read_run(run_dir: Path) -> RunRecord | None:
+    """The run's record; a damaged one comes back with status "damaged" and an error naming the file."""
+    data = read_json(run_dir / RUN_JSON)
+    if data is None:
         return None
-    problem = run_record_problem(record)
-    if problem is None:
-        return record
-    return {"id": run_dir.name, "status": "damaged", "error": f"{run_dir / RUN_JSON}: {problem}"}
+    try:
+        return RunRecord.from_json(data)
+    except RecordError as exc:
+        return RunRecord(id=run_dir.name, status="damaged", output_dir="", error=f"{run_dir / RUN_JSON}: {exc}")
 
 
-def list_runs(project_dir: Path) -> list[dict[str, Any]]:
+def write_run(run_dir: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(run_dir / RUN_JSON, RunRecord.checked(record))
+
+
+def list_runs(project_dir: Path) -> list[RunRecord]:
     root = project_dir / RUNS_DIR
     if not root.is_dir():
         return []
     records = []
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        record = read_run(run_dir)
-        if record is None:
-            record = {"id": run_dir.name, "status": "unknown (no run.json)"}
+        record = read_run(run_dir) or RunRecord(id=run_dir.name, status="unknown (no run.json)", output_dir="")
         records.append(record)
-    return sorted(records, key=lambda r: (str(r.get("started_at") or ""), r["id"]))  # sweep trials are named
+    return sorted(records, key=lambda r: (r.started_at or "", r.id))  # sweep trials are named
 
 
 def latest_succeeded(project_dir: Path) -> str | None:
     """The succeeded run that finished last. Ids sort by time only when they are the default
     ones: `--run-id` and sweep trials (`sweep-<id>-e2-r16-a32`) name runs otherwise."""
-    done = [r for r in list_runs(project_dir) if r.get("status") == "succeeded"]
+    done = [r for r in list_runs(project_dir) if r.status == "succeeded"]
     if not done:
         return None
-    return max(done, key=lambda r: (str(r.get("ended_at") or ""), r["id"]))["id"]
+    return max(done, key=lambda r: (r.ended_at or "", r.id)).id
 
 
 def succeeded_run(
     project_dir: Path, run_id: str | None, use: str, hint: str = "train first (atr train)"
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, RunRecord]:
     """The named run, or the succeeded one that finished last, for a command that needs a trained
     model (`use`: "evaluate", "push")."""
     if run_id is None:
@@ -187,18 +205,19 @@ def succeeded_run(
         if run_id is None:
             raise ConfigError(f"{project_dir}: no succeeded run to {use}; {hint}")
     run_dir = find_run(project_dir, run_id)
-    record = read_run(run_dir) or {}
-    if record.get("status") == "damaged":
-        raise ConfigError(f"{record['error']}; the record is damaged, so run {run_id} cannot be used to {use}")
-    if record.get("status") != "succeeded":
-        raise ConfigError(f"run {run_id} is {record.get('status')}: only a succeeded run can be used to {use}")
+    record = read_run(run_dir)
+    if record is not None and record.status == "damaged":
+        raise ConfigError(f"{record.error}; the record is damaged, so run {run_id} cannot be used to {use}")
+    if record is None or record.status != "succeeded":
+        status = record.status if record else None
+        raise ConfigError(f"run {run_id} is {status}: only a succeeded run can be used to {use}")
     return run_dir, record
 
 
 def find_run(project_dir: Path, run_id: str) -> Path:
     run_dir = project_dir / RUNS_DIR / check_run_id(run_id, "--run")
     if not (run_dir / RUN_JSON).is_file():
-        known = ", ".join(r["id"] for r in list_runs(project_dir)) or "none yet"
+        known = ", ".join(r.id for r in list_runs(project_dir)) or "none yet"
         raise ConfigError(f"{project_dir / RUNS_DIR}: no run {run_id!r} (runs: {known})")
     return run_dir
 
@@ -220,24 +239,54 @@ def trial_eval_dir(folder: Path, trial: str) -> Path:
     return folder / TRIALS_DIR / trial
 
 
-def read_metrics(eval_dir: Path) -> dict[str, Any] | None:
-    return read_json(eval_dir / METRICS_JSON)
+def _read(path: Path, record: type[R]) -> R | None:
+    """The typed record in the file; None where there is none, or it is not that record."""
+    data = read_json(path)
+    try:
+        return record.from_json(data) if data is not None else None
+    except RecordError:
+        return None
 
 
-def read_sweeps(project_dir: Path) -> list[dict[str, Any]]:
+def read_metrics(eval_dir: Path) -> Metrics | None:
+    """An evaluation's figures; None where there is none, or the file is not a metrics record."""
+    return _read(eval_dir / METRICS_JSON, Metrics)
+
+
+def write_metrics(eval_dir: Path, figures: dict[str, Any]) -> None:
+    write_json_atomic(eval_dir / METRICS_JSON, Metrics.checked(figures))
+
+
+def read_sweep(folder: Path) -> SweepRecord | None:
+    return _read(folder / SWEEP_JSON, SweepRecord)
+
+
+def write_sweep(folder: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(folder / SWEEP_JSON, SweepRecord.checked(record))
+
+
+def read_sweeps(project_dir: Path) -> list[SweepRecord]:
     root = project_dir / SWEEPS_DIR
     if not root.is_dir():
         return []
-    found = [read_json(p / SWEEP_JSON) for p in sorted(root.iterdir()) if p.is_dir()]
+    found = [read_sweep(p) for p in sorted(root.iterdir()) if p.is_dir()]
     return [r for r in found if r]
+
+
+def read_manifest(dataset_dir: Path) -> Manifest | None:
+    return _read(dataset_dir / MANIFEST_JSON, Manifest)
+
+
+def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> None:
+    write_json_atomic(dataset_dir / MANIFEST_JSON, Manifest.checked(manifest))
 
 
 def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
     """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
     for record in read_sweeps(project_dir):
-        for entry in record["trials"]:
-            if entry.get("run_id") == run_id and entry.get("status") == "succeeded":
-                return trial_eval_dir(sweep_dir(project_dir, record["id"]), entry["trial"])
+        for entry in record.entries():
+            if entry.run_id == run_id and entry.status == "succeeded":
+                return trial_eval_dir(sweep_dir(project_dir, record.id), entry.trial)
     return None
 
 

@@ -1,0 +1,88 @@
+"""What generates for a command: `Engine`, the one context that `atr eval`, `atr sweep`,
+`atr chat` and `atr serve` open around their targets, and the OpenAI-compatible server of
+OPENAI_BASE_URL (`--backend openai`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from autotrain_runner.config.records import Config
+from autotrain_runner.errors import ConfigError
+from autotrain_runner.evaluation.targets import Target
+from autotrain_runner.generation.generate import HFBackend, OpenAIBackend, release_memory
+
+
+class Engine:
+    """What generates for an evaluation: `hf` (a model loaded per target), `vllm` (one server for
+    the base model and every target's adapter) or `openai` (a server the user runs)."""
+
+    def __init__(
+        self,
+        config: Config,
+        targets: Sequence[Target],
+        backend: str = "hf",
+        choice: str | None = None,
+        echo: Callable[[str], None] = print,
+        log_path: Path | None = None,
+    ):
+        from autotrain_runner.generation import vllm_server
+
+        self.config = config
+        self.server: vllm_server.VLLMServer | None = None
+        self.base_loads = 0
+        if backend == "openai":
+            self.kind = "openai"
+        else:
+            self.kind = vllm_server.choose(choice or config.get("GENERATION_ENGINE"), targets, echo)
+        if self.kind == "vllm":
+            adapters = {_served_name(t): t.adapter for t in targets if t.adapter is not None}
+            self.server = vllm_server.VLLMServer(targets[0].model, adapters, log_path, echo)
+
+    def __enter__(self) -> Engine:
+        if self.server is not None:
+            self.server.start()
+            self.base_loads = 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def backend(self, target: Target):
+        if self.kind == "openai":
+            return openai_backend(self.config)
+        if self.server is not None:
+            return self.server.backend(target.model, target.adapter, _served_name(target) if target.adapter else None)
+        self.base_loads += 1
+        return HFBackend(target.model, target.adapter, target.load_in_4bit)
+
+    def release(self, backend) -> None:
+        if isinstance(backend, HFBackend):
+            del backend.model
+            release_memory()
+
+
+def _served_name(target: Target) -> str:
+    """An adapter's name on the vLLM server: its run folder's name, unique among a sweep's trials."""
+    assert target.adapter is not None
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", target.adapter.parent.name) or "adapter"
+
+
+def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBackend:
+    """The OpenAI-compatible server of OPENAI_BASE_URL (eval and chat read it the same way)."""
+    if not config.get("OPENAI_BASE_URL"):
+        raise ConfigError(
+            f"{config.env_file}: OPENAI_BASE_URL: --backend openai needs the server's URL "
+            "(e.g. --set OPENAI_BASE_URL=http://127.0.0.1:8000/v1)"
+        )
+    return OpenAIBackend(
+        config.get("OPENAI_BASE_URL"),
+        config.get("OPENAI_MODEL") or config.project_name,
+        os.environ.get("OPENAI_API_KEY"),
+        concurrency or config.get("EVAL_CONCURRENCY"),
+        config.get("EVAL_TIMEOUT"),
+    )

@@ -1,0 +1,98 @@
+"""What a command generates with: a run's adapter and recorded template, or the base model with
+the project's template (a `Target`), the project's generation keys, and how a target's prompts
+are rendered and checked for leaks.
+
+`atr eval`, `atr sweep`, `atr chat` and `atr serve` all read a project this one way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from autotrain_runner import gguf, layout
+from autotrain_runner.config import models, templates
+from autotrain_runner.config.records import Config
+from autotrain_runner.generation.generate import Settings
+
+
+@dataclass
+class Target:
+    """What is evaluated: the model, the adapter (None for the base), the template, a label."""
+
+    label: str
+    model: str
+    adapter: Path | None
+    template: templates.PromptTemplate
+    out_dir: Path
+    load_in_4bit: bool = False
+
+
+def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
+    run_dir, record = layout.succeeded_run(config.project_dir, run_id, "evaluate", "train first, or use --base")
+    run_id = run_dir.name
+    output = run_dir / record.output_dir
+    template = templates.PromptTemplate.from_record(record.template)
+    params = record.params
+    merged = (output / "config.json").is_file() and not (output / "adapter_config.json").is_file()
+    model = str(output) if merged else record.model["path"]
+    return Target(
+        f"run {run_id}",
+        model,
+        None if merged else output,
+        template,
+        out or layout.run_eval_dir(run_dir),
+        load_in_4bit=params.get("quantization") == "int4",
+    )
+
+
+def base_target(config: Config, out: Path | None) -> Target:
+    gguf.ensure_converted(config.model)
+    return Target(
+        f"base {config.model.spec}",
+        models.training_path(config.model),
+        None,
+        config.template,
+        out or layout.base_eval_dir(config.project_dir, config.model.spec),
+        # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
+        load_in_4bit=config.quantization == "int4",
+    )
+
+
+def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
+    """The generation keys of a project (eval, chat and serve read them the same way)."""
+    return Settings(
+        max_new_tokens=config.get("MAX_NEW_TOKENS"),
+        temperature=config.get("TEMPERATURE"),
+        top_p=config.get("TOP_P"),
+        repetition_penalty=config.get("REPETITION_PENALTY"),
+        batch_size=batch_size or config.get("EVAL_BATCH_SIZE"),
+    )
+
+
+def prompts_path(config: Config) -> Path | None:
+    """EVAL_PROMPTS, relative to the file that set it."""
+    if not config.get("EVAL_PROMPTS"):
+        return None
+    source = config.values["EVAL_PROMPTS"].source
+    return (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
+
+
+def render_prompt(backend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
+    if template.kind == "chat":
+        return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return template.render(messages, add_generation_prompt=True)
+
+
+def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
+    """What must never appear in an answer: the layout's role markers and the special tokens."""
+    found = template.markers() if template.kind == "text" else []
+    found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
+    if template.kind == "chat":
+        found += ["<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    return list(dict.fromkeys(m for m in found if m))
+
+
+def openai_markers(template: templates.PromptTemplate) -> list[str]:
+    """Leak markers when the server renders the template: the project's, and the common chat ones."""
+    return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]

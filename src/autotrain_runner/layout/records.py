@@ -1,0 +1,236 @@
+"""The JSON records the commands leave on disk, as typed dataclasses.
+
+`from_json` reads what a writer left (an older file lacks newer fields: they take their
+defaults; a field of the wrong type is a `RecordError` naming it). A writer hands its record over
+as a dict and `checked` holds it against the dataclass before it is written, so a field that no
+record declares, or one of the wrong type, fails at the write, not later in some reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+
+class RecordError(ValueError):
+    """A record whose shape is not the declared one; the message names the field."""
+
+
+def _kind_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_kind_ok(value, option) for option in typing.get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)
+
+
+class _Record:
+    """from_json / to_json for a dataclass of JSON fields."""
+
+    LABEL = "record"  # how an error names the record
+
+    @classmethod
+    def from_json(cls, data: Any, strict: bool = False) -> Self:
+        if not isinstance(data, dict):
+            raise RecordError(f"not a {cls.LABEL} (a JSON {type(data).__name__})")
+        hints = typing.get_type_hints(cls)
+        declared = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            if name not in data:
+                if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                    raise RecordError(f"{name}: missing")
+                continue
+            value = data[name]
+            if not _kind_ok(value, hints[name]):
+                raise RecordError(f"{name}: {type(value).__name__}, not {_name(hints[name])}")
+            values[name] = value
+        unknown = {k: v for k, v in data.items() if k not in declared}
+        if unknown and strict:
+            raise RecordError(f"{', '.join(sorted(unknown))}: not a field of a {cls.LABEL}")
+        return cls(**values, extra=unknown)  # type: ignore[call-arg]
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}  # type: ignore[arg-type]
+        return {**fields, **self.extra}  # type: ignore[attr-defined]
+
+    @classmethod
+    def checked(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A writer's dict, once it is known to be this record (every field of the right type, none
+        unknown); written as it is, so a field the writer left out stays out of the file."""
+        cls.from_json(data, strict=True)
+        return data
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+@dataclass
+class RunRecord(_Record):
+    """run.json: what a training run was asked and what happened (atr train; sweep trials too)."""
+
+    LABEL = "run record"
+
+    id: str
+    status: str  # running, succeeded, failed, interrupted (or "damaged" when the file is)
+    output_dir: str  # the adapter's (or model's) folder inside the run folder
+    project: str | None = None
+    project_name: str | None = None
+    env_file: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    config: list[Any] = field(default_factory=list)  # {key, value, source} as `atr check` shows them
+    engine: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # AutoTrain's fields (never the token)
+    model: dict[str, Any] = field(default_factory=dict)  # spec, kind, path
+    argv: list[Any] = field(default_factory=list)
+    template: dict[str, Any] = field(default_factory=dict)  # PromptTemplate.describe() + chat_template
+    versions: dict[str, Any] = field(default_factory=dict)
+    git: str | None = None
+    cuda: bool | None = None
+    notes: list[Any] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # the staged dataset: source, sha256, valid
+    loss_on: str | None = None
+    pid: int | None = None
+    duration_s: float | None = None
+    train_loss: float | None = None
+    last_step_loss: float | None = None
+    loss_history: list[Any] = field(default_factory=list)
+    loss_epochs: list[Any] = field(default_factory=list)
+    eval_loss: float | None = None
+    eval_loss_history: list[Any] = field(default_factory=list)
+    eval_loss_epochs: list[Any] = field(default_factory=list)
+    artifacts: list[Any] = field(default_factory=list)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_spec(self) -> str:
+        return str(self.model.get("spec", ""))
+
+
+@dataclass
+class TrialEntry(_Record):
+    """One trial of a sweep, in sweep.json."""
+
+    LABEL = "sweep trial"
+
+    trial: str
+    epochs: int
+    lora_r: int
+    lora_alpha: int
+    status: str  # pending, running, trained, succeeded, failed, interrupted
+    lr: float | None = None
+    run_id: str | None = None
+    attempts: list[Any] = field(default_factory=list)  # the run ids tried, the last one kept
+    error: str | None = None
+    eval_key: str | None = None
+    train_s: float | None = None
+    eval_s: float | None = None
+    node: str | None = None  # the Ray node that ran it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepRecord(_Record):
+    """sweep.json: a sweep's grid, its trials and where each stands (atr sweep)."""
+
+    LABEL = "sweep record"
+
+    id: str
+    trials: list[Any]  # TrialEntry's JSON; `entries()` reads them typed
+    project: str | None = None
+    env_file: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    status: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    identity: str | None = None
+    eval_key: str | None = None
+    metric: str | None = None
+    flag_limit: float | None = None
+    model: str | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, Any] = field(default_factory=dict)
+    parallel: int | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
+    evaluation_engine: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def entries(self) -> list[TrialEntry]:
+        return [TrialEntry.from_json(t) for t in self.trials]
+
+    @classmethod
+    def checked(cls, data: dict[str, Any]) -> dict[str, Any]:
+        for trial in super().checked(data)["trials"]:
+            TrialEntry.checked(trial)
+        return data
+
+
+@dataclass
+class Metrics(_Record):
+    """metrics.json: one evaluation's figures and the signature that reproduces them (atr eval)."""
+
+    LABEL = "metrics record"
+
+    n: int
+    signature: dict[str, Any] = field(default_factory=dict)  # model, adapter, template, generation, versions
+    seconds: float | None = None
+    samples_per_s: float | None = None
+    chrf: float | None = None
+    bleu: float | None = None
+    bleu_tokenize: str | None = None
+    signatures: dict[str, Any] = field(default_factory=dict)  # sacrebleu's
+    cosine: float | None = None
+    cosine_method: str | None = None
+    rep_2: float | None = None
+    rep_4: float | None = None
+    distinct_2: float | None = None
+    leak_rate: float | None = None
+    repetition_rate: float | None = None
+    empty_rate: float | None = None
+    echo_rate: float | None = None
+    eos_rate: float | None = None
+    mean_chars: float | None = None
+    valid_loss: float | None = None
+    perplexity: float | None = None
+    valid_n: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def figure(self, name: str) -> Any:
+        """A figure by its name in metrics.json (None when this evaluation has none)."""
+        return getattr(self, name, None) if name != "extra" else None
+
+
+@dataclass
+class Manifest(_Record):
+    """manifest.json: how a dataset folder was built, so a rebuild happens only when it must (atr data)."""
+
+    LABEL = "dataset manifest"
+
+    version: str
+    fingerprint: str
+    builder: str
+    options: dict[str, Any] = field(default_factory=dict)
+    inputs: list[Any] = field(default_factory=list)
+    rows: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    template: dict[str, Any] = field(default_factory=dict)
+    train_file: str | None = None
+    text_column: str | None = None
+    lint: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

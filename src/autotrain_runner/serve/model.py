@@ -1,0 +1,230 @@
+"""The model `atr serve` answers with: a run's adapter (and the base model it was trained on, by
+its own name) on one engine, each request's prompt rendered in the run's template, counted
+against the context window, generated and shaped as OpenAI's bodies and chunks.
+
+With the hf engine generation runs one request at a time on the one model (the base model is the
+same model with its adapter switched off); with vllm, vLLM batches the requests in flight. A
+prompt that does not fit the model's context with its `max_tokens` is refused
+(`context_length_exceeded`) before anything is generated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from autotrain_runner.evaluation import metrics
+from autotrain_runner.evaluation.engines import Engine
+from autotrain_runner.evaluation.targets import Target, leak_markers
+from autotrain_runner.generation.generate import Generated, HFBackend, Settings
+
+
+class BadRequest(Exception):
+    """A request refused with an OpenAI-style error: its status, code and the parameter at fault."""
+
+    def __init__(self, status: HTTPStatus, message: str, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+@dataclass
+class Request:
+    """One parsed request (`server` parses the body)."""
+
+    messages: list[dict[str, str]] | None  # /v1/chat/completions
+    prompt: str | None  # /v1/completions
+    max_tokens: int | None
+    temperature: float
+    stream: bool
+    model: str | None
+
+
+class ServedModel:
+    """The models a server answers for (the run's adapter, and the base model it was trained on)
+    on one engine. HF generates one request at a time on its one model; vLLM batches concurrent
+    requests itself."""
+
+    def __init__(
+        self, engine: Engine, target: Target, base: Target | None, settings: Settings, name: str, max_waiting: int
+    ):
+        self.backend = engine.backend(target)
+        self.names: dict[str, Any] = {name: self.backend}  # served name -> the backend that answers it
+        if base is not None:
+            self.base_name = base.label.removeprefix("base ")
+            if isinstance(self.backend, HFBackend):
+                self.names[self.base_name] = "disable-adapter"  # the same model, its adapter switched off
+            else:
+                self.names[self.base_name] = engine.backend(base)
+        self.stops = self.backend.stop_strings(target.template)
+        self.markers = leak_markers(self.backend, target.template)
+        self.template = target.template
+        self.settings = settings
+        self.name = name
+        self.window = self.backend.context_window
+        self.serial = isinstance(self.backend, HFBackend)
+        self.lock = threading.Lock()  # the HF model and its tokenizer: generation, one request at a time
+        self.slots = threading.BoundedSemaphore(max_waiting)
+        # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
+        # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
+        # without waiting for the generation in progress.
+        try:
+            self.prep_tokenizer = copy.deepcopy(self.backend.tokenizer)
+            self.prep_lock = threading.Lock()
+        except Exception:  # a tokenizer that cannot be copied shares the model's lock
+            self.prep_tokenizer, self.prep_lock = self.backend.tokenizer, self.lock
+
+    def listed(self) -> list[dict[str, Any]]:
+        return [{"id": n, "object": "model", "created": 0, "owned_by": "autotrain-runner"} for n in self.names]
+
+    def prepare(self, messages: list[dict[str, str]] | None, text: str | None = None) -> tuple[str, int, bool]:
+        """The prompt (the messages in the run's template, or a raw completion prompt), its length
+        in tokens, and whether special tokens are added when it is tokenized."""
+        special = self.template.kind == "text" if messages is not None else True
+        with self.prep_lock:
+            if messages is None:
+                prompt = text or ""
+            elif self.template.kind == "chat":
+                from jinja2 import TemplateError
+
+                try:
+                    prompt = self.prep_tokenizer.apply_chat_template(
+                        messages, tokenize=False, add_generation_prompt=True
+                    )
+                except TemplateError as exc:
+                    raise BadRequest(
+                        HTTPStatus.BAD_REQUEST,
+                        f"the model's chat template refuses these messages: {exc}",
+                        None,
+                        "messages",
+                    ) from None
+            else:
+                prompt = self.template.render(messages, add_generation_prompt=True)
+            tokens = len(self.prep_tokenizer(prompt, add_special_tokens=special, verbose=False)["input_ids"])
+        return prompt, tokens, special
+
+    def _settings(self, request: Request, prompt_tokens: int) -> Settings:
+        max_tokens = request.max_tokens
+        if max_tokens is None:  # not asked for: the project's MAX_NEW_TOKENS, or what room the context leaves
+            max_tokens = max(1, min(self.settings.max_new_tokens, self.window - prompt_tokens))
+        if prompt_tokens + max_tokens > self.window:
+            raise BadRequest(
+                HTTPStatus.BAD_REQUEST,
+                f"This model's maximum context length is {self.window} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                "completion). Please reduce the length of the messages or completion.",
+                "context_length_exceeded",
+                "messages" if request.messages is not None else "prompt",
+            )
+        return Settings(
+            max_new_tokens=max_tokens,
+            temperature=request.temperature,
+            top_p=self.settings.top_p,
+            repetition_penalty=self.settings.repetition_penalty,
+            batch_size=1,
+        )
+
+    @contextlib.contextmanager
+    def _generating(self, model_name: str | None) -> Iterator[Any]:
+        """The backend for the requested model (the run's, unless the base model is named), held
+        for the generation: under the lock for HF, with the adapter off for its base model."""
+        chosen = self.names.get(model_name or self.name, self.backend)  # an unknown name: the run, as before
+        if not self.serial:
+            yield chosen
+            return
+        with self.lock:
+            if chosen == "disable-adapter":
+                with self.backend.model.disable_adapter():
+                    yield self.backend
+            else:
+                yield self.backend
+
+    def complete(self, request: Request) -> dict[str, Any]:
+        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        settings = self._settings(request, prompt_tokens)
+        stops = self.stops if request.messages is not None else ()
+        with self._generating(request.model) as backend:
+            generated = backend.generate([prompt], settings, stops, special)[0]
+        return self._body(request, generated, prompt_tokens)
+
+    def stream(self, request: Request) -> Iterator[dict[str, Any]]:
+        """The chunks of a streamed answer, the last one with the finish reason and the flags."""
+        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        settings = self._settings(request, prompt_tokens)
+        stops = self.stops if request.messages is not None else ()
+        ident, created, name = _ident(request), int(time.time()), request.model or self.name
+        with self._generating(request.model) as backend:
+            streamed = backend.stream(prompt, settings, stops, special)
+            if request.messages is not None:
+                yield _chunk(request, name, ident, created, {"role": "assistant", "content": ""}, None)
+            for piece in streamed:
+                yield _chunk(
+                    request, name, ident, created, {"content": piece} if request.messages is not None else piece, None
+                )
+        generated = streamed.generated
+        assert generated is not None
+        last = _chunk(
+            request,
+            request.model or self.name,
+            ident,
+            created,
+            {} if request.messages is not None else "",
+            _finish(generated),
+        )
+        last["usage"] = _usage(prompt_tokens, generated)
+        last["x_atr"] = self.flags(generated.text)
+        yield last
+
+    def flags(self, text: str) -> dict[str, Any]:
+        """What `atr chat` warns about: the template's markers in the answer, and loops."""
+        return {"leaked": metrics.leaks(text, self.markers), "repeats": metrics.repeats(text)}
+
+    def _body(self, request: Request, generated: Generated, prompt_tokens: int) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(generated)}
+        if request.messages is not None:
+            choice["message"] = {"role": "assistant", "content": generated.text}
+        else:
+            choice["text"] = generated.text
+        return {
+            "id": _ident(request),
+            "object": "chat.completion" if request.messages is not None else "text_completion",
+            "created": int(time.time()),
+            "model": request.model or self.name,
+            "choices": [choice],
+            "usage": _usage(prompt_tokens, generated),
+            "x_atr": self.flags(generated.text),
+        }
+
+
+def _ident(request: Request) -> str:
+    return f"{'chatcmpl' if request.messages is not None else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+
+
+def _finish(generated: Generated) -> str:
+    return "stop" if generated.finished else "length"
+
+
+def _usage(prompt_tokens: int, generated: Generated) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": generated.new_tokens,
+        "total_tokens": prompt_tokens + generated.new_tokens,
+    }
+
+
+def _chunk(request: Request, model: str, ident: str, created: int, delta: Any, finish: str | None) -> dict[str, Any]:
+    if request.messages is not None:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        kind = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": delta, "finish_reason": finish}
+        kind = "text_completion"
+    return {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]}
