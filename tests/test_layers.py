@@ -29,7 +29,7 @@ def test_import_linter_contracts_are_kept():
 
 
 def test_no_module_imports_itself_through_others():
-    graph = grimp.build_graph("autotrain_runner", exclude_type_checking_imports=True)  # annotations only
+    graph = grimp.build_graph("autotrain_runner")
     modules = sorted(graph.modules)
     cycles = []
     for module in modules:

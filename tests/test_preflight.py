@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autotrain_runner.config.values import parse_param_count
+from autotrain_runner.config.keys import parse_param_count
 from autotrain_runner.training import memory, preflight
 from autotrain_runner.training.memory import (
     GB,

@@ -9,12 +9,12 @@ enumerations AutoTrain accepts added here; runner keys are declared below with a
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from autotrain_runner.config import autotrain_fields
-from autotrain_runner.config.values import check_param_count
 
 Check = Callable[[Any], str | None]
 
@@ -30,6 +30,26 @@ class Key:
     choices: tuple[str, ...] | None = None
     check: Check | None = None
     group: str = "training"
+
+
+_PARAM_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+
+
+def parse_param_count(text: str) -> float | None:
+    """`13B` -> 1.3e10, `135M`, `10.8b`, `7e9`; None when it is not a parameter count."""
+    match = _PARAM_COUNT.match(str(text))
+    if not match:
+        return None
+    params = float(match[1]) * _SCALE[match[2].lower()]
+    # 1e999 reads as inf: no model has that many, and the arithmetic after would not survive it
+    return params if 1 <= params <= 1e15 else None
+
+
+def check_param_count(value: Any) -> str | None:
+    if parse_param_count(value) is None:
+        return f"must be a parameter count like 13B, 10.8B, 135M or 7e9, got {value!r}"
+    return None
 
 
 def _above(limit: float, inclusive: bool = False) -> Check:

@@ -5,7 +5,6 @@ Pure functions; a value that does not parse is reported as a `Problem` where it 
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from autotrain_runner.errors import Problem
@@ -68,23 +67,3 @@ def finite(value: float) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError("not a finite number")
     return value
-
-
-_PARAM_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
-_SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-
-
-def parse_param_count(text: str) -> float | None:
-    """`13B` -> 1.3e10, `135M`, `10.8b`, `7e9`; None when it is not a parameter count."""
-    match = _PARAM_COUNT.match(str(text))
-    if not match:
-        return None
-    params = float(match[1]) * _SCALE[match[2].lower()]
-    # 1e999 reads as inf: no model has that many, and the arithmetic after would not survive it
-    return params if 1 <= params <= 1e15 else None
-
-
-def check_param_count(value: Any) -> str | None:
-    if parse_param_count(value) is None:
-        return f"must be a parameter count like 13B, 10.8B, 135M or 7e9, got {value!r}"
-    return None

@@ -11,7 +11,6 @@ needs neither network nor a token. Run: `--run`, else the succeeded run that fin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from autotrain_runner import layout
@@ -21,28 +20,13 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, SecretFoundError
 from autotrain_runner.hub.card import model_card
-from autotrain_runner.hub.files import CARD, Excluded, Upload, collect, public_adapter_config, run_kind
+from autotrain_runner.hub.files import CARD, Upload, collect, public_adapter_config, run_kind
 from autotrain_runner.hub.merge import merge
-from autotrain_runner.hub.repo import Chosen, Token, resolve_repo, resolve_token, token_warnings
+from autotrain_runner.hub.plan import Plan
+from autotrain_runner.hub.repo import resolve_repo, resolve_token, token_warnings
 from autotrain_runner.hub.scan import known_secrets, scan
 from autotrain_runner.hub.upload import require_network, upload
 from autotrain_runner.layout.records import RunRecord
-
-
-@dataclass
-class Plan:
-    repo: Chosen
-    token: Token | None
-    run_id: str
-    run_dir: Path
-    kind: str  # "adapter", "merged" or "full"
-    private: bool
-    files: list[Upload]
-    excluded: list[Excluded]
-    card: str
-    base: str = ""
-    notes: list[str] = field(default_factory=list)
-    url: str | None = None  # the commit, once uploaded
 
 
 def push(

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autotrain_runner.errors import ConfigError, HubError, RunnerError
 from autotrain_runner.hub.files import stale
+from autotrain_runner.hub.plan import Plan
 from autotrain_runner.hub.repo import Token
 from autotrain_runner.redact import Redactor, hide_credentials
-
-if TYPE_CHECKING:
-    from autotrain_runner.hub.push import Plan
 
 
 def upload(plan: Plan, token: Token) -> str:
