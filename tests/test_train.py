@@ -203,10 +203,11 @@ def test_builder_output_trains_and_every_sample_is_followed_by_eos(tmp_path, tin
     assert record["data"]["valid"]["samples"] == 6
     assert record["eval_loss_epochs"] == [1.0, 2.0] and record["eval_loss"] == record["eval_loss_history"][-1]
     listed = atr("runs", str(project)).out
-    assert "eval loss" in listed and f"{record['eval_loss']:.4f}" in listed
+    assert "eval loss" in listed and f"{record['eval_loss']:.4g}" in listed
+    from autotrain_runner.layout.records import RunRecord
     from autotrain_runner.report.report import loss_curves
 
-    curves = loss_curves([record])  # the report's loss chart: a second line for the held-out split
+    curves = loss_curves([RunRecord.from_json(record)])  # the report's loss chart: a second line for held-out
     assert curves["eos eval"] == ([1.0, 2.0], record["eval_loss_history"]) and "eos train" in curves
 
     seen = json.loads(dump.read_text())

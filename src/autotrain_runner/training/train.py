@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -75,23 +76,22 @@ def train(
     digest = layout.config_hash({"argv": argv, "config": config.resolved_table()})
     run_dir = layout.create_run_dir(config.project_dir, run_id, digest)
     record = _initial_record(config, run_dir, argv, redact)
-    try:
-        layout.write_run(run_dir, record)
-        launch = _prepare(config, run_dir, record)
-    except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
-        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
-        return RunResult(run_dir, "interrupted", record)
-    echo(f"run {run_dir.name}: {record['engine']}")
-    echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
-
-    # --- train
-    started = time.monotonic()
 
     def started_child(pid: int) -> None:  # recorded so that a stale "running" run can be recognised
         record["pid"] = pid
         layout.write_run(run_dir, record)
 
-    returncode, interrupted = _supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
+    try:
+        layout.write_run(run_dir, record)
+        launch = _prepare(config, run_dir, record)
+        echo(f"run {run_dir.name}: {record['engine']}")
+        echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
+        # --- train
+        started = time.monotonic()
+        returncode, interrupted = _supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
+    except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
+        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
+        return RunResult(run_dir, "interrupted", record)
     record["duration_s"] = round(time.monotonic() - started, 1)
 
     # --- verify and record
@@ -255,21 +255,24 @@ def _supervise(
 ) -> tuple[int, bool]:
     """Run the trainer in its own process group; stream its output; Ctrl-C stops the whole group."""
     log_path = run_dir / layout.TRAIN_LOG
-    try:
-        child = subprocess.Popen(
-            argv,
-            cwd=run_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise WorkError(f"cannot start {argv[0]}: {exc}") from exc
+    with _ctrl_c_deferred() as deferred:  # a Ctrl-C inside Popen would leave its trainer unknown, running
+        try:
+            child = subprocess.Popen(
+                argv,
+                cwd=run_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise WorkError(f"cannot start {argv[0]}: {exc}") from exc
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
+        if deferred:
+            raise KeyboardInterrupt
         with log_path.open("w", encoding="utf-8") as log:  # first: a Ctrl-C from here on finds a log
             on_start(child.pid)
             assert child.stdout is not None
@@ -292,6 +295,24 @@ def _supervise(
     finally:
         signal.signal(signal.SIGTERM, previous)
     return child.returncode, interrupted
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[list[int]]:
+    """A Ctrl-C within the block is held back and listed, for the code after it to act on; the
+    handler is left alone where SIGINT is ignored, or off the main thread (which cannot set one)."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _emit(raw: bytes, log, redact: Redactor, echo: Callable[[str], None]) -> None:
