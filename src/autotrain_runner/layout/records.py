@@ -9,6 +9,7 @@ record declares, or one of the wrong type, fails at the write, not later in some
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,8 +44,7 @@ class _Record:
     def from_json(cls, data: Any, strict: bool = False) -> Self:
         if not isinstance(data, dict):
             raise RecordError(f"not a {cls.LABEL} (a JSON {type(data).__name__})")
-        hints = typing.get_type_hints(cls)
-        declared = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+        hints, declared = _schema(cls)
         values: dict[str, Any] = {}
         for name, spec in declared.items():
             if name not in data:
@@ -70,6 +70,14 @@ class _Record:
         unknown); written as it is, so a field the writer left out stays out of the file."""
         cls.from_json(data, strict=True)
         return data
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A record class's field types and fields, worked out once (a sweep's every trial is read
+    through it, and the report reads each sweep's trials several times)."""
+    declared = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+    return typing.get_type_hints(cls), declared
 
 
 def _name(hint: Any) -> str:
