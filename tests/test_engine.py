@@ -108,30 +108,47 @@ def test_training_args_warmup_ratio_and_precision_as_asked(tmp_path, monkeypatch
             SFTConfig(**original)
 
 
-def test_chat_data_renders_the_validation_split_and_moves_messages(tmp_path, tiny_model):
-    """AutoTrain's chat rendering crashes on a validation split; trl >= 0.15 drops a `messages` column."""
+def test_render_tokenizes_train_and_validation_splits_with_the_renderer(tmp_path, tiny_model):
+    """AutoTrain's chat rendering crashes on a validation split; fixed, every sft sample is the
+    renderer's ids (the prompt as generation encodes it), with a completion mask from the answer."""
     from autotrain.trainers.clm.utils import get_tokenizer, process_data_with_chat_template
     from datasets import Dataset
 
+    from autotrain_runner.config.templates import NAMED
+    from autotrain_runner.rendering import Renderer
+
     rows = [[{"role": "user", "content": f"질문 {i}"}, {"role": "assistant", "content": f"답 {i}"}] for i in range(4)]
     config = _params(
-        tmp_path, model=str(tiny_model), text_column="messages", chat_template="tokenizer", valid_split="v"
+        tmp_path,
+        model=str(tiny_model),
+        text_column="messages",
+        chat_template="tokenizer",
+        valid_split="v",
+        trainer="sft",
     )
     tokenizer = get_tokenizer(config)
 
     def data():
-        return Dataset.from_dict({"messages": rows}), Dataset.from_dict({"messages": rows[:2]})
+        return Dataset.from_dict({"messages": [str(r) for r in rows]}), Dataset.from_dict({"messages": rows[:2]})
 
     with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'map'"):
         process_data_with_chat_template(config, tokenizer, *data())
-    train, valid = _fix("chat-data").wrap(process_data_with_chat_template)(config, tokenizer, *data())
-    assert config.text_column == "autotrain_text"
-    assert train.column_names == valid.column_names == ["autotrain_text"]
-    # the tiny template ends every turn with EOS and a newline: the text ends at the EOS, so that
-    # TRL adds no second one
-    assert valid["autotrain_text"][1] == tokenizer.apply_chat_template(rows[1], tokenize=False).rstrip()
-    assert valid["autotrain_text"][1].endswith(tokenizer.eos_token)
-    assert train["autotrain_text"][0].startswith("<|user|>\n질문 0")
+    engine.OPTIONS.loss_on = "answer"
+    try:
+        train, valid = _fix("render").wrap(process_data_with_chat_template)(config, tokenizer, *data())
+    finally:
+        engine.OPTIONS.loss_on = "all"
+    assert train.column_names == valid.column_names == ["input_ids", "completion_mask"]
+    renderer = Renderer(tokenizer, NAMED["tokenizer"])
+    expected = renderer.sample(rows[1])
+    assert valid["input_ids"][1] == expected.ids
+    assert valid["completion_mask"][1] == [0] * expected.answer_start + [1] * (
+        len(expected.ids) - expected.answer_start
+    )
+    # the prompt part is exactly what generation encodes; the answer ends at the template's EOS
+    assert expected.ids[: expected.answer_start] == renderer.encode(renderer.prompt_text(rows[1][:-1]))
+    assert tokenizer.decode(expected.ids[expected.answer_start :]) == "답 1</s>"
+    assert train["input_ids"][0] == renderer.sample(rows[0]).ids
 
 
 def test_valid_callback_that_expects_a_bin_file_is_dropped(tmp_path):
@@ -155,3 +172,23 @@ def test_launch_is_one_process_without_several_gpus(tmp_path):
     assert multi[-5:] == ["--mixed_precision", "bf16", "-m", "autotrain_runner.training.engine", str(params)]
     deepspeed = engine.launch_argv(params, 4, {**fields, "distributed_backend": "deepspeed"})
     assert "--use_deepspeed" in deepspeed and deepspeed[deepspeed.index("--gradient_accumulation_steps") + 1] == "4"
+
+
+def test_bitsandbytes_hub_kernel_notice_is_not_printed(caplog):
+    """bitsandbytes warns at import, on AVX-512 BF16 CPUs, that it cannot fetch a kernel from the Hub,
+    even for runs that do not quantize. The message as the installed bitsandbytes writes it is dropped."""
+    import logging
+    import re
+    from pathlib import Path
+
+    import bitsandbytes
+
+    import autotrain_runner  # noqa: F401 - installs the filter
+
+    source = (Path(bitsandbytes.__file__).parent / "backends" / "cpu" / "ops.py").read_text()
+    message = re.search(r'"(Failed to load CPU gemm_4bit_forward[^"]*)"', source)[1]
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    with caplog.at_level(logging.WARNING):
+        logger.warning(message, "No module named 'kernels'")
+        logger.warning("another bitsandbytes warning")
+    assert caplog.messages == ["another bitsandbytes warning"]

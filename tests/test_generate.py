@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotrain_runner.config import templates
-from autotrain_runner.generation.generate import REPLACEMENT, HFBackend, Settings, chat_stop_strings
+from autotrain_runner.generation.generate import REPLACEMENT, HFBackend, Settings
+from autotrain_runner.rendering import chat_stop_strings
 
 KOREAN = "오늘 하늘이 넘넘 맑아여~* 기분 좋은 하루 보내세여 ^^ 떡볶이 먹으러 갈래여?"
 

@@ -209,26 +209,21 @@ def bench_generate(
     side = TokenizerSide(model, adapter)
     has_chat = bool(getattr(side.tokenizer, "chat_template", None))
     template = templates.NAMED[template_name or ("tokenizer" if has_chat else templates.DEFAULT)]
-    conversations = varied_prompts(n)
-    if template.kind == "chat":
-        prompts = [
-            side.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
-        ]
-    else:
-        prompts = [template.render(c, add_generation_prompt=True) for c in conversations]
-    special = template.kind == "text"
-    stops = side.stop_strings(template)
+    side.attach(template)
+    prompts = [side.renderer.prompt_text(c) for c in varied_prompts(n)]
+    stops = side.stop_strings()
     settings = Settings(max_new_tokens=max_new_tokens, batch_size=batch_size)
     warm = prompts[: min(batch_size, n)]
     results: dict[str, dict[str, Any]] = {}
     outputs: dict[str, list] = {}
     if {"sequential", "hf"} & set(engines):
         backend, start_s = timed(HFBackend, model, adapter)
-        _, warmup_s = timed(backend.generate, warm, settings, stops, special)
+        backend.attach(template)
+        _, warmup_s = timed(backend.generate, warm, settings, stops)
         runs = {"sequential": backend.generate_sequential, "hf": backend.generate}
         for name in (e for e in ("sequential", "hf") if e in engines):
             echo(f"bench: {name} on {n} prompts")
-            outputs[name], seconds = timed(runs[name], prompts, settings, stops, special)
+            outputs[name], seconds = timed(runs[name], prompts, settings, stops)
             results[name] = {"seconds": round(seconds, 2), "start_s": round(start_s, 2), "warmup_s": round(warmup_s, 2)}
             results[name]["dtype"] = backend.description["dtype"]
         del backend
@@ -242,9 +237,10 @@ def bench_generate(
         else:
             with VLLMServer(model, {"adapter": adapter} if adapter else {}, echo=echo) as server:
                 backend = server.backend(model, adapter, "adapter")
-                _, warmup_s = timed(backend.generate, warm, settings, stops, special)
+                backend.attach(template)
+                _, warmup_s = timed(backend.generate, warm, settings, stops)
                 echo(f"bench: vllm on {n} prompts")
-                outputs["vllm"], seconds = timed(backend.generate, prompts, settings, stops, special)
+                outputs["vllm"], seconds = timed(backend.generate, prompts, settings, stops)
                 results["vllm"] = {
                     "seconds": round(seconds, 2),
                     "start_s": server.start_s,
@@ -262,7 +258,7 @@ def bench_generate(
             parted = [_parted_at(a.ids, b.ids) for a, b in zip(generated, reference, strict=True)]
             parted = [p for p in parted if p is not None]
             results[name]["parted_at_token"] = {"n": len(parted), "min": min(parted)} if parted else {"n": 0}
-    lengths = [side.count_tokens(p, special) for p in prompts]
+    lengths = [side.count_tokens(p) for p in prompts]
     figures: dict[str, Any] = {
         "engines": results,
         "prompts": n,

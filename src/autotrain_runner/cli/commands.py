@@ -214,8 +214,11 @@ def bench_memory(args: argparse.Namespace, out: Console) -> int:
 
 
 def bench_families(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.families import harness
+    from autotrain_runner.families import harness, real
 
+    if args.real:
+        only = [n.strip() for n in args.only.split(",")] if args.only else None
+        return real.main(only, args.out, args.quick, echo=_to_stderr)
     return harness.main(
         [*(["--only", args.only] if args.only else []), *(["--out", str(args.out)] if args.out else [])]
     )

@@ -129,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_fam.add_argument("--only", help="comma-separated families (default: all)")
     bench_fam.add_argument("--out", type=Path, help="also write the table to this file")
+    bench_fam.add_argument(
+        "--real",
+        action="store_true",
+        help="the families' real chat templates and tokenizer settings (tests/fixtures/templates) on tiny models",
+    )
+    bench_fam.add_argument("--quick", action="store_true", help="with --real: the renderer's checks only, no training")
     bench_sweep = bench_sub.add_parser(
         "sweep-eval", help="a finished sweep's evaluation phase again, with hf (a load per trial) and vllm (one load)"
     )

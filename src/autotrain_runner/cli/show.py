@@ -47,6 +47,7 @@ def check_report(config: Config, out: Console) -> None:
         )
     say(f"engine:   {engine.describe()}")
     say(f"loss on:  {command.describe_loss(config)}")
+    say(f"prompts:  {command.describe_prompts(config)}")
     say(
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
         f"quantization in effect: {config.quantization}"

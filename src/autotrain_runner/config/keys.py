@@ -176,6 +176,15 @@ _RUNNER_KEYS = [
         choices=("answer", "all"),
     ),
     Key(
+        "THINKING",
+        "str",
+        "Thinking templates (Qwen3, EXAONE 4, HyperCLOVA X SEED Think, Gemma 4): off renders every prompt "
+        "with enable_thinking=False (an empty think block, in training and generation alike); on with "
+        "enable_thinking=True; template passes nothing (the template's own default)",
+        default="off",
+        choices=("off", "on", "template"),
+    ),
+    Key(
         "TRUST_REMOTE_CODE",
         "bool",
         "Allow the model's own Python code (trust_remote_code)",

@@ -58,9 +58,9 @@ class PromptTemplate:
 
     @classmethod
     def from_record(cls, described: dict[str, Any]) -> PromptTemplate:
-        """The template a run recorded in run.json (`describe()` and the CHAT_TEMPLATE beside it),
+        """The template a run recorded in run.json (`describe()`, with CHAT_TEMPLATE and THINKING beside it),
         so that evaluation, chat and the card render prompts exactly as training did."""
-        fields = {k: v for k, v in described.items() if k != "chat_template"}
+        fields = {k: v for k, v in described.items() if k not in ("chat_template", "thinking")}
         return cls(**{**fields, "stop": tuple(fields.get("stop", ()))})
 
 

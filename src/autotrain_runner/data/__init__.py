@@ -208,6 +208,7 @@ def _write_atomically(
         _write_train(tmp / manifest["train_file"], splits["train"], config)
         for name in ("valid", "test"):
             _write_eval_split(tmp / f"{name}.jsonl", splits[name], config, name)
+        _write_eval_split(tmp / layout.TRAIN_EVAL_JSONL, splits["train"], config, "train")
         if builder == "txt":  # the intermediate pairs, to inspect or hand-edit (DATA_BUILDER=alpaca)
             pairs = [_as_alpaca(s) for split in splits.values() for s in split]
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -56,9 +56,14 @@ class Engine:
         if self.kind == "openai":
             return openai_backend(self.config)
         if self.server is not None:
-            return self.server.backend(target.model, target.adapter, _served_name(target) if target.adapter else None)
-        self.base_loads += 1
-        return HFBackend(target.model, target.adapter, target.load_in_4bit)
+            backend = self.server.backend(
+                target.model, target.adapter, _served_name(target) if target.adapter else None
+            )
+        else:
+            self.base_loads += 1
+            backend = HFBackend(target.model, target.adapter, target.load_in_4bit)
+        backend.attach(target.template, target.thinking)  # the run's template renders its prompts
+        return backend
 
     def release(self, backend) -> None:
         if isinstance(backend, HFBackend):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner import layout
-from autotrain_runner.config import templates
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
@@ -134,12 +133,26 @@ def _samples(config: Config, split: str, prompts_file: Path | None, limit: int |
             else:
                 messages = [{"role": "user", "content": line.strip()}]
             items.append({"id": f"prompt-{number}", "messages": messages, "reference": None})
-        return items[:limit] if limit else items
-    path = config.dataset_dir / f"{split}.jsonl"
+        return evenly(items, limit)
+    name = layout.TRAIN_EVAL_JSONL if split == "train" else f"{split}.jsonl"
+    path = config.dataset_dir / name
     if not path.is_file():
-        raise ConfigError(f"{path}: no {split} split; build it with `atr data` (DATA_BUILDER) or pass --prompts")
+        rebuild = " (a dataset built before this file existed: `atr data --force`)" if split == "train" else ""
+        raise ConfigError(
+            f"{path}: no {split} split{rebuild}; build it with `atr data` (DATA_BUILDER) or pass --prompts"
+        )
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items[:limit] if limit else items
+    return evenly(items, limit)
+
+
+def evenly(items: list[Any], limit: int | None) -> list[Any]:
+    """`limit` items spread evenly over the list (first, last and between), in their order; all without one."""
+    if not limit or limit >= len(items):
+        return items
+    if limit == 1:
+        return items[:1]
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
 
 
 def _evaluate_one(
@@ -157,10 +170,9 @@ def _evaluate_one(
         outputs = backend.generate_messages([s["messages"] for s in samples], settings)
         markers = openai_markers(target.template)
     else:
-        special = target.template.kind == "text"
-        prompts = [render_prompt(backend, target.template, s["messages"]) for s in samples]
+        prompts = [render_prompt(backend, s["messages"]) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate(prompts, settings, backend.stop_strings(target.template), special)
+        outputs = backend.generate(prompts, settings, backend.stop_strings())
         markers = leak_markers(backend, target.template)
     seconds = time.perf_counter() - started
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]
@@ -192,7 +204,7 @@ def _evaluate_one(
         }
     )
     if valid and not isinstance(backend, OpenAIBackend):
-        figures.update(_held_out_loss(backend, target.template, valid))
+        figures.update(_held_out_loss(backend, valid))
     figures["signature"] = {
         **backend.description,
         "template": target.template.describe(),
@@ -252,9 +264,9 @@ def _cosine(hyps: list[str], refs: list[str], model_name: str | None) -> tuple[l
     return metrics.tfidf_cosine(hyps, refs), f"tfidf-char-2-4 ({reason})"
 
 
-def _held_out_loss(backend, template: templates.PromptTemplate, valid: list[dict[str, Any]]) -> dict[str, Any]:
+def _held_out_loss(backend, valid: list[dict[str, Any]]) -> dict[str, Any]:
     """Teacher-forced loss of the reference answers only: the overfitting signal AutoTrain drops."""
-    spans = [backend.answer_ids(template, s["messages"], s["reference"]) for s in valid]
+    spans = [backend.answer_ids(s["messages"], s["reference"]) for s in valid]
     total, count = backend.answer_loss([span for span in spans if span is not None])
     if not count:
         return {}

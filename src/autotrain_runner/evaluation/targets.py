@@ -14,6 +14,7 @@ from autotrain_runner import gguf, layout
 from autotrain_runner.config import models, templates
 from autotrain_runner.config.records import Config
 from autotrain_runner.generation.generate import Settings
+from autotrain_runner.rendering import DEFAULT_THINKING, THINKING_MODES
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Target:
     template: templates.PromptTemplate
     out_dir: Path
     load_in_4bit: bool = False
+    thinking: str = DEFAULT_THINKING  # THINKING, as the run trained with it
 
 
 def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
@@ -43,6 +45,7 @@ def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
         template,
         out or layout.run_eval_dir(run_dir),
         load_in_4bit=params.get("quantization") == "int4",
+        thinking=_recorded_thinking(record),
     )
 
 
@@ -56,7 +59,14 @@ def base_target(config: Config, out: Path | None) -> Target:
         out or layout.base_eval_dir(config.project_dir, config.model.spec),
         # a QLoRA project's runs are evaluated in 4 bits: its base model is compared the same way
         load_in_4bit=config.quantization == "int4",
+        thinking=config.get("THINKING") or DEFAULT_THINKING,
     )
+
+
+def _recorded_thinking(record) -> str:
+    """THINKING as the run trained with it; a run from before the key rendered with the template's default."""
+    value = record.template.get("thinking")
+    return value if value in THINKING_MODES else "template"
 
 
 def generation_settings(config: Config, batch_size: int | None = None) -> Settings:
@@ -78,10 +88,9 @@ def prompts_path(config: Config) -> Path | None:
     return (source.path.parent if source.path else Path.cwd()) / str(config.get("EVAL_PROMPTS"))
 
 
-def render_prompt(backend, template: templates.PromptTemplate, messages: list[dict[str, str]]) -> str:
-    if template.kind == "chat":
-        return backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return template.render(messages, add_generation_prompt=True)
+def render_prompt(backend, messages: list[dict[str, str]]) -> str:
+    """The prompt, as the backend's renderer (the target's template, `Engine.backend`) renders it."""
+    return backend.renderer.prompt_text(messages)
 
 
 def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:

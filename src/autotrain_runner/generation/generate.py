@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner.config.templates import NAMED, PromptTemplate
 from autotrain_runner.redact import hide_credentials
+from autotrain_runner.rendering import DEFAULT_THINKING, Renderer, generation_eos_ids
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,10 @@ def release_memory() -> None:
 
 
 class TokenizerSide:
-    """What every engine shares: the run's tokenizer, its end-of-answer ids and stop markers, and
-    how generated ids become an answer. An engine renders, counts and decodes here, so that HF and
-    vLLM give the same prompts the same ids and cut answers the same way."""
+    """What every engine shares: the run's tokenizer and its renderer (`rendering.Renderer`: how a
+    conversation becomes prompt ids, where answers end), and how generated ids become an answer.
+    An engine renders, counts and decodes here, so that HF and vLLM give the same prompts the same
+    ids as training did, and cut answers the same way."""
 
     def __init__(self, model: str, adapter: Path | None = None):
         from transformers import AutoTokenizer
@@ -69,25 +72,36 @@ class TokenizerSide:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.eos_ids: list[int] = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        self.generation_eos: list[int] = generation_eos_ids(model)
+        self.renderer = Renderer(self.tokenizer, NAMED["tokenizer"], generation_eos=self.generation_eos)
+        self.eos_ids: list[int] = self.renderer.end_ids
+
+    def attach(self, template: PromptTemplate, thinking: str = DEFAULT_THINKING) -> None:
+        """Render with the run's template: its prompts, and its end markers among the end ids."""
+        self.renderer = Renderer(self.tokenizer, template, thinking, self.generation_eos)
+        self.eos_ids = self.renderer.end_ids
 
     def _add_configured_eos(self, generation_config: Any) -> None:
         """The tokenizer's EOS and the generation config's: instruct models often end a turn with a
         token of their own (Gemma 3's <end_of_turn>, Llama 3.1's <|eom_id|>) listed only there."""
         configured = getattr(generation_config, "eos_token_id", None)
         configured = configured if isinstance(configured, list) else [configured]
-        self.eos_ids = [i for i in dict.fromkeys([*self.eos_ids, *configured]) if i is not None]
+        self.generation_eos = [i for i in dict.fromkeys([*self.generation_eos, *configured]) if i is not None]
+        self.attach(self.renderer.template, self.renderer.thinking)
 
-    def stop_strings(self, template) -> tuple[str, ...]:
-        """Where an answer ends besides EOS: a text layout's own stop markers, or what a chat
-        template writes between an answer and the next user turn (`chat_stop_strings`)."""
-        return tuple(template.stop) if template.kind == "text" else chat_stop_strings(self.tokenizer)
+    def stop_strings(self, template=None) -> tuple[str, ...]:
+        """Where an answer ends besides its end ids: a text layout's own stop markers, or what a chat
+        template writes to open the next turn."""
+        if template is not None and template != self.renderer.template:
+            self.attach(template, self.renderer.thinking)
+        return self.renderer.stop_strings()
 
-    def encode(self, prompt: str, special: bool) -> list[int]:
-        return self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
+    def encode(self, prompt: str) -> list[int]:
+        """A rendered prompt's ids, by the renderer's rule (the tokenizer's BOS unless the text has it)."""
+        return self.renderer.encode(prompt)
 
-    def count_tokens(self, text: str, special: bool) -> int:
-        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
 
     def _decode(self, ids: list[int], settings: Settings, stop: Sequence[str]) -> Generated:
         """The answer up to its end (EOS or a stop marker); `finished` only when the model ended it.
@@ -119,23 +133,14 @@ class TokenizerSide:
             text = self.tokenizer.decode(kept, skip_special_tokens=False)
         return text
 
-    def answer_ids(self, template, messages: list[dict[str, str]], reference: str) -> tuple[list[int], int] | None:
-        """The ids of a prompt followed by its reference answer, and where the answer starts: what
-        the held-out loss scores. None when the tokenizer merges across the boundary."""
-        special = template.kind == "text"
-        if template.kind == "chat":
-            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            full_text = self.tokenizer.apply_chat_template(
-                [*messages, {"role": "assistant", "content": reference}], tokenize=False
-            )
-            full = self.encode(full_text, False)
-        else:
-            prompt = template.render(messages, add_generation_prompt=True)
-            full = [*self.encode(prompt + reference, True), self.tokenizer.eos_token_id]
-        prompt_ids = self.encode(prompt, special)
-        if full[: len(prompt_ids)] != prompt_ids or len(full) <= len(prompt_ids):
+    def answer_ids(self, messages: list[dict[str, str]], reference: str) -> tuple[list[int], int] | None:
+        """The ids of a prompt followed by its reference answer and its end, and where the answer
+        starts: what the held-out loss scores, tokenized exactly as training tokenized it."""
+        try:
+            sample = self.renderer.sample([*messages, {"role": "assistant", "content": reference}])
+        except ValueError:
             return None
-        return full, len(prompt_ids)
+        return sample.ids, sample.answer_start
 
 
 class Streamed:
@@ -240,37 +245,33 @@ class HFBackend(TokenizerSide):
         prompts: Sequence[str],
         settings: Settings,
         stop: Sequence[str] = (),
-        special: bool = False,
         progress=None,
     ) -> list[Generated]:
         """Batched: prompts sorted by token length so that a batch pads little; results in input order."""
-        lengths = [self.count_tokens(p, special) for p in prompts]
+        lengths = [self.count_tokens(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])
         results: list[Generated | None] = [None] * len(prompts)
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
             for index, generated in zip(
-                batch, self._generate_batch([prompts[i] for i in batch], settings, stop, special), strict=True
+                batch, self._generate_batch([prompts[i] for i in batch], settings, stop), strict=True
             ):
                 results[index] = generated
             if progress:
                 progress(len(batch))
         return [r for r in results if r is not None]
 
-    def prefill(self, prompts: Sequence[str], batch_size: int, special: bool = False) -> None:
+    def prefill(self, prompts: Sequence[str], batch_size: int) -> None:
         """One forward pass over the prompts, batched as `generate` does, keeping only the last logits."""
         import torch
 
-        order = sorted(prompts, key=lambda p: self.count_tokens(p, special))
+        order = sorted(prompts, key=self.count_tokens)
         for start in range(0, len(order), batch_size):
-            encoded = self.tokenizer(
-                order[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=special
-            )
-            encoded.pop("token_type_ids", None)
+            encoded = self._padded(order[start : start + batch_size])
             with torch.no_grad():
                 self.model(**{k: v.to(self.device) for k, v in encoded.items()}, num_logits_to_keep=1)
 
-    def stream(self, prompt: str, settings: Settings, stop: Sequence[str], special: bool) -> Streamed:
+    def stream(self, prompt: str, settings: Settings, stop: Sequence[str]) -> Streamed:
         """Generate in a thread, the text arriving through a `TextIteratorStreamer`."""
         import threading
 
@@ -281,7 +282,7 @@ class HFBackend(TokenizerSide):
 
         def run() -> None:
             try:
-                result["generated"] = self._generate_batch([prompt], settings, stop, special, streamer=streamer)[0]
+                result["generated"] = self._generate_batch([prompt], settings, stop, streamer=streamer)[0]
             except BaseException as exc:
                 result["error"] = exc
                 streamer.end()
@@ -296,6 +297,12 @@ class HFBackend(TokenizerSide):
             return result["generated"]
 
         return Streamed(iter(streamer), finish, stop, self.tokenizer.eos_token)
+
+    def _padded(self, prompts: Sequence[str]) -> dict[str, Any]:
+        """The prompts' ids (the renderer's), left-padded into one batch on the model's device; no
+        token_type_ids, which Llama's generate rejects."""
+        batch = self.tokenizer.pad({"input_ids": [self.encode(p) for p in prompts]}, return_tensors="pt")
+        return {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
 
     def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
         """Teacher-forced: the summed loss of the answer tokens of each (ids, answer start), and their count."""
@@ -313,19 +320,17 @@ class HFBackend(TokenizerSide):
         return total, count
 
     def generate_sequential(
-        self, prompts: Sequence[str], settings: Settings, stop: Sequence[str] = (), special: bool = False
+        self, prompts: Sequence[str], settings: Settings, stop: Sequence[str] = ()
     ) -> list[Generated]:
         """The plain loop people write: one prompt at a time (the benchmark's baseline)."""
-        return [self._generate_batch([p], settings, stop, special)[0] for p in prompts]
+        return [self._generate_batch([p], settings, stop)[0] for p in prompts]
 
     def _generate_batch(
-        self, prompts: list[str], settings: Settings, stop: Sequence[str], special: bool, streamer=None
+        self, prompts: list[str], settings: Settings, stop: Sequence[str], streamer=None
     ) -> list[Generated]:
         import torch
 
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
-        encoded.pop("token_type_ids", None)  # Llama's generate rejects them
-        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        encoded = self._padded(prompts)
         sampling = settings.temperature > 0
         with torch.no_grad():
             output = self.model.generate(
@@ -347,33 +352,6 @@ class HFBackend(TokenizerSide):
 
 
 REPLACEMENT = "\ufffd"  # what decoding shows for bytes that are not a whole UTF-8 character
-
-
-def chat_stop_strings(tokenizer) -> tuple[str, ...]:
-    """The markers a chat template writes between an answer and the next user turn, less the EOS
-    (which stops by its id): `<|im_start|>` for ChatML, `<|start_header_id|>` for Llama 3.
-
-    The special tokens found there, or else its first line (`<|user|>` for Zephyr-like layouts).
-    """
-    conversation = [
-        {"role": "user", "content": "ATR-Q"},
-        {"role": "assistant", "content": "ATR-A"},
-        {"role": "user", "content": "ATR-N"},
-    ]
-    try:
-        text = tokenizer.apply_chat_template(conversation, tokenize=False)
-    except Exception:  # a template that refuses this shape: EOS alone ends the answer
-        return ()
-    if "ATR-A" not in text or "ATR-N" not in text:
-        return ()
-    between = text.split("ATR-A", 1)[1].split("ATR-N", 1)[0]
-    ignore = {tokenizer.eos_token, tokenizer.pad_token, None, ""}
-    specials = [t for t in dict.fromkeys(tokenizer.all_special_tokens) if t not in ignore and t in between]
-    if specials:
-        return tuple(sorted(specials, key=between.index))
-    rest = between.replace(tokenizer.eos_token or "", "\n")
-    first = next((line.strip() for line in rest.splitlines() if line.strip()), "")
-    return (first,) if first else ()
 
 
 def timed(function, *args, **kwargs) -> tuple[Any, float]:

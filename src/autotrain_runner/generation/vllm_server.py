@@ -348,13 +348,12 @@ class VLLMBackend(TokenizerSide):
         prompts: Sequence[str],
         settings: Settings,
         stop: Sequence[str] = (),
-        special: bool = False,
         progress=None,
     ) -> list[Generated]:
         """All prompts at once (vLLM batches them continuously), in chunks for progress."""
         import httpx
 
-        ids = [self.encode(p, special) for p in prompts]
+        ids = [self.encode(p) for p in prompts]
         chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
         def one(chunk: list[list[int]]) -> list[Generated]:
@@ -385,12 +384,12 @@ class VLLMBackend(TokenizerSide):
             raise WorkError(f"vLLM answered HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
 
-    def stream(self, prompt: str, settings: Settings, stop: Sequence[str], special: bool) -> Streamed:
+    def stream(self, prompt: str, settings: Settings, stop: Sequence[str]) -> Streamed:
         import httpx
 
         collected: list[int] = []
         finish_reason: list[str | None] = [None]
-        payload = {**self._payload(settings, stop), "prompt": self.encode(prompt, special), "stream": True}
+        payload = {**self._payload(settings, stop), "prompt": self.encode(prompt), "stream": True}
 
         def pieces() -> Iterator[str]:
             with (

@@ -55,8 +55,9 @@ MANIFEST_JSON = "manifest.json"
 DATASET_MARKER = ".atr-dataset"  # in every dataset folder `atr data` made
 VALID_JSONL = "valid.jsonl"
 TEST_JSONL = "test.jsonl"
+TRAIN_EVAL_JSONL = "train-eval.jsonl"  # the training split in valid/test's shape, for `atr eval --split train`
 DATASET_FILES = frozenset(
-    {DATASET_MARKER, MANIFEST_JSON, "train.csv", "train.jsonl", VALID_JSONL, TEST_JSONL, "pairs.json"}
+    {DATASET_MARKER, MANIFEST_JSON, "train.csv", "train.jsonl", VALID_JSONL, TEST_JSONL, TRAIN_EVAL_JSONL, "pairs.json"}
 )
 REPORT_HTML = "report.html"
 _UMASK = os.umask(0o022)

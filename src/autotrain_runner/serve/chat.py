@@ -65,11 +65,11 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
         label, template_name = target.label, template.name
         markers = leak_markers(model, template)
         window = model.context_window
-        stops = model.stop_strings(template)
+        stops = model.stop_strings()
 
         def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
-            history, prompt = _fit(model, template, system, history, window - settings.max_new_tokens)
-            streamed = model.stream(prompt, settings, stops, template.kind == "text")
+            history, prompt = _fit(model, system, history, window - settings.max_new_tokens)
+            streamed = model.stream(prompt, settings, stops)
             for piece in streamed:
                 stdout.write(piece)
                 stdout.flush()
@@ -112,10 +112,10 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
         stdout.flush()
 
 
-def _fit(backend, template, system, history, budget: int):
+def _fit(backend, system, history, budget: int):
     """Drop the oldest exchanges until the rendered prompt fits the context window."""
     while True:
-        prompt = render_prompt(backend, template, system + history)
-        if backend.count_tokens(prompt, template.kind == "text") <= budget or len(history) <= 1:
+        prompt = render_prompt(backend, system + history)
+        if backend.count_tokens(prompt) <= budget or len(history) <= 1:
             return history, prompt
         history = history[2:] if len(history) > 2 else history[1:]

@@ -24,6 +24,7 @@ from autotrain_runner.evaluation import metrics
 from autotrain_runner.evaluation.engines import Engine
 from autotrain_runner.evaluation.targets import Target, leak_markers
 from autotrain_runner.generation.generate import Generated, HFBackend, Settings
+from autotrain_runner.rendering import Renderer
 
 
 class BadRequest(Exception):
@@ -64,7 +65,7 @@ class ServedModel:
                 self.names[self.base_name] = "disable-adapter"  # the same model, its adapter switched off
             else:
                 self.names[self.base_name] = engine.backend(base)
-        self.stops = self.backend.stop_strings(target.template)
+        self.stops = self.backend.stop_strings()
         self.markers = leak_markers(self.backend, target.template)
         self.template = target.template
         self.settings = settings
@@ -76,29 +77,28 @@ class ServedModel:
         # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
         # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
         # without waiting for the generation in progress.
+        renderer = self.backend.renderer
         try:
-            self.prep_tokenizer = copy.deepcopy(self.backend.tokenizer)
+            tokenizer = copy.deepcopy(renderer.tokenizer)
+            self.prep_renderer = Renderer(tokenizer, renderer.template, renderer.thinking, self.backend.generation_eos)
             self.prep_lock = threading.Lock()
         except Exception:  # a tokenizer that cannot be copied shares the model's lock
-            self.prep_tokenizer, self.prep_lock = self.backend.tokenizer, self.lock
+            self.prep_renderer, self.prep_lock = renderer, self.lock
 
     def listed(self) -> list[dict[str, Any]]:
         return [{"id": n, "object": "model", "created": 0, "owned_by": "autotrain-runner"} for n in self.names]
 
-    def prepare(self, messages: list[dict[str, str]] | None, text: str | None = None) -> tuple[str, int, bool]:
-        """The prompt (the messages in the run's template, or a raw completion prompt), its length
-        in tokens, and whether special tokens are added when it is tokenized."""
-        special = self.template.kind == "text" if messages is not None else True
+    def prepare(self, messages: list[dict[str, str]] | None, text: str | None = None) -> tuple[str, int]:
+        """The prompt (the messages rendered by the run's renderer, or a raw completion prompt) and
+        its length in tokens, counted on the ids generation will see."""
         with self.prep_lock:
             if messages is None:
                 prompt = text or ""
-            elif self.template.kind == "chat":
+            else:
                 from jinja2 import TemplateError
 
                 try:
-                    prompt = self.prep_tokenizer.apply_chat_template(
-                        messages, tokenize=False, add_generation_prompt=True
-                    )
+                    prompt = self.prep_renderer.prompt_text(messages)
                 except TemplateError as exc:
                     raise BadRequest(
                         HTTPStatus.BAD_REQUEST,
@@ -106,10 +106,8 @@ class ServedModel:
                         None,
                         "messages",
                     ) from None
-            else:
-                prompt = self.template.render(messages, add_generation_prompt=True)
-            tokens = len(self.prep_tokenizer(prompt, add_special_tokens=special, verbose=False)["input_ids"])
-        return prompt, tokens, special
+            tokens = len(self.prep_renderer.encode(prompt))
+        return prompt, tokens
 
     def _settings(self, request: Request, prompt_tokens: int) -> Settings:
         max_tokens = request.max_tokens
@@ -148,21 +146,21 @@ class ServedModel:
                 yield self.backend
 
     def complete(self, request: Request) -> dict[str, Any]:
-        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        prompt, prompt_tokens = self.prepare(request.messages, request.prompt)
         settings = self._settings(request, prompt_tokens)
         stops = self.stops if request.messages is not None else ()
         with self._generating(request.model) as backend:
-            generated = backend.generate([prompt], settings, stops, special)[0]
+            generated = backend.generate([prompt], settings, stops)[0]
         return self._body(request, generated, prompt_tokens)
 
     def stream(self, request: Request) -> Iterator[dict[str, Any]]:
         """The chunks of a streamed answer, the last one with the finish reason and the flags."""
-        prompt, prompt_tokens, special = self.prepare(request.messages, request.prompt)
+        prompt, prompt_tokens = self.prepare(request.messages, request.prompt)
         settings = self._settings(request, prompt_tokens)
         stops = self.stops if request.messages is not None else ()
         ident, created, name = _ident(request), int(time.time()), request.model or self.name
         with self._generating(request.model) as backend:
-            streamed = backend.stream(prompt, settings, stops, special)
+            streamed = backend.stream(prompt, settings, stops)
             if request.messages is not None:
                 yield _chunk(request, name, ident, created, {"role": "assistant", "content": ""}, None)
             for piece in streamed:

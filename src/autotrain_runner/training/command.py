@@ -88,15 +88,31 @@ def shell_line(argv: list[str]) -> str:
 
 def engine_options(config: Config) -> dict[str, Any]:
     """What the trainer is asked beyond AutoTrain's fields (`engine.Options`)."""
-    loss_on = _loss_on(config)
-    marker = config.template.assistant_prefix if config.template.kind == "text" else None
-    return {"loss_on": loss_on, "answer_marker": marker}
+    return {"loss_on": _loss_on(config), "template": config.template.describe(), "thinking": config.get("THINKING")}
 
 
 def _loss_on(config: Config) -> str:
     if config.get("TRAINER") not in ("sft", None):
         return "all"
     return config.get("LOSS_ON") or "answer"
+
+
+THINKING_MEANS = {
+    "off": "enable_thinking=False: a thinking template's empty think block is in every prompt",
+    "on": "enable_thinking=True: the answer carries the thinking",
+    "template": "the template's own default",
+}
+
+
+def describe_prompts(config: Config) -> str:
+    """How prompts are rendered, the same for training, eval, chat and serve (`rendering.Renderer`)."""
+    template = config.template
+    how = "the model's chat template" if template.kind == "chat" else "its text layout"
+    thinking = config.get("THINKING")
+    return (
+        f"{template.name} ({how}); THINKING={thinking} ({THINKING_MEANS[thinking]}); one BOS (the tokenizer's, "
+        "unless the template writes it); answers end at the template's end markers or EOS"
+    )
 
 
 def describe_loss(config: Config) -> str:

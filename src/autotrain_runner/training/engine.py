@@ -20,7 +20,6 @@ trainer). Several CUDA devices go through `accelerate launch`, as AutoTrain sets
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib
 import itertools
@@ -40,8 +39,14 @@ LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens
 
 @dataclass
 class Options:
-    loss_on: str = "all"  # "answer": completion-only loss (prompt/completion pairs); "all": AutoTrain's whole text
-    answer_marker: str | None = None  # text templates: where the answer starts
+    loss_on: str = "all"  # "answer": loss on the final answer and its end (completion mask); "all": the whole text
+    template: dict[str, Any] | None = None  # the run's PromptTemplate, described (`PromptTemplate.describe`)
+    thinking: str = "off"  # THINKING: how thinking templates are rendered
+
+    def prompt_template(self):
+        from autotrain_runner.config.templates import NAMED, PromptTemplate
+
+        return PromptTemplate.from_record(self.template) if self.template else NAMED["tokenizer"]
 
 
 OPTIONS = Options()
@@ -95,6 +100,8 @@ def _sft_config(original):
             kwargs["max_length"] = kwargs.pop("max_seq_length")
         if kwargs.get("packing"):
             kwargs.setdefault("packing_strategy", "bfd_split")
+        # the samples arrive as ids with a completion mask (`render`): the mask applies with LOSS_ON=answer
+        kwargs.setdefault("completion_only_loss", OPTIONS.loss_on == "answer")
         return original(**kwargs)
 
     return make
@@ -125,57 +132,46 @@ def _training_args(original):
     return configure
 
 
-def _chat_data(original):
-    """Render the validation split too, and move a text column named `messages` out of TRL's way."""
+def _rendered_data(original):
+    """The sft trainer's samples tokenized by the one renderer (`rendering.Renderer`), as token ids.
+
+    AutoTrain renders chat samples to text and TRL tokenizes that text with the tokenizer's special
+    tokens: a template that writes its BOS on a tokenizer that adds one (Llama 3, Gemma, Mistral)
+    trained on two. Here each sample is the renderer's ids (the prompt exactly as generation
+    encodes it, then the answer and its end markers), and with `loss_on=answer` a completion mask
+    from where the answer starts, which TRL turns into labels. Validation samples likewise (AutoTrain's
+    own rendering crashed on a validation split). Other trainers keep AutoTrain's path.
+    """
 
     @functools.wraps(original)
     def process(config, tokenizer, train_data, valid_data):
-        from autotrain.trainers.clm.utils import apply_chat_template
-
-        if config.chat_template in ("chatml", "zephyr", "tokenizer"):
-            kwargs = {"fn_kwargs": {"tokenizer": tokenizer, "config": config}}
-            train_data = train_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
-            if valid_data is not None:
-                valid_data = valid_data.map(apply_chat_template, **kwargs).map(_end_at_eos, **kwargs)
-        if config.text_column == "messages":
-            # TRL >= 0.15 reads a `messages` column as a conversation, and drops it once rendered.
-            train_data = train_data.rename_column("messages", "autotrain_text")
-            if valid_data is not None:
-                valid_data = valid_data.rename_column("messages", "autotrain_text")
-            config.text_column = "autotrain_text"
-        return train_data, valid_data
-
-    return process
-
-
-def _end_at_eos(example, tokenizer, config):
-    """`...<|im_end|>\n` -> `...<|im_end|>`: TRL adds an EOS unless the text ends with one, and
-    templates that put a newline after each turn's end marker would train on two."""
-    text = example[config.text_column]
-    if isinstance(text, str):
-        example[config.text_column] = _ending_at_eos(text, tokenizer.eos_token)
-    return example
-
-
-def _ending_at_eos(text: str, eos: str | None) -> str:
-    return text.rstrip() if eos and text.rstrip().endswith(eos) else text
-
-
-def _answer_loss(original):
-    """`loss_on=answer`: every sample becomes a prompt/completion pair (`_answer_only`), for which
-    TRL's completion-only loss masks the prompt; `loss_on=all` keeps AutoTrain's whole-text path."""
-
-    @functools.wraps(original)
-    def process(config, tokenizer, train_data, valid_data):
-        if OPTIONS.loss_on != "answer":
+        if config.trainer != "sft":
             return original(config, tokenizer, train_data, valid_data)
-        split = functools.partial(_answer_only, tokenizer=tokenizer, config=config)
-        train_data = train_data.map(split, remove_columns=train_data.column_names)
+        from autotrain_runner.rendering import Renderer, generation_eos_ids
+
+        renderer = Renderer(tokenizer, OPTIONS.prompt_template(), OPTIONS.thinking, generation_eos_ids(config.model))
+        tokenize = functools.partial(
+            tokenized, renderer=renderer, column=config.text_column, answer_only=OPTIONS.loss_on == "answer"
+        )
+        train_data = train_data.map(tokenize, remove_columns=train_data.column_names)
         if valid_data is not None:
-            valid_data = valid_data.map(split, remove_columns=valid_data.column_names)
+            valid_data = valid_data.map(tokenize, remove_columns=valid_data.column_names)
         return train_data, valid_data
 
     return process
+
+
+def tokenized(example, renderer, column: str, answer_only: bool) -> dict[str, list[int]]:
+    """One stored sample (messages, or a text layout's rendered text) as TRL's processed columns."""
+    value = example[column]
+    try:
+        if not answer_only:
+            return {"input_ids": renderer.whole(value)}
+        sample = renderer.stored_sample(value)
+    except ValueError as exc:
+        raise ValueError(f"LOSS_ON={'answer' if answer_only else 'all'}: {exc}: {str(value)[:80]!r}") from None
+    mask = [0] * sample.answer_start + [1] * (len(sample.ids) - sample.answer_start)
+    return {"input_ids": sample.ids, "completion_mask": mask}
 
 
 def _recording_trainer(original):
@@ -209,47 +205,6 @@ def _write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> No
             segments.append({"loss": loss, "tokens": len(tokens), "text": text})
         record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
     write_json_atomic(path, {"loss_on": OPTIONS.loss_on, "sequences": record})
-
-
-def _answer_only(example, tokenizer, config) -> dict[str, str]:
-    """One sample as TRL's prompt/completion pair: the loss falls on the completion only.
-
-    Chat templates: the prompt is the conversation up to the final answer, rendered with the
-    generation prompt (role marker of the answer included), exactly as generation renders it;
-    the completion is the rest of the rendered conversation, up to and including the EOS.
-    Text templates: the text is cut after the last answer marker (`OPTIONS.answer_marker`), and
-    TRL appends the EOS to the completion.
-    """
-    value = example[config.text_column]
-    if config.chat_template in ("chatml", "zephyr", "tokenizer"):
-        messages = ast.literal_eval(value) if isinstance(value, str) else value
-        if not messages or messages[-1].get("role") != "assistant":
-            raise ValueError(f"LOSS_ON=answer: a sample does not end with an assistant answer: {str(value)[:80]!r}")
-        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-        whole = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        if not whole.startswith(prompt):
-            raise ValueError(
-                "LOSS_ON=answer: the chat template renders the prompt differently on its own than inside the "
-                f"conversation, so the answer cannot be told apart; set LOSS_ON=all ({prompt[-60:]!r})"
-            )
-        return {"prompt": prompt, "completion": _ending_at_eos(whole[len(prompt) :], tokenizer.eos_token)}
-    cut = answer_start(value, OPTIONS.answer_marker or "")
-    if cut is None:
-        raise ValueError(f"LOSS_ON=answer: a sample has no answer marker {OPTIONS.answer_marker!r}: {value[:80]!r}")
-    return {"prompt": value[:cut], "completion": value[cut:]}
-
-
-def answer_start(text: str, marker: str) -> int | None:
-    """Where the final answer of a rendered text begins: after the last answer marker and the
-    whitespace that follows it (`### 답변:\n` and `### 답변: ` alike); None without a marker."""
-    marker = marker.strip()
-    at = text.rfind(marker) if marker else -1
-    if at < 0:
-        return None
-    cut = at + len(marker)
-    while cut < len(text) and text[cut].isspace():
-        cut += 1
-    return cut
 
 
 def _callbacks(original):
@@ -287,18 +242,12 @@ FIXES = (
         _training_args,
     ),
     Fix(
-        "chat-data",
-        "chat rendering crashed on a validation split; trl 0.15 drops a text column named messages; one EOS a sample",
+        "render",
+        "TRL tokenizes a rendered prompt with the tokenizer's BOS on top of the template's; AutoTrain's chat "
+        "rendering crashed on a validation split: sft samples are the one renderer's ids (LOSS_ON as asked)",
         "autotrain.trainers.clm.utils",
         "process_data_with_chat_template",
-        _chat_data,
-    ),
-    Fix(
-        "answer-loss",
-        "AutoTrain trains on the whole text; LOSS_ON=answer gives TRL prompt/completion pairs (completion-only loss)",
-        "autotrain.trainers.clm.utils",
-        "process_data_with_chat_template",
-        _answer_loss,
+        _rendered_data,
     ),
     Fix(
         "loss-record",

@@ -33,6 +33,7 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
+from autotrain_runner.rendering import answer_start
 from autotrain_runner.training import command, engine
 
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
@@ -186,7 +187,7 @@ def _answer_found(value: Any, template, marker: str) -> bool:
             and isinstance(value[-1], dict)
             and value[-1].get("role") == "assistant"
         )
-    return isinstance(value, str) and engine.answer_start(value, marker) is not None
+    return isinstance(value, str) and answer_start(value, marker) is not None
 
 
 def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
@@ -446,7 +447,11 @@ def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Reda
         "argv": [redact(a) for a in argv],  # the equivalent `autotrain llm` command, for people who run it by hand
         "output_dir": config.project_name,
         # what evaluation and chat must render prompts with, to match training
-        "template": {**config.template.describe(), "chat_template": config.get("CHAT_TEMPLATE")},
+        "template": {
+            **config.template.describe(),
+            "chat_template": config.get("CHAT_TEMPLATE"),
+            "thinking": config.get("THINKING"),
+        },
         "versions": _versions(),
         "git": _git_revision(config.project_dir),
         "cuda": config.cuda,
