@@ -108,6 +108,21 @@ def test_thinking_is_rendered_the_same_in_training_and_generation(built, name):
     assert "enable_thinking" not in _renderer(built(name), "template").template_kwargs()
 
 
+def test_reasoning_in_the_data_is_dropped_with_thinking_off_and_trained_with_it_on(built):
+    """Qwen3 data with `reasoning_content`: off trains on the answer alone, with the prompt generation
+    sees; on trains on the reasoning as the template renders it, then the answer."""
+    thought = [CONVERSATION[0], {**CONVERSATION[1], "reasoning_content": "날씨를 떠올려 본다"}]
+    off, on = _renderer(built("qwen-3"), "off"), _renderer(built("qwen-3"), "on")
+    sample = off.sample(thought)
+    assert sample.ids[: sample.answer_start] == off.prompt_ids(CONVERSATION[:1])
+    assert "날씨를 떠올려" not in off.tokenizer.decode(sample.ids)
+    inline = [CONVERSATION[0], {"role": "assistant", "content": "<think>\n생각\n</think>\n\n맑고 따뜻해여~*"}]
+    assert off.sample(inline).ids == sample.ids
+    reasoned = on.sample(thought)
+    answer = on.tokenizer.decode(reasoned.ids[reasoned.answer_start :])
+    assert "날씨를 떠올려 본다" in answer and answer.index("</think>") < answer.index("맑고 따뜻해여~*")
+
+
 def test_a_template_that_moves_the_system_prompt_trains_on_the_inference_prompt(built):
     """Mistral v0.3 writes the system prompt only before a last user message: inside the whole
     conversation it is gone. The sample is the prompt inference sees, then the rendered answer."""

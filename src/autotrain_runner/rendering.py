@@ -108,8 +108,24 @@ class Renderer:
 
     # --- prompts
 
+    def conversation(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages as rendered: with THINKING=off, reasoning in the data (`reasoning_content`, a
+        leading `<think>...</think>` block of an answer) is dropped, as the model is not to think."""
+        if self.thinking != "off":
+            return list(messages)
+        kept = []
+        for message in messages:
+            if message.get("role") == "assistant":
+                message = {k: v for k, v in message.items() if k not in ("reasoning_content", "reasoning")}
+                content = message.get("content")
+                if isinstance(content, str) and content.lstrip().startswith("<think>") and "</think>" in content:
+                    message["content"] = content.split("</think>", 1)[1].lstrip()
+            kept.append(message)
+        return kept
+
     def prompt_text(self, messages: Sequence[dict[str, Any]]) -> str:
         """The prompt as text: the conversation so far, ending where the model's answer begins."""
+        messages = self.conversation(messages)
         if self.chat:
             return self.tokenizer.apply_chat_template(
                 list(messages), tokenize=False, add_generation_prompt=True, **self.template_kwargs()
@@ -132,7 +148,7 @@ class Renderer:
     def split(self, messages: Sequence[dict[str, Any]]) -> tuple[str, str]:
         """The prompt and the final answer as the whole conversation renders them; the answer ends
         at its end markers (whitespace after them dropped) or, in a text layout, at its last character."""
-        messages = list(messages)
+        messages = self.conversation(messages)
         if not messages or messages[-1].get("role") != "assistant":
             raise RenderError("the conversation does not end with an assistant answer")
         prompt = self.prompt_text(messages[:-1])
@@ -177,7 +193,7 @@ class Renderer:
     def whole(self, value: str | list[dict[str, Any]]) -> list[int]:
         """LOSS_ON=all: the whole conversation's ids (a stored sample: messages, or rendered text)."""
         if self.chat:
-            messages = as_messages(value)
+            messages = self.conversation(as_messages(value))
             text = self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=False, **self.template_kwargs()
             )
