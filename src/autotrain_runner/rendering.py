@@ -283,8 +283,8 @@ def chat_stop_strings(tokenizer, kwargs: dict[str, Any] | None = None, end_ids: 
     if specials:
         return tuple(sorted(specials, key=between.index))
     rest = between
-    for end in [tokenizer.eos_token, *ends]:
-        rest = rest.replace(end or "", "\n") if end else rest
+    for end in filter(None, [tokenizer.eos_token, *ends]):
+        rest = rest.replace(end, "\n")
     first = next((line.strip() for line in rest.splitlines() if line.strip()), "")
     return (first,) if first else ()
 

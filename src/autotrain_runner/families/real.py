@@ -73,7 +73,14 @@ class RealTemplate:
 
 
 def load_all(folder: Path = TEMPLATES_DIR, only: list[str] | None = None) -> list[RealTemplate]:
+    from autotrain_runner.errors import ConfigError
+
     specs = [RealTemplate.load(p) for p in sorted(Path(folder).glob("*.json"))]
+    if not specs:
+        raise ConfigError(f"{folder}: no templates; they are in a checkout of the repository, tests/fixtures/templates")
+    unknown = sorted(set(only or ()) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(f"unknown family {', '.join(unknown)}; known: {', '.join(s.name for s in specs)}")
     return [s for s in specs if not only or s.name in only]
 
 
@@ -183,13 +190,15 @@ def conformance(spec: RealTemplate, folder: Path) -> Conformance:
     generation path (the HF backend's encoding of the rendered prompt), serve's prompt count and
     the held-out loss's ids, compared as ids."""
     from autotrain_runner.config.templates import NAMED
-    from autotrain_runner.generation.generate import HFBackend
+    from autotrain_runner.generation.generate import HFBackend, TokenizerSide
     from autotrain_runner.rendering import Renderer, generation_eos_ids
     from autotrain_runner.training.engine import tokenized
 
     result = Conformance(spec)
     backend = HFBackend(str(folder))
     backend.attach(NAMED["tokenizer"], "off")
+    side = TokenizerSide(str(folder))  # what the vLLM engine renders and counts with (it sends ids)
+    side.attach(NAMED["tokenizer"], "off")
     tokenizer = backend.tokenizer
     trained = Renderer(tokenizer, NAMED["tokenizer"], "off", generation_eos_ids(folder))  # as the engine builds it
     result.end_markers = backend.renderer.end_markers()
@@ -202,7 +211,8 @@ def conformance(spec: RealTemplate, folder: Path) -> Conformance:
         prompt = backend.renderer.prompt_text(messages[:-1])
         generation_ids = backend.encode(prompt)
         held_out = backend.answer_ids(messages[:-1], messages[-1]["content"])
-        same_ids &= ids[:start] == generation_ids and held_out == (ids, start)
+        same_ids &= ids[:start] == generation_ids == side.encode(side.renderer.prompt_text(messages[:-1]))
+        same_ids &= held_out == (ids, start)
         if tokenizer.bos_token_id is not None:
             one_bos &= ids[:2] != [tokenizer.bos_token_id] * 2
         answer = tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
@@ -213,7 +223,7 @@ def conformance(spec: RealTemplate, folder: Path) -> Conformance:
             same_ids &= generation_ids[: len(prefix)] == prefix
     result.checks = {
         "one BOS": one_bos,
-        "same prompt ids (train, generate, held-out loss)": same_ids,
+        "same prompt ids (train, HF and vLLM generation, held-out loss)": same_ids,
         "loss on the answer and its end only": answer_only,
         "answer ends with an end id that stops generation": ended,
         "stop strings never cut an answer": stops,
@@ -303,8 +313,14 @@ def pipeline(spec: RealTemplate, workdir: Path, env: dict[str, str] | None = Non
             for line in path.read_text(encoding="utf-8").splitlines()
         ]
         asked = [r for r in trained if all(m["role"] != "system" for m in r["messages"])][:2]
-        result.checks["chat: two turns, answered and ended"] = _chat_ok(project, asked, env)
-        result.checks["serve: the answer, ended, no marker"] = _serve_ok(project, asked[0], env)
+        for check, (ok, said) in (
+            ("chat: two turns, answered and ended", _chat(project, asked, env)),
+            ("serve: answered and ended, no marker", _serve(project, asked[0], env)),
+        ):
+            result.checks[check] = ok
+            result.figures[check.split(":")[0]] = said
+            if not ok:
+                result.problems.append(f"{check.split(':')[0]}: {said[:200]}")
     except Exception as exc:  # one family's failure must not stop the others
         result.problems.append(f"{type(exc).__name__}: {str(exc).strip()[:200]}")
     finally:
@@ -336,8 +352,9 @@ def _loss_checks(run_dir: Path, model: Path, answers: list[str]) -> dict[str, bo
     }
 
 
-def _chat_ok(project: Path, asked: list[dict[str, Any]], env: dict[str, str]) -> bool:
-    """Two turns; the first, a memorised question, gets its memorised answer."""
+def _chat(project: Path, asked: list[dict[str, Any]], env: dict[str, str]) -> tuple[bool, str]:
+    """Two turns of memorised questions: both answered, with no warning (no marker, no loop, ended).
+    What it said comes back too (the first answer is the memorised one when it says `exact`)."""
     import subprocess
     import sys
 
@@ -351,11 +368,16 @@ def _chat_ok(project: Path, asked: list[dict[str, Any]], env: dict[str, str]) ->
         timeout=600,
         check=False,
     )
-    first = done.stdout.split("bot> ")[1].splitlines()[0].strip() if "bot> " in done.stdout else ""
-    return done.returncode == 0 and done.stdout.count("bot> ") == 2 and first == asked[0]["reference"].strip()
+    if done.returncode != 0 or done.stdout.count("bot> ") != 2:
+        return False, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-200:]}"
+    first = done.stdout.split("bot> ")[1].splitlines()[0].strip()
+    exact = "exact" if first == asked[0]["reference"].strip() else f"first answer {first!r}"
+    warned = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
+    return not warned, "; ".join([exact, *warned])
 
 
-def _serve_ok(project: Path, asked: dict[str, Any], env: dict[str, str]) -> bool:
+def _serve(project: Path, asked: dict[str, Any], env: dict[str, str]) -> tuple[bool, str]:
+    """One request for a memorised question over HTTP: answered, ended (`stop`), no template marker."""
     import os
     import re
     import signal
@@ -381,7 +403,7 @@ def _serve_ok(project: Path, asked: dict[str, Any], env: dict[str, str]) -> bool
                 match = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", out.read())
                 time.sleep(0.2)
             if match is None:
-                return False
+                return False, "no serving line"
             body = json.dumps({"messages": asked["messages"], "max_tokens": 24}).encode()
             request = urllib.request.Request(
                 f"http://127.0.0.1:{match[1]}/v1/chat/completions",
@@ -394,11 +416,10 @@ def _serve_ok(project: Path, asked: dict[str, Any], env: dict[str, str]) -> bool
             os.killpg(child.pid, signal.SIGTERM)
             child.wait(timeout=30)
     choice = answer["choices"][0]
-    return (
-        choice["finish_reason"] == "stop"
-        and choice["message"]["content"].strip() == asked["reference"].strip()
-        and not answer["x_atr"]["leaked"]
-    )
+    text = choice["message"]["content"].strip()
+    exact = "exact" if text == asked["reference"].strip() else f"answer {text!r}"
+    ok = choice["finish_reason"] == "stop" and bool(text) and not answer["x_atr"]["leaked"]
+    return ok, f"{exact}; finish_reason {choice['finish_reason']}; leaked {answer['x_atr']['leaked']}"
 
 
 TABLE_HEADER = (
@@ -412,7 +433,11 @@ def table_row(spec: RealTemplate, conform: Conformance, run: Pipeline | None) ->
     if run is None:
         piped = "not run"
     elif run.ok:
-        piped = f"ok (train split chrF {run.figures.get('chrf')}, eos_rate {run.figures.get('eos_rate')})"
+        exact = [k for k in ("chat", "serve") if str(run.figures.get(k, "")).startswith("exact")]
+        piped = (
+            f"ok (train split chrF {run.figures.get('chrf')}, eos_rate {run.figures.get('eos_rate')}; "
+            f"memorised answer exact in {' and '.join(exact) or 'neither'} of chat, serve)"
+        )
     else:
         failed = [k for k, v in run.checks.items() if not v] + run.problems
         piped = "failed: " + "; ".join(failed)
