@@ -436,7 +436,7 @@ def table_row(spec: RealTemplate, conform: Conformance, run: Pipeline | None) ->
         exact = [k for k in ("chat", "serve") if str(run.figures.get(k, "")).startswith("exact")]
         piped = (
             f"ok (train split chrF {run.figures.get('chrf')}, eos_rate {run.figures.get('eos_rate')}; "
-            f"memorised answer exact in {' and '.join(exact) or 'neither'} of chat, serve)"
+            f"memorised answer exact in {' and '.join(exact) or 'neither chat nor serve'})"
         )
     else:
         failed = [k for k, v in run.checks.items() if not v] + run.problems
