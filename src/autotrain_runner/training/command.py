@@ -97,21 +97,12 @@ def _loss_on(config: Config) -> str:
     return config.get("LOSS_ON") or "answer"
 
 
-THINKING_MEANS = {
-    "off": "enable_thinking=False: a thinking template's empty think block is in every prompt",
-    "on": "enable_thinking=True: the answer carries the thinking",
-    "template": "the template's own default",
-}
-
-
 def describe_prompts(config: Config) -> str:
     """How prompts are rendered, the same for training, eval, chat and serve (`rendering.Renderer`)."""
     template = config.template
-    how = "the model's chat template" if template.kind == "chat" else "its text layout"
-    thinking = config.get("THINKING")
+    how = "the model's chat template" if template.kind == "chat" else "a text layout"
     return (
-        f"{template.name} ({how}); THINKING={thinking} ({THINKING_MEANS[thinking]}); one BOS (the tokenizer's, "
-        "unless the template writes it); answers end at the template's end markers or EOS"
+        f"{template.name} ({how}); THINKING={config.get('THINKING')}; one BOS; answers end at the template's end or EOS"
     )
 
 
