@@ -53,6 +53,8 @@ def test_a_chat_template_stops_at_its_next_turn_marker(backend):
     """The tiny model's template writes `</s>\\n<|user|>\\n` between an answer and the next turn:
     EOS stops by id, `<|user|>` by string; a text layout keeps its own markers."""
     assert chat_stop_strings(backend.tokenizer) == ("<|user|>",)
-    assert backend.stop_strings(templates.NAMED["tokenizer"]) == ("<|user|>",)
-    assert backend.stop_strings(templates.NAMED["instruct-ko"]) == ("### 질문:",)
+    backend.attach(templates.NAMED["tokenizer"])
+    assert backend.stop_strings() == ("<|user|>",)
+    backend.attach(templates.NAMED["instruct-ko"])
+    assert backend.stop_strings() == ("### 질문:",)
     assert backend.eos_ids == [backend.tokenizer.eos_token_id]

@@ -89,11 +89,9 @@ class TokenizerSide:
         self.generation_eos = [i for i in dict.fromkeys([*self.generation_eos, *configured]) if i is not None]
         self.attach(self.renderer.template, self.renderer.thinking)
 
-    def stop_strings(self, template=None) -> tuple[str, ...]:
-        """Where an answer ends besides its end ids: a text layout's own stop markers, or what a chat
-        template writes to open the next turn."""
-        if template is not None and template != self.renderer.template:
-            self.attach(template, self.renderer.thinking)
+    def stop_strings(self) -> tuple[str, ...]:
+        """Where an answer ends besides its end ids, for the attached template: a text layout's own
+        stop markers, or what a chat template writes to open the next turn."""
         return self.renderer.stop_strings()
 
     def encode(self, prompt: str) -> list[int]:
