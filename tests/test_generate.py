@@ -58,3 +58,25 @@ def test_a_chat_template_stops_at_its_next_turn_marker(backend):
     backend.attach(templates.NAMED["instruct-ko"])
     assert backend.stop_strings() == ("### 질문:",)
     assert backend.eos_ids == [backend.tokenizer.eos_token_id]
+
+
+def test_stop_strings_are_prepared_once_per_backend_not_once_per_batch(backend, monkeypatch):
+    """transformers rebuilds `StopStringCriteria` (a scan of the whole vocabulary) on every `generate`
+    given `stop_strings`; with a 128k vocabulary that was 7 s a batch. The backend builds it once."""
+    from transformers import StopStringCriteria
+
+    built = []
+    original = StopStringCriteria.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(args)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StopStringCriteria, "__init__", counting)
+    backend.__dict__.pop("_stop_criteria_cache", None)
+    settings = Settings(max_new_tokens=4)
+    for _ in range(3):
+        backend._generate_batch(["안녕하세여", "오늘 어때?"], settings, ("<|user|>",))
+    backend._generate_batch(["안녕하세여"], settings, ("### 질문:",))
+    backend._generate_batch(["안녕하세여"], settings, ())
+    assert len(built) == 2  # one per distinct set of stop strings
