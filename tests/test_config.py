@@ -163,11 +163,22 @@ def test_int4_without_cuda_is_a_note_and_cpu_keeps_it(legacy_project):
     shown = atr("check", str(legacy_project), "--cpu")
     assert shown.code == 0, shown.text
     assert "project.env:17: USE_INT4: int4 without CUDA: bitsandbytes quantizes on the CPU" in shown.out
-    assert "engine:   autotrain-advanced 0.8.36 + fixes [from-pretrained, sft-config" in shown.out
+    assert "engine:   autotrain-advanced 0.8.36 + fixes [from-pretrained, qlora-dtype, sft-config" in shown.out
     assert "loss on:  answer (prompt and role markers masked up to the template's answer marker" in shown.out
     cpu = atr("command", str(legacy_project), "--cpu")
     assert "--quantization int4" in cpu.out
     assert "lacks those fixes" in cpu.err
+
+
+def test_cuda_only_kernels_are_refused_where_they_cannot_run(legacy_project):
+    """LIGER_KERNEL and USE_FLASH_ATTENTION_2 are Triton/CUDA kernels: without CUDA, exit 2 naming the key."""
+    for key in ("LIGER_KERNEL", "USE_FLASH_ATTENTION_2"):
+        shown = atr("check", str(legacy_project), "--cpu", "--set", f"{key}=true")
+        assert shown.code == 2, shown.text
+        assert f"{key}: {key}=true needs a CUDA GPU (none here)" in shown.err + shown.out
+        assert "Traceback" not in shown.text
+    shown = atr("check", str(legacy_project), "--cpu")
+    assert "weights:  int4 base, fp32 compute and other layers" in shown.out
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ same call through the fix working. Nothing is patched globally: the fix wraps th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +49,52 @@ def test_from_pretrained_takes_flash_attention_flag_and_loads_fp32(tiny_model, t
     fixed = _fix("from-pretrained").wrap(AutoModelForCausalLM)
     assert fixed.from_pretrained(bf16, use_flash_attention_2=False).dtype == torch.float32
     assert fixed.from_pretrained(bf16, dtype=torch.bfloat16).dtype == torch.bfloat16  # an explicit dtype wins
+    saved = engine.OPTIONS.base_dtype
+    try:  # a LoRA run under bf16 on CUDA: the frozen base in bf16, from a checkpoint saved in fp32
+        engine.OPTIONS.base_dtype = "bfloat16"
+        assert fixed.from_pretrained(tiny_model).dtype == torch.bfloat16
+    finally:
+        engine.OPTIONS.base_dtype = saved
+
+
+def test_the_base_dtype_follows_mixed_precision_for_lora_only():
+    from autotrain_runner.training.precision import base_dtype, describe
+
+    assert base_dtype("bf16", peft=True, cuda=True, cpu_bf16=False) == "bfloat16"
+    assert base_dtype("fp16", peft=True, cuda=True, cpu_bf16=False) == "float16"
+    assert base_dtype("none", peft=True, cuda=True, cpu_bf16=False) == "float32"
+    assert base_dtype("bf16", peft=False, cuda=True, cpu_bf16=False) == "float32"  # full fine-tuning: fp32 masters
+    # no CUDA: bf16 only where the CPU multiplies it natively; fp16 never
+    assert base_dtype("bf16", peft=True, cuda=False, cpu_bf16=True) == "bfloat16"
+    assert base_dtype("bf16", peft=True, cuda=False, cpu_bf16=False) == "float32"
+    assert base_dtype("fp16", peft=True, cuda=False, cpu_bf16=True) == "float32"
+    assert describe("bf16", True, "none", cuda=True, cpu_bf16=False) == "bf16 base, LoRA fp32, autocast bf16"
+    assert describe("bf16", True, "int4", cuda=True, cpu_bf16=False) == (
+        "int4 base, bf16 compute and other layers, LoRA bf16 (TRL's QLoRA rule), autocast bf16"
+    )
+    assert describe("bf16", True, "none", cuda=False, cpu_bf16=False).endswith(
+        "(no CUDA; bf16 is emulated on this CPU)"
+    )
+
+
+def test_qlora_computes_in_the_runs_dtype_not_autotrains_fp16(tmp_path):
+    """AutoTrain's get_model builds BitsAndBytesConfig(bnb_4bit_compute_dtype=torch.float16) always."""
+    import torch
+    from autotrain.trainers.clm import utils
+    from transformers import BitsAndBytesConfig
+
+    asked = dict(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16)
+    assert BitsAndBytesConfig(**asked).bnb_4bit_compute_dtype == torch.float16  # what AutoTrain asks for
+    assert "bnb_4bit_compute_dtype=torch.float16" in Path(utils.__file__).read_text()
+    fixed = _fix("qlora-dtype").wrap(BitsAndBytesConfig)
+    saved = engine.OPTIONS.base_dtype
+    try:
+        for dtype in ("bfloat16", "float32"):
+            engine.OPTIONS.base_dtype = dtype
+            assert fixed(**asked).bnb_4bit_compute_dtype == getattr(torch, dtype)
+        assert fixed(load_in_8bit=True).load_in_8bit  # int8 is left as asked
+    finally:
+        engine.OPTIONS.base_dtype = saved
 
 
 def test_max_seq_length_becomes_max_length(tmp_path):

@@ -75,6 +75,7 @@ def test_dry_run_plan_and_card_without_network_or_token(project, tiny_model):
     )
     assert "| epochs | 1 | AutoTrain default |" in card and "| scheduler | linear | AutoTrain default |" in card
     assert "Loss on: answer (prompt and role markers masked up to the template's answer marker;" in card
+    assert "Weights: fp32 base, LoRA fp32, autocast none." in card  # the dtypes it trained in
     assert f"A LoRA adapter for `{tiny_model.name}`" in card and str(tiny_model) not in card, "no local paths"
     assert "### 질문:\n{question}\n\n### 답변:\n" in card, "the layout it was trained with"
     assert "Cut the answer at `### 질문:`" in card

@@ -54,8 +54,14 @@ def test_train_end_to_end_with_canary_token(tmp_path, tiny_project):
     assert record["versions"]["autotrain-advanced"] == "0.8.36"
     assert record["versions"]["torch"].startswith("2.13.0")
     assert record["versions"]["transformers"] == "5.19.0" and record["versions"]["trl"] == "1.16.0"
-    assert record["engine"].startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, sft-config")
+    assert record["engine"].startswith("autotrain-advanced 0.8.36 + fixes [from-pretrained, qlora-dtype, sft-config")
     assert record["engine"] in result.out
+    assert record["weights"] == "fp32 base, LoRA fp32, autocast none"  # no MIXED_PRECISION: fp32, as before
+    # what the run cost, from the trainer's own callback (`measure.StepClock`)
+    metrics = json.loads((run_dir / "train_metrics.json").read_text())
+    assert metrics["steps"] >= 1 and metrics["tokens"] > 0 and metrics["peak_memory"] == "peak RSS"
+    assert metrics["tokens_per_s"] == pytest.approx(metrics["tokens"] / metrics["train_s"], rel=0.01)
+    assert 0.1 < metrics["peak_memory_gb"] < 20 and metrics["last_loss"] > 0
     assert record["argv"][:3] == ["autotrain", "llm", "--train"]  # the equivalent command, for people
     assert json.loads((run_dir / "params.json").read_text())["project_name"] == "tiny-test"
     token_row = next(row for row in record["config"] if row["key"] == "HF_TOKEN")
@@ -258,6 +264,8 @@ def test_seed_env_file_trains_in_int4_on_cpu_and_evaluates_in_4_bits(legacy_proj
     record = json.loads((legacy_project / "runs/q/run.json").read_text())
     assert record["status"] == "succeeded"
     assert (record["params"]["quantization"], record["params"]["mixed_precision"]) == ("int4", "fp16")
+    # without CUDA the int4 layers compute in fp32 (AutoTrain asked for fp16 whatever the machine)
+    assert record["weights"].startswith("int4 base, fp32 compute and other layers, LoRA bf16")
 
     write(legacy_project / "prompts.txt", "오늘 날씨 어때?\n저녁 뭐 먹지?\n")
     evaluated = atr("eval", str(legacy_project), "--run", "q", "--prompts", str(legacy_project / "prompts.txt"))

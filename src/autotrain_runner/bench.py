@@ -353,6 +353,7 @@ def bench_memory(
         lora_r=lora_r,
         lora_dropout=0.05,
         targets=memory.LLAMA_LINEARS,
+        fused_lm_head=False,  # the step above is a plain forward with labels: the whole logits
     )
     estimate = memory.estimate_training(shape, settings, device="cpu")
     measured = params + state + peak

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from autotrain_runner.cli import show
-from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED
+from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError
 
 EXIT_INTERRUPTED = 130
 
@@ -213,6 +213,25 @@ def bench_memory(args: argparse.Namespace, out: Console) -> int:
     )
 
 
+def bench_train(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench_train as bench
+
+    try:
+        settings = bench.settings(
+            args.shape,
+            args.configs,
+            args.tools,
+            args.steps,
+            args.batch_size,
+            args.block_size,
+            args.lora_r,
+            args.deadline,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return _print_json(bench.run(settings, args.generate, args.out, echo=_to_stderr))
+
+
 def bench_families(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.families import harness, real
 
@@ -255,6 +274,7 @@ BENCHMARKS: dict[str, Handler] = {
     "data": bench_data,
     "generate": bench_generate,
     "memory": bench_memory,
+    "train": bench_train,
     "families": bench_families,
     "sweep-eval": bench_sweep_eval,
     "loss-on": bench_loss_on,

@@ -124,6 +124,27 @@ def _parser() -> argparse.ArgumentParser:
     bench_mem.add_argument("--block-size", type=int, default=128)
     bench_mem.add_argument("--lora-r", type=int, default=16)
     bench_mem.add_argument("--gradient-checkpointing", action="store_true")
+    bench_tr = bench_sub.add_parser(
+        "train", help="atr train vs plain TRL: tokens/s, s/step, peak memory, loss and the preflight's estimate"
+    )
+    bench_tr.add_argument(
+        "--shape",
+        default="tiny",
+        help="tiny, smollm2 (the bundled model), llama-3.1-8b, qwen3-8b, eeve-10.8b, smollm2-135m",
+    )
+    bench_tr.add_argument("--configs", default="fp32,int4", help="comma-separated: fp32, bf16, fp16, int4, liger")
+    bench_tr.add_argument(
+        "--tools", default="atr,trl", help="comma-separated: atr, trl, llamafactory (its own venv, installed once)"
+    )
+    bench_tr.add_argument("--steps", type=int, default=8, help="optimizer steps the data fills (default 8)")
+    bench_tr.add_argument("--batch-size", type=int, default=2)
+    bench_tr.add_argument("--block-size", type=int, default=256)
+    bench_tr.add_argument("--lora-r", type=int, default=16)
+    bench_tr.add_argument(
+        "--generate", type=int, default=0, metavar="N", help="also N prompts of HF batched generation"
+    )
+    bench_tr.add_argument("--deadline", type=float, metavar="S", help="skip the rows not started S seconds in")
+    bench_tr.add_argument("--out", type=Path, help="write the JSON here too, after every row")
     bench_fam = bench_sub.add_parser(
         "families", help="train and evaluate a tiny random model of each LLM family; a Markdown table"
     )

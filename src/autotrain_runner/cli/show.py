@@ -52,6 +52,7 @@ def check_report(config: Config, out: Console) -> None:
         f"device:   {'CUDA' if config.cuda else 'CPU only (no CUDA device)'}; "
         f"quantization in effect: {config.quantization}"
     )
+    say(f"weights:  {command.describe_weights(config)}")
     table = Table("key", "value", "source", box=None, pad_edge=False)
     for key, value, source in config.resolved_table():
         table.add_row(Text(key), Text(redact(value)), Text(redact(source)))

@@ -7,6 +7,8 @@ They read the typed `Config`; each finding is a `Problem` at the line that can f
 
 from __future__ import annotations
 
+import importlib.util
+
 from autotrain_runner.config.dataset_dir import dataset_dir_problems
 from autotrain_runner.config.files import local_env_file
 from autotrain_runner.config.records import Config
@@ -48,6 +50,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
                 f"{get('MIXED_PRECISION')} needs CUDA; without it training runs in fp32",
             )
         )
+    problems.extend(_kernel_problems(config))
     needs_hub = config.push or get("BACKEND") != "local"
     if needs_hub:
         reason = "PUSH_TO_HUB=true" if config.push else f"BACKEND={get('BACKEND')}"
@@ -113,6 +116,29 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
         )
     if "DATA_BUILDER" in config.values:  # `atr data` replaces DATASET_DIR: never a folder it did not make
         problems.extend(dataset_dir_problems(config))
+
+
+# Keys whose kernels exist only on CUDA, with the module that provides them and its PyPI package.
+_CUDA_KERNELS = (
+    ("LIGER_KERNEL", "liger_kernel", "liger-kernel"),
+    ("USE_FLASH_ATTENTION_2", "flash_attn", "flash-attn"),
+)
+
+
+def _kernel_problems(config: Config) -> list[Problem]:
+    """Triton/CUDA kernels refused where they cannot run, rather than failing inside the trainer."""
+    problems = []
+    for key, module, package in _CUDA_KERNELS:
+        if not config.get(key):
+            continue
+        if not config.cuda:
+            why = f"{key}=true needs a CUDA GPU (none here): its kernels do not run on a CPU"
+        elif importlib.util.find_spec(module) is None:
+            why = f"{key}=true needs the {package} package: .venv/bin/pip install {package}"
+        else:
+            continue
+        problems.append(Problem("error", str(config.source(key)), key, why))
+    return problems
 
 
 def _login_token() -> bool:

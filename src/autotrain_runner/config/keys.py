@@ -185,6 +185,13 @@ _RUNNER_KEYS = [
         choices=("off", "on", "template"),
     ),
     Key(
+        "LIGER_KERNEL",
+        "bool",
+        "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) through TRL's use_liger_kernel: CUDA and the "
+        "liger-kernel package only",
+        default=False,
+    ),
+    Key(
         "TRUST_REMOTE_CODE",
         "bool",
         "Allow the model's own Python code (trust_remote_code)",

@@ -32,8 +32,15 @@ from autotrain_runner import layout
 from autotrain_runner.families.catalog import FAMILIES, SENTENCES, TINY_SIZES, Family, chat_rows
 
 
-def build(name: str, folder: Path) -> Path:
-    """The tiny model and tokenizer of family `name`, saved into `folder`."""
+def build(
+    name: str, folder: Path, sizes: dict[str, Any] | None = None, dtype: str | None = None, device: str = "cpu"
+) -> Path:
+    """The tiny model and tokenizer of family `name`, saved into `folder`.
+
+    `sizes` replaces the tiny sizes with a real model's (`atr bench train --shape`): the weights are
+    random, initialised on `device` in `dtype`, and the tokenizer's vocabulary is padded with unused
+    entries up to the shape's `vocab_size`, so the embeddings and logits have the real size (AutoTrain
+    resizes the embeddings to the tokenizer's length)."""
     import torch
     import transformers
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -57,6 +64,8 @@ def build(name: str, folder: Path) -> Path:
     bpe.train_from_iterator(corpus * 4, trainer=trainer)
     if family.added:
         bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in family.added])
+    if sizes and sizes.get("vocab_size"):
+        bpe = _padded_vocabulary(bpe, int(sizes["vocab_size"]))
     extra = [t for t in specials if t not in named]
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
@@ -64,7 +73,7 @@ def build(name: str, folder: Path) -> Path:
         eos_token=family.eos,
         pad_token=family.pad,
         additional_special_tokens=extra,
-        model_max_length=2048,
+        model_max_length=2048 if not sizes else int(sizes.get("max_position_embeddings", 8192)),
         chat_template=family.chat_template,
     )
     fields: dict[str, Any] = {
@@ -74,17 +83,38 @@ def build(name: str, folder: Path) -> Path:
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
         **family.config,
+        **(sizes or {}),
     }
     if family.config_class == "Gemma4TextConfig":
         fields["vocab_size_per_layer_input"] = len(tokenizer)
     config = getattr(transformers, family.config_class)(**fields)
     torch.manual_seed(0)
-    model = getattr(transformers, family.model_class)(config)
+    default = torch.get_default_dtype()
+    try:
+        if dtype:
+            torch.set_default_dtype(getattr(torch, dtype))
+        with torch.device(device):
+            model = getattr(transformers, family.model_class)(config)
+    finally:
+        torch.set_default_dtype(default)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def _padded_vocabulary(bpe, size: int):
+    """The same tokenizer with unused vocabulary entries up to `size` ids (never produced by its merges)."""
+    from tokenizers import Tokenizer
+
+    data = json.loads(bpe.to_str())
+    vocab = data["model"]["vocab"]
+    taken = set(vocab.values()) | {t["id"] for t in data.get("added_tokens", [])}
+    for new_id in range(size):
+        if new_id not in taken:
+            vocab[f"<|unused_{new_id}|>"] = new_id
+    return Tokenizer.from_str(json.dumps(data))
 
 
 # --- the check: a tiny chat project per family through the real atr data, train and eval

@@ -107,6 +107,7 @@ def model_card(
         data=_data(config, record),
         hyperparameters=_hyperparameters(params),
         loss_on=record.loss_on or None,
+        weights=record.weights or None,
         train_loss=None if record.train_loss is None else f"{record.train_loss:.4f}",
         duration="?" if record.duration_s is None else record.duration_s,
         versions=[f"{k} {v}" for k, v in versions.items() if v],

@@ -110,6 +110,7 @@ class RunRecord(_Record):
     notes: list[Any] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # the staged dataset: source, sha256, valid
     loss_on: str | None = None
+    weights: str | None = None  # the dtypes it trained in (`precision.describe`)
     pid: int | None = None
     duration_s: float | None = None
     train_loss: float | None = None

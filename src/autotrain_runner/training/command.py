@@ -88,13 +88,26 @@ def shell_line(argv: list[str]) -> str:
 
 def engine_options(config: Config) -> dict[str, Any]:
     """What the trainer is asked beyond AutoTrain's fields (`engine.Options`)."""
-    return {"loss_on": _loss_on(config), "template": config.template.describe(), "thinking": config.get("THINKING")}
+    options = {"loss_on": _loss_on(config), "template": config.template.describe(), "thinking": config.get("THINKING")}
+    if config.get("LIGER_KERNEL"):  # only when on: a sweep's identity (which includes these) is unchanged otherwise
+        options["liger_kernel"] = True
+    return options
 
 
 def _loss_on(config: Config) -> str:
     if config.get("TRAINER") not in ("sft", None):
         return "all"
     return config.get("LOSS_ON") or "answer"
+
+
+def describe_weights(config: Config) -> str:
+    """The dtypes the run trains in on this machine (`precision.describe`): check, run.json, the card."""
+    from autotrain_runner import hardware
+    from autotrain_runner.training import precision
+
+    return precision.describe(
+        config.get("MIXED_PRECISION"), bool(config.get("PEFT")), config.quantization, config.cuda, hardware.cpu_bf16()
+    )
 
 
 def describe_prompts(config: Config) -> str:

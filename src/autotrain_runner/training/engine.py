@@ -42,6 +42,8 @@ class Options:
     loss_on: str = "all"  # "answer": loss on the final answer and its end (completion mask); "all": the whole text
     template: dict[str, Any] | None = None  # the run's PromptTemplate, described (`PromptTemplate.describe`)
     thinking: str = "off"  # THINKING: how thinking templates are rendered
+    base_dtype: str = "float32"  # the frozen base's dtype, set by `run` from the params (`precision.base_dtype`)
+    liger_kernel: bool = False  # LIGER_KERNEL: TRL's use_liger_kernel (its layer kernels; TRL keeps its own LM head)
 
     def prompt_template(self):
         from autotrain_runner.config.templates import NAMED, PromptTemplate
@@ -62,11 +64,11 @@ class Fix:
 
 
 def _from_pretrained(original):
-    """`use_flash_attention_2=x` -> `attn_implementation="flash_attention_2"` or nothing; fp32 weights.
+    """`use_flash_attention_2=x` -> `attn_implementation="flash_attention_2"` or nothing; the base's dtype.
 
-    transformers 5 loads in the checkpoint's dtype (bf16 for most models) where 4.48 loaded fp32;
-    AutoTrain's precision handling and the memory preflight are written for fp32 weights with
-    autocast on top, so that is what it gets unless it asks for a dtype itself.
+    transformers 5 loads in the checkpoint's dtype (bf16 for most models) where 4.48 loaded fp32, and
+    AutoTrain asks for none. The base loads in the run's dtype (`precision.base_dtype`): 16-bit for a
+    LoRA run under bf16/fp16 on CUDA, fp32 otherwise, unless the caller asks for a dtype itself.
     """
 
     class Loader:
@@ -77,13 +79,28 @@ def _from_pretrained(original):
             if "dtype" not in kwargs and "torch_dtype" not in kwargs:
                 import torch
 
-                kwargs["dtype"] = torch.float32
+                kwargs["dtype"] = getattr(torch, OPTIONS.base_dtype)
             return original.from_pretrained(*args, **kwargs)
 
         def __getattr__(self, name):  # pragma: no cover - anything else AutoTrain may use
             return getattr(original, name)
 
     return Loader()
+
+
+def _quantization_config(original):
+    """QLoRA's int4 matmuls in the run's dtype: AutoTrain hard-codes `bnb_4bit_compute_dtype=float16`,
+    so a bf16 run computed its int4 layers in fp16 (and a CPU run in emulated fp16)."""
+
+    @functools.wraps(original, updated=())
+    def make(**kwargs):
+        if kwargs.get("load_in_4bit"):
+            import torch
+
+            kwargs["bnb_4bit_compute_dtype"] = getattr(torch, OPTIONS.base_dtype)
+        return original(**kwargs)
+
+    return make
 
 
 def _sft_config(original):
@@ -102,6 +119,8 @@ def _sft_config(original):
             kwargs.setdefault("packing_strategy", "bfd_split")
         # the samples arrive as ids with a completion mask (`render`): the mask applies with LOSS_ON=answer
         kwargs.setdefault("completion_only_loss", OPTIONS.loss_on == "answer")
+        if OPTIONS.liger_kernel:
+            kwargs["use_liger_kernel"] = True
         return original(**kwargs)
 
     return make
@@ -219,13 +238,33 @@ def _callbacks(original):
     return callbacks
 
 
+def _measured(original):
+    """Add `measure.StepClock`: steps, seconds, tokens and peak memory in the run folder's `train_metrics.json`."""
+
+    @functools.wraps(original)
+    def callbacks(config):
+        from autotrain_runner.training.measure import StepClock
+
+        return [*original(config), StepClock()]
+
+    return callbacks
+
+
 FIXES = (
     Fix(
         "from-pretrained",
-        "transformers 4.53 removed from_pretrained(use_flash_attention_2=...); 5.0 loads in the checkpoint's dtype",
+        "transformers 4.53 removed from_pretrained(use_flash_attention_2=...); the base loads in the run's dtype "
+        "(16-bit for LoRA under bf16/fp16), not the checkpoint's",
         "autotrain.trainers.clm.utils",
         "AutoModelForCausalLM",
         _from_pretrained,
+    ),
+    Fix(
+        "qlora-dtype",
+        "AutoTrain computes int4 layers in fp16 whatever MIXED_PRECISION says: they compute in the run's dtype",
+        "autotrain.trainers.clm.utils",
+        "BitsAndBytesConfig",
+        _quantization_config,
     ),
     Fix(
         "sft-config",
@@ -263,6 +302,13 @@ FIXES = (
         "get_callbacks",
         _callbacks,
     ),
+    Fix(
+        "train-metrics",
+        "AutoTrain records no step time, tokens or peak memory: train_metrics.json has them",
+        "autotrain.trainers.clm.utils",
+        "get_callbacks",
+        _measured,
+    ),
 )
 FIX_NAMES = tuple(fix.name for fix in FIXES)
 
@@ -297,6 +343,7 @@ def run(fields: dict[str, Any]) -> None:
     from autotrain.trainers.clm.params import LLMTrainingParams
 
     params = LLMTrainingParams(**fields)
+    OPTIONS.base_dtype = _base_dtype(params)
     keep_valid = params.valid_split is not None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several GPUs: the main process prepares, once
         from accelerate import PartialState
@@ -311,6 +358,15 @@ def run(fields: dict[str, Any]) -> None:
     params.save(output_dir=params.project_name)
     trainer = importlib.import_module(f"autotrain.trainers.clm.train_clm_{params.trainer}")
     trainer.train(params)
+
+
+def _base_dtype(params) -> str:
+    import torch
+
+    from autotrain_runner import hardware
+    from autotrain_runner.training.precision import base_dtype
+
+    return base_dtype(params.mixed_precision, params.peft, torch.cuda.is_available(), hardware.cpu_bf16())
 
 
 def _munged(params):

@@ -4,18 +4,19 @@ Everything here is arithmetic on the model's shape (`Architecture`); nothing imp
 are bytes; reports print GB (10^9 bytes). The training estimate follows what AutoTrain 0.8.36 really
 does (read from `trainers/clm/utils.py`, TRL's SFTTrainer and PEFT):
 
-- weights: with `QUANTIZATION=none` the engine loads the model in fp32, as AutoTrain 0.8.36 did (4 B a
-  parameter) whatever `MIXED_PRECISION` says (that only turns on autocast). int4 is bitsandbytes
-  NF4 with double quantization off: 0.5 B plus one fp32 absmax per 64 weights = 0.5625 B for the
-  decoder's linear layers; int8 is 1 B. `prepare_model_for_kbit_training` casts the rest
-  (embeddings, lm_head, norms) to fp32: 4 B; under bf16, TRL casts a 4-bit model's embeddings and
-  lm_head back to bf16: 2 B.
+- weights: the frozen base in the run's dtype (`precision.base_dtype`): a LoRA run under fp16/bf16
+  loads it in that 16-bit type (2 B a parameter); without mixed precision, and for full fine-tuning,
+  fp32 (4 B). int4 is bitsandbytes NF4 with double quantization off: 0.5 B plus one fp32 absmax per
+  64 weights = 0.5625 B for the decoder's linear layers; int8 is 1 B; the rest (embeddings,
+  lm_head, norms) stays in the base's dtype (TRL 1.x no longer casts it to fp32).
 - trainable state: each LoRA parameter (r x (in + out) per adapted linear layer) is fp32 and has
-  an fp32 gradient and two AdamW moments: 16 B. Full fine-tuning adds 12 B to every parameter.
+  an fp32 gradient and two AdamW moments: 16 B; on a quantized base TRL casts the adapters to bf16
+  (QLoRA's rule): 8 B. Full fine-tuning adds 12 B to every parameter.
 - half-precision copies: under fp16/bf16 autocast a frozen fp32 linear layer saves the 2-byte
-  copy of its weight that it multiplied with, for the backward pass: the lm_head when it is fp32,
-  and with QUANTIZATION=none every decoder linear layer (one layer at a time with checkpointing).
-  int4 dequantizes each linear layer to fp16 for its matmul: one buffer of the largest.
+  copy of its weight that it multiplied with, for the backward pass: with full fine-tuning every
+  decoder linear layer (one layer at a time with checkpointing) and the lm_head. A 16-bit base
+  needs none. int4 dequantizes each linear layer to the compute dtype for its matmul: one buffer
+  of the largest.
 - activations, per token (T = BATCH_SIZE x BLOCK_SIZE tokens; packing fills every block), with
   e = 2 under fp16/bf16 autocast else 4, d = the dropout mask (1 B on CUDA, 4 B on CPU, 0 with
   LORA_DROPOUT=0), h hidden size, a = heads x head_dim, i intermediate size, r the LoRA rank;
@@ -27,8 +28,11 @@ does (read from `trainers/clm/utils.py`, TRL's SFTTrainer and PEFT):
     + 4ea + 4 x heads         SDPA's q, k, v (k and v repeated to every head), its output, and
                               its fp32 log-sum-exp (no seq x seq matrix: flash/efficient kernels)
     + 3ei                     SiLU's input and output, and the up projection
-  the logits: V x 12 B per token in fp32 (the logits, the shifted copy the loss makes, and
-  log_softmax's output), plus V x e when the lm_head ran in half precision before the upcast.
+  the logits: TRL 1.x's SFTTrainer never materialises them (its fused LM head scores the vocabulary
+  in chunks of 32768): one chunk, min(V, 32768) x (4 + e) B per token. A plain forward with labels
+  (`atr bench memory`, `fused_lm_head=False`) keeps V x 12 B per token in fp32 (the logits, the
+  shifted copy the loss makes, and log_softmax's output), plus V x e when the lm_head ran in half
+  precision before the upcast.
   Without checkpointing: T x (layers x layer + 4h + logits). With it (AutoTrain's default):
   T x (layers x 4h + max(layer, logits)): the layer inputs are kept, one layer is recomputed
   at a time, and the logits are gone before the first recomputation.
@@ -48,12 +52,15 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from autotrain_runner.training import precision
+
 GB = 1e9
 CUDA_OVERHEAD = 1.0 * GB
 NF4_BYTES = 0.5 + 4 / 64  # AutoTrain sets bnb_4bit_use_double_quant=False: one fp32 absmax per 64 weights
 LINEAR_BYTES = {"int4": NF4_BYTES, "int8": 1.0, "none": 4.0}
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 MAX_GPUS = 8  # suggestions stay within one machine
+LOGPROB_CHUNK = 32768  # vocabulary entries TRL's fused LM head scores at a time (trl.trainer.utils)
 
 # Standard shapes a MODEL_PARAMS value is scaled from:
 # (name, hidden, intermediate, layers, heads, kv_heads, vocab, tied embeddings).
@@ -199,6 +206,7 @@ class Training:
     lora_r: int
     lora_dropout: float
     targets: tuple[str, ...]  # decoder linear layers that get a LoRA adapter
+    fused_lm_head: bool = True  # TRL's SFTTrainer scores the vocabulary in chunks (no full logits)
 
     def describe(self) -> str:
         return f"{self.batch_size} x {self.block_size} tokens, {'' if self.checkpointing else 'no '}checkpointing"
@@ -246,39 +254,45 @@ def estimate_training(arch: Architecture, t: Training, device: str = "cuda") -> 
     half = gpu and t.mixed_precision in ("fp16", "bf16")
     e = 2 if half else 4
     quantization = t.quantization if t.peft else "none"
-    # prepare_model_for_kbit_training makes all that is not quantized fp32; under bf16, TRL then
-    # casts a 4-bit model's embeddings and lm_head to bf16 (peft_module_casting_to_bf16)
-    embedding_bytes = 2.0 if half and quantization == "int4" and t.mixed_precision == "bf16" else 4.0
-    norms = arch.params - arch.linear_params - arch.embedding_params
-    weights = arch.linear_params * LINEAR_BYTES[quantization] + arch.embedding_params * embedding_bytes + norms * 4.0
+    base = precision.base_dtype(t.mixed_precision, t.peft, cuda=gpu, cpu_bf16=False)
+    base_bytes = precision.BYTES[base]
+    linear_bytes = LINEAR_BYTES[quantization] if quantization != "none" else base_bytes
+    others = arch.params - arch.linear_params
+    weights = arch.linear_params * linear_bytes + others * base_bytes
     if t.peft:
         trainable = lora_params(arch, t)
-        state, state_note = trainable * 16.0, f"LoRA {short_count(trainable)} + grads + AdamW"
+        per = 8.0 if quantization != "none" else 16.0
+        state, state_note = trainable * per, f"LoRA {short_count(trainable)} + grads + AdamW"
+        if quantization != "none":
+            state_note += " in bf16"
     else:
         state, state_note = arch.params * 12.0, "grads + AdamW for every parameter"
     copies = 0.0
-    if half:  # autocast's 2-byte copies of fp32 weights, kept for the backward pass
-        copies = arch.vocab * arch.hidden * 2.0 if embedding_bytes == 4 else 0.0
+    if half and base_bytes == 4:  # autocast's 2-byte copies of fp32 weights, kept for the backward pass
+        copies = arch.vocab * arch.hidden * 2.0
         if quantization == "none":
             copies += (arch.layer_linear_params if t.checkpointing else arch.linear_params) * 2.0
     tokens = t.batch_size * t.block_size
     layer = layer_activation_bytes(arch, t, e, mask=1 if gpu else 4) * tokens
-    logits = arch.vocab * (12 + (e if e < 4 else 0)) * tokens
+    if t.fused_lm_head:
+        logits = min(arch.vocab, LOGPROB_CHUNK) * (4 + (e if e < 4 else 0)) * tokens
+    else:
+        logits = arch.vocab * (12 + (e if e < 4 else 0)) * tokens
     if t.checkpointing:
         activations = arch.layers * 4 * arch.hidden * tokens + max(layer, logits)
     else:
         activations = arch.layers * layer + 4 * arch.hidden * tokens + logits
     parts = {
-        "weights": (weights, quantization if quantization != "none" else "fp32"),
+        "weights": (weights, quantization if quantization != "none" else precision.SHORT[base]),
         "trainable": (state, state_note),
         "activations": (activations, t.describe()),
     }
     if copies:
         parts[f"{t.mixed_precision} weight copies"] = (copies, "")
     if quantization == "int4":
-        # each linear layer is dequantized to fp16 for its matmul, one at a time
+        # each linear layer is dequantized to the compute dtype for its matmul, one at a time
         largest = max(n_in * n_out for n_in, n_out, _ in arch.linears().values())
-        parts["dequant buffer"] = (largest * 2.0, "")
+        parts["dequant buffer"] = (largest * base_bytes, "")
     if gpu:
         parts["CUDA"] = (CUDA_OVERHEAD, "")
     return Estimate(parts)

@@ -126,6 +126,7 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
     record["params"] = fields
     options = command.engine_options(config)
     record["loss_on"] = command.describe_loss(config)
+    record["weights"] = command.describe_weights(config)
     layout.write_json_atomic(run_dir / layout.PARAMS_JSON, fields)
     layout.write_json_atomic(run_dir / engine.OPTIONS_JSON, options)
     layout.write_run(run_dir, record)

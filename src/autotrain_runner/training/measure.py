@@ -1,0 +1,93 @@
+"""What a training run cost: steps, seconds, tokens and peak memory, written by a `TrainerCallback`.
+
+The engine adds `StepClock` to AutoTrain's callbacks, so every run folder gets `train_metrics.json`;
+`atr bench train` adds the same callback to plain TRL, so both are measured by one clock:
+
+- `train_s`: from the start of the first step to the end of the last (loading and data preparation
+  are not in it); `step_s`: the median step after the first, which pays for kernel warm-up;
+- `tokens`: the tokens of the prepared training dataset times the epochs (packing keeps every one);
+- `peak_memory_gb`: `torch.cuda.max_memory_allocated()` on CUDA (what the preflight estimates), and
+  the process's peak resident set on CPU (`ru_maxrss`), in GB (10^9 bytes);
+- `last_loss`: the last logged training loss; `train_loss`: the Trainer's mean over the run.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+METRICS_JSON = "train_metrics.json"
+
+
+def peak_memory_gb() -> tuple[float, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e9, "cuda max_memory_allocated"
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kib * 1024 / 1e9, "peak RSS"
+
+
+def dataset_tokens(dataset: Any) -> int | None:
+    try:
+        return sum(len(ids) for ids in dataset["input_ids"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class StepClock(TrainerCallback):
+    def __init__(self, path: Path | str = METRICS_JSON):
+        self.path = Path(path)
+        self.ends: list[float] = []
+        self.started: float | None = None
+        self.tokens: int | None = None
+        self.epochs = 0.0
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        import torch
+
+        if torch.cuda.is_available():  # the peak of training, not of loading the checkpoint's shards
+            torch.cuda.reset_peak_memory_stats()
+        if train_dataloader is not None:
+            self.tokens = dataset_tokens(getattr(train_dataloader, "dataset", None))
+        self.epochs = float(args.num_train_epochs)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or self.started is None or not self.ends:
+            return
+        train_s = self.ends[-1] - self.started
+        steps = [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
+        losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+        summary = next((entry for entry in reversed(state.log_history) if "train_loss" in entry), {})
+        peak, how = peak_memory_gb()
+        tokens = None if self.tokens is None else round(self.tokens * self.epochs)
+        record = {
+            "steps": state.global_step,
+            "train_s": round(train_s, 3),
+            "step_s": round(statistics.median(steps), 4) if steps else round(train_s, 4),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / train_s, 1) if tokens and train_s > 0 else None,
+            "peak_memory_gb": round(peak, 3),
+            "peak_memory": how,
+            "last_loss": losses[-1] if losses else None,
+            "train_loss": summary.get("train_loss"),
+        }
+        try:
+            from autotrain_runner.layout import write_json_atomic
+
+            write_json_atomic(self.path, record)
+        except OSError as exc:  # a record, not the training
+            print(f"autotrain-runner: could not write {self.path}: {exc}", file=sys.stderr)
