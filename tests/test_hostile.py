@@ -219,3 +219,68 @@ def test_one_cp949_line_is_named_and_the_other_lines_still_count(tmp_path):
     assert result.code == 2
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {project / 'project.env'}:3: is not UTF-8 text (cp949?); save the file as UTF-8"]
+
+
+def test_debug_is_taken_after_the_command_as_the_hint_says(tmp_path):
+    """Every error ends "rerun with --debug"; `atr eval P --debug` must be that rerun, not a usage error."""
+    missing = str(tmp_path / "missing")
+    for args in (
+        ["check", missing, "--debug"],
+        ["eval", missing, "--debug"],
+        ["bench", "train", "--shape", "nope", "--debug"],
+        ["--debug", "check", missing],
+    ):
+        result = atr(*args)
+        assert result.code == 2, (args, result.text)
+        assert "unrecognized arguments" not in result.err and "Traceback (most recent call last)" in result.err
+    plain = atr("eval", missing)
+    assert plain.code == 2 and "Traceback" not in plain.text
+
+
+def test_no_output_option_replaces_what_the_user_owns(tmp_path):
+    """`--out` of report, eval and the benchmarks: an input, a record, a device or a folder is refused
+    (exit 2, one line, before any work) and left as it was; a new path, or the same kind of output
+    written before, is written."""
+    project = tmp_path / "p"
+    write(project / "project.env", "MODEL=org/model\nDATA_FILE=pairs.csv\n")
+    write(project / "pairs.csv", "text\n안녕\n")
+    write(project / "runs" / "r1" / "run.json", '{"id": "r1"}')
+    dataset = tmp_path / "datasets" / "p"
+    write(dataset / ".atr-dataset", "")
+    owned = {path: path.read_bytes() for path in (project / "project.env", project / "pairs.csv")}
+    owned[project / "runs" / "r1" / "run.json"] = (project / "runs" / "r1" / "run.json").read_bytes()
+    refused = {
+        project / "pairs.csv": "an existing file that is not an HTML report atr wrote",
+        project / "project.env": "an existing file that is not an HTML report atr wrote",
+        project / "runs" / "r1" / "run.json": "an existing file that is not an HTML report atr wrote",
+        project / "runs" / "new.html": "inside runs/ of",
+        project / "eval" / "x" / "new.html": "inside eval/ of",
+        dataset / "report.html": "inside the dataset folder",
+        project: "is a folder; name the file to write an HTML report to",
+    }
+    if Path("/dev/null").exists():
+        refused[Path("/dev/null")] = "a device or special file, not a place to write an HTML report"
+    for target, message in refused.items():
+        result = atr("report", str(project), "--out", str(target))
+        assert result.code == 2, (target, result.text)
+        assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    for path, data in owned.items():
+        assert path.read_bytes() == data, path
+    assert Path("/dev/null").is_char_device() or not Path("/dev/null").exists()
+
+    fresh = tmp_path / "out" / "report.html"
+    fresh.parent.mkdir()
+    for _ in range(2):  # a new path, then the report it wrote
+        assert atr("report", str(project), "--out", str(fresh)).code == 0
+    assert "autotrain-runner report</title>" in fresh.read_text(encoding="utf-8")
+
+    others = [
+        ("bench", "train", "--out", str(project / "pairs.csv")),
+        ("bench", "families", "--out", str(project / "project.env")),
+        ("eval", str(project), "--base", "--out", str(project / "pairs.csv")),
+    ]
+    for args in others:
+        result = atr(*args)
+        assert result.code == 2 and "--out " in result.err, (args, result.text)
+    for path, data in owned.items():
+        assert path.read_bytes() == data, path

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from autotrain_runner.cli import show
 from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError
+from autotrain_runner.layout import outputs
 
 EXIT_INTERRUPTED = 130
 
@@ -84,6 +85,8 @@ def data(args: argparse.Namespace, out: Console) -> int:
 def evaluate(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.evaluation.evaluate import evaluate
 
+    if args.out is not None:
+        outputs.check_output(args.out, "an evaluation", outputs.eval_folder, folder=True)
     results = evaluate(
         args.project,
         args.overrides,
@@ -229,12 +232,16 @@ def bench_train(args: argparse.Namespace, out: Console) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if args.out is not None:
+        outputs.check_output(args.out, "a bench train JSON", outputs.json_with("rows", "settings"))
     return _print_json(bench.run(settings, args.generate, args.out, echo=_to_stderr))
 
 
 def bench_families(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.families import harness, real
 
+    if args.out is not None:
+        outputs.check_output(args.out, "a families table", outputs.text_starting("| "))
     if args.real:
         only = [n.strip() for n in args.only.split(",")] if args.only else None
         return real.main(only, args.out, args.quick, echo=_to_stderr)

@@ -181,7 +181,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="where to write it (default: PROJECT/report.html)")
     runs = sub.add_parser("runs", help="table of a project's runs")
     runs.add_argument("project", type=Path)
+    _debug_anywhere(parser)
     return parser
+
+
+def _debug_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`--debug` after the command as well as before it (`atr eval P --debug`, as every error's hint
+    says): each subcommand takes it too, without a default of its own that would hide the top one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                if "--debug" not in child._option_string_actions:
+                    child.add_argument(
+                        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+                    )
+                _debug_anywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from autotrain_runner import layout, plots
 from autotrain_runner.config.files import find_env_file
 from autotrain_runner.config.load import load_config
 from autotrain_runner.evaluation.results import METRICS, leaderboard, read_evals, score_rule, trial_evals
+from autotrain_runner.layout import outputs
 from autotrain_runner.layout.records import RunRecord, SweepRecord
 
 EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
@@ -29,7 +30,10 @@ def report(project: Path | str, out: Path | None = None) -> Path:
     env_file = find_env_file(Path(project))
     config = load_config(env_file)
     project_dir = config.project_dir
-    target = out or project_dir / layout.REPORT_HTML
+    default = project_dir / layout.REPORT_HTML
+    if out is not None:
+        outputs.check_output(out, "an HTML report", outputs.html_report, default=default)
+    target = out or default
     run_records = layout.list_runs(project_dir)
     page = {
         "project": config.display_name,
