@@ -656,6 +656,46 @@ def test_next_build_removes_what_a_killed_build_left(tmp_path):
     assert sorted(x.name for x in parent.iterdir()) == sorted(["p", *kept])
 
 
+def test_a_dataset_moved_aside_by_an_interrupted_swap_is_never_lost(tmp_path, monkeypatch):
+    """The swap moves the dataset to `.p.old-...`, then the new build in. Interrupted between the two
+    (Ctrl-C), the old dataset goes back at once; killed there (kill -9), the next build restores it,
+    even when that build then fails, instead of deleting it as stale."""
+    from autotrain_runner.data import build_data
+
+    p = project(tmp_path, "DATA_BUILDER=txt\nRAW_DATA=style.txt\n", style__txt=FIXTURES / "style.txt")
+    assert atr("data", str(p), cwd=tmp_path).code == 0
+    dataset = tmp_path / "datasets" / "p"
+    manifest = (dataset / "manifest.json").read_bytes()
+
+    renames = []
+    real_replace = os.replace
+
+    def interrupted_after_the_first(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name.startswith(".p.old-") and not renames:  # the dataset is aside, the new one not in
+            renames.append((Path(src).name, Path(dst).name))
+            raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("autotrain_runner.data.os.replace", interrupted_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        build_data(p, force=True, echo=lambda _: None)
+    monkeypatch.undo()
+    assert renames and renames[0][0] == "p", renames
+    assert (dataset / "manifest.json").read_bytes() == manifest
+    assert sorted(x.name for x in dataset.parent.iterdir()) == ["p"]
+
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone.kill()
+    gone.wait()
+    os.replace(dataset, dataset.with_name(f".p.old-{gone.pid}-k1ll3d00"))  # killed between the renames
+    (p / "style.txt").write_text("", encoding="utf-8")  # and the next build fails
+    result = atr("data", str(p), "--force", cwd=tmp_path)
+    assert result.code == 2, result.text
+    assert (dataset / "manifest.json").read_bytes() == manifest
+    assert sorted(x.name for x in dataset.parent.iterdir()) == ["p"]
+
+
 # --- the other shapes public instruction data comes in
 
 

@@ -203,6 +203,7 @@ def _write_atomically(
         raise ConfigError([Problem("error", display_path(out_dir), "DATASET_DIR", problem)])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-{os.getpid()}-", dir=out_dir.parent))
+    old: Path | None = None
     try:
         (tmp / layout.DATASET_MARKER).write_text(outputs.MARKER_TEXT, encoding="utf-8")  # first: a leftover is ours
         _write_train(tmp / manifest["train_file"], splits["train"], config)
@@ -220,6 +221,10 @@ def _write_atomically(
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
     finally:
+        # interrupted between the two renames: the dataset it was replacing goes back (a kill -9
+        # there is repaired by the next build, `outputs.remove_stale`)
+        if not out_dir.exists() and old is not None and old.is_dir():
+            os.replace(old, out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

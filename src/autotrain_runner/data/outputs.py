@@ -6,7 +6,8 @@ replace, is checked when the config is loaded (`config.dataset_dir`).
   hidden folders, so `RAW_DATA=.` never reads what atr wrote.
 - A build writes into `.<name>.building-<pid>-<random>` beside the target and swaps it in; what a
   killed build leaves there (and `.<name>.old-<pid>-<random>`, the dataset it replaced) is deleted
-  by the next build once that process is gone.
+  by the next build once that process is gone; when no dataset folder is left (killed between the
+  two renames), the newest `.old-` folder becomes the dataset again instead.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def remove_stale(target: Path) -> list[Path]:
     except OSError:
         return []
     prefix = f".{target.name}"
+    _restore_orphan(target, siblings, prefix)
     for path in siblings:
-        if not path.name.startswith(prefix) or not path.is_dir() or path.is_symlink():
+        if not path.name.startswith(prefix) or not path.is_dir() or path.is_symlink() or not path.exists():
             continue
         tail = path.name[len(prefix) :]
         match = _TEMP.fullmatch(tail)
@@ -91,3 +93,20 @@ def remove_stale(target: Path) -> list[Path]:
                 shutil.rmtree(path)
                 removed.append(path)
     return removed
+
+
+def _restore_orphan(target: Path, siblings: list[Path], prefix: str) -> None:
+    """A build killed between moving the dataset aside and moving the new one in left only
+    `.<name>.old-<pid>-...`: with no dataset folder, the newest such folder of a process that is gone
+    becomes the dataset again, rather than being deleted as stale."""
+    if target.exists():
+        return
+    orphans = []
+    for path in siblings:
+        match = _TEMP.fullmatch(path.name[len(prefix) :]) if path.name.startswith(prefix) else None
+        if match and path.name[len(prefix) :].startswith(".old-") and path.is_dir() and not path.is_symlink():
+            if not _alive(int(match["pid"])) and (path / layout.DATASET_MARKER).is_file():
+                orphans.append(path)
+    if orphans:
+        with contextlib.suppress(OSError):
+            os.replace(max(orphans, key=lambda p: p.stat().st_mtime), target)
