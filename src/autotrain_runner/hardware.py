@@ -27,26 +27,26 @@ def use_cuda(cpu: bool = False) -> bool:
 
 
 @cache
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and flags from /proc/cpuinfo (its first processor); empty where unreadable."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown CPU", frozenset()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return name, frozenset(flags)
+
+
 def cpu_bf16() -> bool:
     """Whether the CPU multiplies bf16 natively (AVX-512 BF16 or AMX). Without it (AVX2 only) bf16
     matrix products are emulated and several times slower than fp32."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return bool({"avx512_bf16", "amx_bf16"} & _cpuinfo()[1])
 
 
 def cpu_features() -> str:
     """The CPU's vector features that decide CPU figures, as benchmarks name them beside the numbers."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    lines = text.splitlines()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
-    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    name, flags = _cpuinfo()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return f"{name} ({', '.join(shown) or 'no AVX2'}; {os.cpu_count()} cores)"
 
