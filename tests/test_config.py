@@ -99,8 +99,8 @@ def test_every_error_is_reported_at_once_with_file_line_and_key(tmp_path):
     expected = [
         ":3: NUM_EPOCH: unknown key; did you mean NUM_EPOCHS?",
         ":4: LORA_R: 'abc' is not a whole number",
-        ":5: LR: must be > 0, got 0",
-        ":6: BATCH_SIZE: must be >= 1, got 0",
+        ":5: LR: must be in (0, 1], got 0",
+        ":6: BATCH_SIZE: must be in [1, 65536], got 0",
         ":7: LORA_DROPOUT: must be in [0, 1), got 1",
         ":8: WARMUP_RATIO: must be in [0, 1], got 1.5",
         ":9: TRAINER: 'ppo' is not one of: default, sft, reward, dpo, orpo",

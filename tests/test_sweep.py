@@ -171,7 +171,7 @@ def test_a_failing_trial_is_isolated_and_reported(tmp_path, tiny_model):
         ((), "nothing to sweep"),
         (("--lora-r", "8,16", "--lora-alpha", "16"), "1 alphas for 2 ranks"),
         (("--epochs", "1,x"), "SWEEP_EPOCHS: '1,x' is not a comma-separated list of whole numbers"),
-        (("--epochs", "0,1"), "SWEEP_EPOCHS: must be >= 1"),
+        (("--epochs", "0,1"), "SWEEP_EPOCHS: must be in [1, 1000]"),
     ],
 )
 def test_bad_grids_are_one_line_errors(style_project, args, message):

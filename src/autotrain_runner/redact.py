@@ -139,6 +139,11 @@ class SecretMatcher:
 class Redactor(SecretMatcher):
     """Replaces known secret values, their sanitized forms and token shapes with `***`."""
 
+    @classmethod
+    def of_environment(cls, environ: Mapping[str, str]) -> Redactor:
+        """Token shapes and the values of the environment's secret-named variables (HF_TOKEN, ...)."""
+        return cls({value: f"the value of {name}" for name, value in environ.items() if value and is_secret_key(name)})
+
 
 def _unescape(text: str):
     """The text with every escape decoded, and a function from a decoded span to the span of the
@@ -180,20 +185,31 @@ _BOMS = (
 )
 
 
-def as_text(data: bytes) -> str | None:
-    """The text of a file in UTF-8, UTF-16 or UTF-32 (by its BOM, or UTF-16 by the NUL bytes that
-    interleave ASCII text); None for anything else, which is then read as bytes."""
+def unicode_encoding(data: bytes) -> str | None:
+    """The Unicode encoding a file's bytes say they are in: their BOM (UTF-8, UTF-16, UTF-32), or
+    UTF-16 by the NUL bytes that interleave ASCII text (what Windows tools write without a BOM);
+    None when they say nothing (UTF-8 without a BOM, or a legacy code page)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
+            return encoding
     sample = data[:4096]
     if b"\x00" in sample:
         half = max(len(sample) // 2, 1)
         even, odd = sample[0::2].count(0), sample[1::2].count(0)
         if odd >= half * 0.3 and even <= odd / 8:
-            return data.decode("utf-16-le", errors="replace")
+            return "utf-16-le"
         if even >= half * 0.3 and odd <= even / 8:
-            return data.decode("utf-16-be", errors="replace")
+            return "utf-16-be"
+    return None
+
+
+def as_text(data: bytes) -> str | None:
+    """The text of a file in UTF-8, UTF-16 or UTF-32 (by its BOM, or UTF-16 by the NUL bytes that
+    interleave ASCII text); None for anything else, which is then read as bytes."""
+    encoding = unicode_encoding(data)
+    if encoding:
+        return data.decode(encoding, errors="replace")
+    if b"\x00" in data[:4096]:
         return None
     try:
         return data.decode("utf-8")

@@ -4,6 +4,8 @@ one-line messages. What each command does is its handler in `cli.commands`."""
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -210,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as exc:
         problems = getattr(exc, "problems", None)
         lines = [str(p) for p in problems] if problems else str(exc).splitlines()
-        redact = Redactor()  # an error may quote a malformed line: token shapes never reach the terminal
+        # an error may quote a malformed line or a file's content: no token shape, no secret the
+        # environment holds, reaches the terminal
+        redact = Redactor.of_environment(os.environ)
         for line in lines:
             err.print(f"error: {redact(line)}", markup=False)
         if args.debug:
@@ -219,13 +223,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the disk said no: name the path and what it means, not the exception class
+        if args.debug:
+            traceback.print_exc()
+        err.print(f"error: {Redactor.of_environment(os.environ)(_os_error(exc))}", markup=False)
+        return EXIT_WORK_FAILED
     except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on request
         if args.debug:
             traceback.print_exc()
-        err.print(
-            f"error: {type(exc).__name__}: {Redactor()(str(exc))} (rerun with --debug for the traceback)", markup=False
-        )
+        message = Redactor.of_environment(os.environ)(str(exc))
+        err.print(f"error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)", markup=False)
         return EXIT_WORK_FAILED
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full; free space there (or point ATR_CACHE_DIR elsewhere)",
+    errno.EDQUOT: "the disk quota is used up; free space there",
+    errno.EROFS: "the file system is read-only; run from a writable copy of the project",
+    errno.EACCES: "permission denied; the project folder and its outputs must be writable by you",
+    errno.EPERM: "operation not permitted; the project folder and its outputs must be writable by you",
+    errno.EISDIR: "a folder where a file was expected; name a file",
+    errno.ENOTDIR: "a file where a folder was expected",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name)
+    what = _OS_HINTS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return f"{where}: {what} (rerun with --debug for the traceback)" if where else f"{what} (rerun with --debug)"
 
 
 if __name__ == "__main__":

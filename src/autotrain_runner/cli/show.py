@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -111,7 +112,7 @@ def runs_table(records: list[RunRecord], out: Console) -> None:
         loss, eval_loss = r.train_loss, r.eval_loss
         table.add_row(
             *map(
-                Text,
+                _from_record,
                 (
                     r.id,
                     r.status,
@@ -128,7 +129,17 @@ def runs_table(records: list[RunRecord], out: Console) -> None:
     out.print(table)
     for r in records:
         if r.status == "damaged":
-            out.print(f"damaged: {r.error}", markup=False)
+            out.print(_from_record(f"damaged: {r.error}"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SHAPES = Redactor()
+
+
+def _from_record(text: str) -> Text:
+    """Text from a run.json, which anyone may have edited: no terminal escape sequence (a control
+    character prints as `?`) and no token shape reaches the terminal."""
+    return Text(_SHAPES(_CONTROL.sub("?", str(text))))
 
 
 HEADLINE_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")

@@ -11,8 +11,11 @@ import importlib.util
 
 from autotrain_runner.config.dataset_dir import dataset_dir_problems
 from autotrain_runner.config.files import local_env_file
+from autotrain_runner.config.inputs import input_problems
+from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import Problem
+from autotrain_runner.redact import is_secret_key
 
 
 def cross_checks(config: Config, problems: list[Problem]) -> None:
@@ -85,6 +88,17 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
                 f"AutoTrain's hosted backend {get('BACKEND')} needs PUSH_TO_HUB=true",
             )
         )
+    for name, given in config.values.items():
+        if given.source.kind == "--set" and is_secret_key(name) and KEYS[name].kind == "str":
+            problems.append(
+                Problem(
+                    "warning",
+                    "--set",
+                    name,
+                    "a secret on the command line stays in shell history and is visible to `ps`; put it in "
+                    f"{local_env_file(config.env_file).name} or the environment",
+                )
+            )
     token = config.values.get("HF_TOKEN")
     if token and token.source.kind in ("file", "preset"):
         problems.append(
@@ -116,6 +130,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
         )
     if "DATA_BUILDER" in config.values:  # `atr data` replaces DATASET_DIR: never a folder it did not make
         problems.extend(dataset_dir_problems(config))
+    problems.extend(input_problems(config))
 
 
 # Keys whose kernels exist only on CUDA, with the module that provides them and its PyPI package.

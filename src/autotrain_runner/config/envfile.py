@@ -17,7 +17,7 @@ from pathlib import Path
 from dotenv.parser import parse_stream
 
 from autotrain_runner.errors import Problem
-from autotrain_runner.redact import Redactor, is_secret_key
+from autotrain_runner.redact import Redactor, is_secret_key, unicode_encoding
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ _REFERENCE = re.compile(r"(?<!\\)\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 MAX_ENV_BYTES = 1 << 20
 # `${A:-${B:-...}}` nests by recursion: far deeper than any real file, and far short of Python's limit.
 MAX_NESTING = 32
+_TOKEN_SHAPES = Redactor(urls=False)
 
 
 class ExpansionError(ValueError):
@@ -47,11 +48,13 @@ class ExpansionError(ValueError):
 
 
 def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when below it."""
+    """A path as the user would type it: relative to the current folder when below it, with any
+    token-shaped file or folder name (`raw/hf_....csv`) masked, since the text is shown and written."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError, RuntimeError):  # not below it, a name too long, a symlink loop
-        return str(path)
+        shown = str(path)
+    return _TOKEN_SHAPES(shown)
 
 
 def _read_text(path: Path) -> tuple[str, list[Problem]]:
@@ -68,10 +71,12 @@ def _read_text(path: Path) -> tuple[str, list[Problem]]:
         return "", [Problem("error", where, "", f"cannot be read: {exc.strerror or exc}")]
     if len(data) > MAX_ENV_BYTES:  # a file that says it is empty and is not (/proc, a device)
         return "", [Problem("error", where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
+    encoding = unicode_encoding(data) or "utf-8"  # PowerShell's `>` writes UTF-16 with a BOM
     try:
-        return data.decode("utf-8-sig"), []
+        return data.decode(encoding), []
     except UnicodeDecodeError:
-        pass
+        if encoding != "utf-8":
+            return "", [Problem("error", where, "", f"is not valid {encoding.upper()} text; save the file as UTF-8")]
     lines, problems = [], []
     for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
         try:

@@ -9,14 +9,22 @@ enumerations AutoTrain accepts added here; runner keys are declared below with a
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from autotrain_runner.config import autotrain_fields
-
-Check = Callable[[Any], str | None]
+from autotrain_runner.config.value_checks import (
+    MAX_CONTEXT,
+    Check,
+    above,
+    between,
+    block_size,
+    check_param_count,
+    encoding,
+    repo_id,
+    within,
+)
 
 
 @dataclass(frozen=True)
@@ -32,68 +40,23 @@ class Key:
     group: str = "training"
 
 
-_PARAM_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
-_SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-
-
-def parse_param_count(text: str) -> float | None:
-    """`13B` -> 1.3e10, `135M`, `10.8b`, `7e9`; None when it is not a parameter count."""
-    match = _PARAM_COUNT.match(str(text))
-    if not match:
-        return None
-    params = float(match[1]) * _SCALE[match[2].lower()]
-    # 1e999 reads as inf: no model has that many, and the arithmetic after would not survive it
-    return params if 1 <= params <= 1e15 else None
-
-
-def check_param_count(value: Any) -> str | None:
-    if parse_param_count(value) is None:
-        return f"must be a parameter count like 13B, 10.8B, 135M or 7e9, got {value!r}"
-    return None
-
-
-def _above(limit: float, inclusive: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        ok = v >= limit if inclusive else v > limit
-        return None if ok else f"must be {'>=' if inclusive else '>'} {limit:g}, got {v:g}"
-
-    return check
-
-
-def _within(lo: float, hi: float, hi_inclusive: bool) -> Check:
-    def check(v: Any) -> str | None:
-        ok = lo <= v <= hi if hi_inclusive else lo <= v < hi
-        return None if ok else f"must be in [{lo:g}, {hi:g}{']' if hi_inclusive else ')'}, got {v:g}"
-
-    return check
-
-
-def _block_size(v: Any) -> str | None:
-    if isinstance(v, list):
-        # LLMTrainingParams accepts a list, but the LLM trainer compares it with an int and crashes
-        return f"AutoTrain's LLM trainer takes one block size (a list crashes it), got {','.join(map(str, v))}"
-    if v == -1 or v > 0:
-        return None
-    return f"must be a positive number of tokens (or -1 for the model's maximum), got {v}"
-
-
 # What AutoTrain 0.8.36 accepts beyond the field types (read from its trainers, not guessed):
 # trainer dispatch in trainers/clm/__main__.py, chat templates in trainers/clm/utils.py,
 # quantization in get_model, mixed precision in configure_training_args and the accelerate launch.
 _AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
-    "lr": {"check": _above(0)},
-    "epochs": {"check": _above(1, inclusive=True)},
-    "batch_size": {"check": _above(1, inclusive=True)},
-    "gradient_accumulation": {"check": _above(1, inclusive=True)},
-    "warmup_ratio": {"check": _within(0, 1, hi_inclusive=True)},
-    "weight_decay": {"check": _above(0, inclusive=True)},
-    "lora_dropout": {"check": _within(0, 1, hi_inclusive=False)},
-    "lora_r": {"check": _above(1, inclusive=True)},
-    "lora_alpha": {"check": _above(1, inclusive=True)},
-    "max_grad_norm": {"check": _above(0)},
-    "model_max_length": {"check": _above(1, inclusive=True)},
-    "save_total_limit": {"check": _above(1, inclusive=True)},
-    "block_size": {"check": _block_size},
+    "lr": {"check": between(0, 1, lo_open=True)},
+    "epochs": {"check": between(1, 1000)},
+    "batch_size": {"check": between(1, 65536)},
+    "gradient_accumulation": {"check": between(1, 65536)},
+    "warmup_ratio": {"check": within(0, 1, hi_inclusive=True)},
+    "weight_decay": {"check": between(0, 10)},
+    "lora_dropout": {"check": within(0, 1, hi_inclusive=False)},
+    "lora_r": {"check": between(1, 65536)},
+    "lora_alpha": {"check": between(1, 1 << 20)},
+    "max_grad_norm": {"check": between(0, 1e6, lo_open=True)},
+    "model_max_length": {"check": between(1, MAX_CONTEXT)},
+    "save_total_limit": {"check": between(1, 10000)},
+    "block_size": {"check": block_size},
     "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo")},
     "mixed_precision": {"choices": ("fp16", "bf16", "none")},
     "quantization": {"choices": ("int4", "int8", "none")},
@@ -158,7 +121,7 @@ _RUNNER_KEYS = [
     ),
     Key("DATA_FILE", "str", "The training file (csv or jsonl); staged as train.* for AutoTrain", group="data"),
     Key("HF_TOKEN", "str", "Hugging Face token; keep it in project.local.env or the environment", group="hub"),
-    Key("HUB_REPO", "str", "Hub repository (owner/name) to push to", group="hub"),
+    Key("HUB_REPO", "str", "Hub repository (owner/name) to push to", check=repo_id, group="hub"),
     Key(
         "BACKEND",
         "str",
@@ -243,6 +206,13 @@ _DATA_KEYS = [
         group="data",
     ),
     Key(
+        "ENCODING",
+        "str",
+        "raw text files' encoding (utf-8, utf-16, cp949, shift_jis, ...); default: detected per file",
+        check=encoding,
+        group="data",
+    ),
+    Key(
         "PREFERENCE",
         "str",
         "sharegpt/alpaca preference data (chosen/rejected): chosen trains on the chosen answer",
@@ -270,6 +240,12 @@ _DATA_KEYS = [
         group="data",
     ),
     Key("MASK_MAP", "str", "dialogue_summary: TOKEN=VALUE,... replacements with MASKING=map", group="data"),
+    Key(
+        "SHEET",
+        "str",
+        "xlsx: the sheets to read, comma-separated (default: every sheet with the first sheet's header)",
+        group="data",
+    ),
 ]
 
 _EVAL_KEYS = [
@@ -278,20 +254,27 @@ _EVAL_KEYS = [
         "int",
         "Generation: most new tokens per answer",
         default=128,
-        check=_above(1, True),
+        check=between(1, MAX_CONTEXT),
         group="eval",
     ),
-    Key("TEMPERATURE", "float", "Generation: 0 is greedy", default=0.0, check=_above(0, True), group="eval"),
+    Key("TEMPERATURE", "float", "Generation: 0 is greedy", default=0.0, check=between(0, 2), group="eval"),
     Key(
         "TOP_P",
         "float",
         "Generation: nucleus sampling (with TEMPERATURE > 0)",
         default=1.0,
-        check=_within(0, 1, hi_inclusive=True),
+        check=within(0, 1, hi_inclusive=True),
         group="eval",
     ),
-    Key("REPETITION_PENALTY", "float", "Generation: 1.0 is none", default=1.0, check=_above(0), group="eval"),
-    Key("EVAL_BATCH_SIZE", "int", "Generation: prompts per batch", default=16, check=_above(1, True), group="eval"),
+    Key(
+        "REPETITION_PENALTY",
+        "float",
+        "Generation: 1.0 is none",
+        default=1.0,
+        check=between(0, 10, lo_open=True),
+        group="eval",
+    ),
+    Key("EVAL_BATCH_SIZE", "int", "Generation: prompts per batch", default=16, check=between(1, 4096), group="eval"),
     Key(
         "GENERATION_ENGINE",
         "str",
@@ -312,9 +295,16 @@ _EVAL_KEYS = [
     Key("OPENAI_BASE_URL", "str", "--backend openai: the server, e.g. http://127.0.0.1:8000/v1", group="eval"),
     Key("OPENAI_MODEL", "str", "--backend openai: the model (or LoRA module) name the server knows", group="eval"),
     Key(
-        "EVAL_CONCURRENCY", "int", "--backend openai: requests at once", default=4, check=_above(1, True), group="eval"
+        "EVAL_CONCURRENCY", "int", "--backend openai: requests at once", default=4, check=between(1, 1024), group="eval"
     ),
-    Key("EVAL_TIMEOUT", "float", "--backend openai: seconds per request", default=120.0, check=_above(0), group="eval"),
+    Key(
+        "EVAL_TIMEOUT",
+        "float",
+        "--backend openai: seconds per request",
+        default=120.0,
+        check=between(0, 86400, lo_open=True),
+        group="eval",
+    ),
 ]
 
 
@@ -328,13 +318,15 @@ def _each(check: Check) -> Check:
 
 
 _SWEEP_KEYS = [
-    Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(_above(1, True)), group="sweep"),
-    Key("SWEEP_LORA_R", "int_list", "Sweep: LoRA ranks to try, e.g. 8,16", check=_each(_above(1, True)), group="sweep"),
+    Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(between(1, 1000)), group="sweep"),
+    Key(
+        "SWEEP_LORA_R", "int_list", "Sweep: LoRA ranks to try, e.g. 8,16", check=_each(between(1, 65536)), group="sweep"
+    ),
     Key(
         "SWEEP_LORA_ALPHA",
         "int_list",
         "Sweep: LoRA alphas, one per rank of SWEEP_LORA_R (same length)",
-        check=_each(_above(1, True)),
+        check=_each(between(1, 1 << 20)),
         group="sweep",
     ),
     Key(
@@ -342,17 +334,21 @@ _SWEEP_KEYS = [
         "float",
         "Sweep: alpha = ratio x rank when SWEEP_LORA_ALPHA is not set",
         default=2.0,
-        check=_above(0),
+        check=above(0),
         group="sweep",
     ),
     Key(
-        "SWEEP_LR", "float_list", "Sweep: learning rates to try, e.g. 1e-4,2e-4", check=_each(_above(0)), group="sweep"
+        "SWEEP_LR",
+        "float_list",
+        "Sweep: learning rates to try, e.g. 1e-4,2e-4",
+        check=_each(between(0, 1, lo_open=True)),
+        group="sweep",
     ),
     Key(
         "SWEEP_PARALLEL",
         "int",
         "Sweep: trials at once (default: one per CUDA device, else 1); on CPU the cores are split",
-        check=_above(1, True),
+        check=between(1, 1024),
         group="sweep",
     ),
     Key(
@@ -374,7 +370,7 @@ _SWEEP_KEYS = [
         "SWEEP_GPUS_PER_TRIAL",
         "float",
         "Sweep on Ray: GPUs a trial asks for (default 1 where the cluster has GPUs, else 0)",
-        check=_above(0, True),
+        check=above(0, True),
         group="sweep",
     ),
     Key(
@@ -382,7 +378,7 @@ _SWEEP_KEYS = [
         "float",
         "Sweep on Ray: CPUs a trial asks for",
         default=1.0,
-        check=_above(0),
+        check=above(0),
         group="sweep",
     ),
     Key(
@@ -398,7 +394,7 @@ _SWEEP_KEYS = [
         "float",
         "Sweep: a trial whose template-leak or repetition rate exceeds this ranks below every clean trial",
         default=0.05,
-        check=_within(0, 1, hi_inclusive=True),
+        check=within(0, 1, hi_inclusive=True),
         group="sweep",
     ),
 ]
@@ -415,7 +411,7 @@ _PREFLIGHT_KEYS = [
         "GPU_MEMORY_GB",
         "float",
         "Memory of the GPU this config is meant for, in GB; atr check says whether it fits (default: the detected GPU)",
-        check=_above(0),
+        check=between(0, 1e6, lo_open=True),
         group="hardware",
     ),
 ]

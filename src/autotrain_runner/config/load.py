@@ -101,6 +101,8 @@ def load_config(
         env_file, env_dir, values, project_name, display_name, model, data_file, cuda, template, dataset_dir
     )
     cross_checks(config, problems)
+    # a message may quote what the user wrote (a malformed line, a path): no configured secret in it
+    problems[:] = [Problem(p.level, *map(secrets.mask, (p.where, p.key, p.message))) for p in problems]
     problems.sort(key=_position)
     config.problems = problems
     if any(p.level == "error" for p in problems):
@@ -124,7 +126,11 @@ def _parse_overrides(overrides: Sequence[str], problems: list[Problem]) -> dict[
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            problems.append(Problem("error", "--set", key, f"expected KEY=VALUE, got {item!r}"))
+            # the value is never repeated: a key mistyped (`OPENAI API_KEY`) may carry a secret
+            shown = f"a key {key[:40]!r}" if sep else "no '='"
+            problems.append(
+                Problem("error", "--set", "", f"expected KEY=VALUE with a key of letters, digits and _; got {shown}")
+            )
             continue
         values[key] = text
     return values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ BUNDLED = {
 # Part of the converted folder's cache key: bump it whenever what ensure_converted writes changes, so
 # that folders converted by an older version (version 1: transformers' GGUF tokenizer) are redone.
 CONVERSION_VERSION = 2
+GGUF_MAGIC = b"GGUF"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
@@ -71,11 +73,23 @@ def resolve(spec: str, base_dir: Path) -> ModelRef:
     if spec.endswith(".gguf"):
         if not is_file:
             raise ConfigError(f"GGUF file not found: {local}")
+        with local.open("rb") as handle:
+            if handle.read(4) != GGUF_MAGIC:
+                raise ConfigError(f"{local} is not a GGUF file (it does not start with GGUF)")
         return ModelRef(spec, "gguf", local)
     if is_dir:
-        if not (local / "config.json").is_file():
+        config = local / "config.json"
+        if not config.is_file():
             raise ConfigError(f"{local} is a folder but has no config.json; point MODEL at a model folder")
+        try:
+            readable = isinstance(json.loads(config.read_text(encoding="utf-8")), dict)
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+            readable = False
+        if not readable:
+            raise ConfigError(f"{config} is not a JSON object: the model folder is damaged or incomplete")
         return ModelRef(spec, "folder", local)
+    if is_file:  # MODEL=notes.txt: a file beside the env file is no Hub id
+        raise ConfigError(f"{local} is a file; MODEL is a Hub id, a model folder, a .gguf file or bundled:...")
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not _HUB_ID.match(spec):
         raise ConfigError(f"model folder not found: {local}")
     return ModelRef(spec, "hub")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner.errors import ConfigError
+from autotrain_runner.redact import SecretMatcher
 
 CHAT_TEMPLATES = ("tokenizer", "chatml", "zephyr")
+_SHAPES = SecretMatcher(urls=False)  # token shapes only
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,12 @@ def resolve(spec: str | None, chat_template: str | None, base_dir: Path) -> Prom
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"template file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"template file {path}: not UTF-8 text; save it as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting too deep
+        raise ConfigError(f"{path}: not a template ({exc})") from None
     fields = {"system", "user", "assistant_prefix", "assistant_suffix", "separator", "stop"}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a template is a JSON object, not a {type(data).__name__}")
@@ -116,6 +122,10 @@ def resolve(spec: str | None, chat_template: str | None, base_dir: Path) -> Prom
         if not all(isinstance(text, str) for text in texts):
             kind = "a string or a list of strings" if name == "stop" else "a string"
             raise ConfigError(f"{path}: {name} must be {kind}, got {json.dumps(value)[:60]}")
+    for name, value in data.items():
+        found = _SHAPES.find(" ".join(value) if isinstance(value, list) else value)
+        if found:
+            raise ConfigError(f"{path}: {name}: holds {found[0].what}, which every sample would carry; take it out")
     if "{content}" not in data["user"]:
         raise ConfigError(f"{path}: user must contain {{content}}")
     if isinstance(data.get("stop"), str):

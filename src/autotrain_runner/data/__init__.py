@@ -31,8 +31,9 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.data import emotion, instruct, outputs, summary, table, txt
 from autotrain_runner.data.base import BadRows, Builder, Options, Sample
 from autotrain_runner.data.lint import lint
-from autotrain_runner.data.readers import decode, find_inputs
+from autotrain_runner.data.readers import FORCED_ENCODING, decode, find_inputs
 from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.redact import SecretMatcher, is_secret_key
 
 BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
     "table": (table.build, table.SUFFIXES),
@@ -76,7 +77,15 @@ def build_data(
     # --- read
     started = time.monotonic()
     bad = BadRows(config.get("ON_BAD_ROWS"))
-    samples = list(builder(inputs, Options(options, base), bad))
+    forced = FORCED_ENCODING.set(config.get("ENCODING"))
+    try:
+        reading = Options(options, base)
+        samples = list(builder(inputs, reading, bad))
+        # each input as read: its encoding, and what the builder noted (the sheets of a workbook)
+        described = [{**_describe_input(path), **reading.read.get(path, {})} for path in inputs]
+    finally:
+        FORCED_ENCODING.reset(forced)
+    samples = _without_secrets(samples, config, bad)
     bad.raise_if_any()
     read = len(samples) + len(bad.rows)
     if not samples:
@@ -95,7 +104,7 @@ def build_data(
         "fingerprint": fingerprint,
         "builder": builder_name,
         "options": options,
-        "inputs": [_describe_input(path) for path in inputs],
+        "inputs": described,
         "rows": {
             "read": read,
             "kept": sum(len(s) for s in splits.values()),
@@ -162,11 +171,45 @@ def _outputs_exist(out_dir: Path, manifest: dict[str, Any]) -> bool:
     return all((out_dir / name).is_file() for name in (manifest.get("train_file", ""), "valid.jsonl", "test.jsonl"))
 
 
+def _without_secrets(samples: list[Sample], config: Config, bad: BadRows) -> list[Sample]:
+    """A token shape or a configured secret's value in a sample is a bad row: refused (ON_BAD_ROWS=
+    error) or dropped and counted (skip), never trained on, for a model can recite what it learned.
+    Never masked silently either: `***` in an answer would teach the model to print `***`."""
+    known = {value: f"the value of {key}" for key, value in secret_values(config).items()}
+    matcher = SecretMatcher(known, min_length=8, urls=False)
+    kept = []
+    for sample in samples:
+        found = next(((m["role"], f) for m in sample.messages for f in matcher.find(m["content"])[:1]), None)
+        if found is None:
+            kept.append(sample)
+        else:
+            role, what = found[0], found[1].what
+            bad.add(sample.where, f"secret: {what} in the {role} message; take it out (a model can recite it)")
+    return kept
+
+
+def secret_values(config: Config) -> dict[str, str]:
+    """The secrets configured (HF_TOKEN, *_API_KEY, ...), in the project or the environment."""
+    found = {key: value for key, value in os.environ.items() if value and is_secret_key(key)}
+    found.update(
+        {
+            key: str(v.value)
+            for key, v in config.values.items()
+            if is_secret_key(key) and isinstance(v.value, str) and v.value
+        }
+    )
+    return found
+
+
 def _dedupe(samples: list[Sample]) -> tuple[list[Sample], int]:
+    """Exact duplicates dropped, the first kept as written; text that differs only in its Unicode
+    normal form (a Hangul syllable precomposed, or as its jamo) is the same text."""
+    from unicodedata import normalize
+
     seen: set[tuple[tuple[str, str], ...]] = set()
     kept = []
     for sample in samples:
-        key = tuple((m["role"], m["content"]) for m in sample.messages)
+        key = tuple((m["role"], normalize("NFC", m["content"])) for m in sample.messages)
         if key not in seen:
             seen.add(key)
             kept.append(sample)
@@ -309,4 +352,4 @@ def summarize(result: DataResult) -> list[str]:
     return lines
 
 
-__all__ = ["BUILDERS", "DataResult", "build_data", "ensure_built", "summarize"]
+__all__ = ["BUILDERS", "DataResult", "build_data", "ensure_built", "secret_values", "summarize"]

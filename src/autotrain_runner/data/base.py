@@ -1,12 +1,15 @@
-"""What every builder produces, and how bad rows are handled, in one place."""
+"""What every builder produces, how a record's shape is checked, and how bad rows are handled, in one place."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from autotrain_runner.errors import ConfigError, Problem
 
@@ -29,6 +32,9 @@ class Options:
 
     values: dict[str, Any]
     base_dir: Path
+    # what a builder learned about an input while reading it (the sheets of a workbook it read),
+    # by input path, for the manifest
+    read: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.values.get(key)
@@ -44,9 +50,17 @@ class BadRows:
         self.rows: list[tuple[str, str]] = []
         self.reasons: Counter[str] = Counter()
 
-    def add(self, where: str, reason: str) -> None:
+    def add(self, where: str, reason: str, kind: str | None = None) -> None:
+        """`kind` is what the row is counted as; by default the reason up to its first colon."""
         self.rows.append((where, reason))
-        self.reasons[reason.split(":")[0]] += 1
+        self.reasons[kind or reason.split(":")[0]] += 1
+
+    def invalid(self, where: str, path: str, message: str) -> None:
+        """A field that does not have the shape the record needs: `body.dialogue[2].utterance: expected
+        a string, got int`, counted as `invalid body.dialogue[].utterance` whatever its index."""
+        self.add(
+            where, f"{path}: {message}" if path else message, "invalid " + re.sub(r"\[\d+\]", "[]", path or "record")
+        )
 
     def raise_if_any(self) -> None:
         if self.mode == "error" and self.rows:
@@ -61,6 +75,93 @@ class BadRows:
 
 Builder = Callable[[list[Path], Options, BadRows], Iterator[Sample]]
 
+# --- the shape of a record: pydantic models with strict types, their first error as one line
+
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "string",
+    list: "list",
+    dict: "object",
+}
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, in a message: null, bool, int, float, string, list or object."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def expected_text(value: Any) -> str | None:
+    """Why a value that must be text is not (null included), or None."""
+    return None if isinstance(value, str) else f"expected a string, got {json_type(value)}"
+
+
+class Strict(BaseModel):
+    """A record's shape: strict types (a number is no text, text no number); fields it does not name
+    are ignored."""
+
+    model_config = ConfigDict(strict=True)
+
+
+def _ident(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string or an integer, got {json_type(value)}")
+    return value
+
+
+# An id (a dialogue's, a talk's): text or an integer, kept as text.
+Ident = Annotated[str, BeforeValidator(_ident)]
+
+_EXPECTED = {
+    "string_type": "a string",
+    "model_type": "an object",
+    "dict_type": "an object",
+    "list_type": "a list",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], record: Any, where: str, bad: BadRows) -> M | None:
+    """The record as `model`, or None with its first problem recorded as a bad row naming the field."""
+    try:
+        return model.model_validate(record)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_context=False)[0]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        kind = error["type"]
+        if kind == "missing":
+            message = "missing"
+        elif kind in _EXPECTED:
+            message = f"expected {_EXPECTED[kind]}, got {json_type(error['input'])}"
+        else:  # a validator's own message ("Value error, ..."), one line
+            message = error["msg"].removeprefix("Value error, ").splitlines()[0]
+        bad.invalid(where, path, message)
+        return None
+
+
+# --- emptiness
+
+# What shows something: anything but whitespace (U+3000 and U+00A0 included), controls, Unicode's
+# default-ignorable code points (zero-width spaces and joiners, U+FEFF, bidi marks, variation
+# selectors, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, tags) and the braille blank.
+_VISIBLE = re.compile(
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
+def is_blank(text: str) -> bool:
+    """True when the text shows nothing: whitespace, zero-width and other invisible characters."""
+    return _VISIBLE.search(text) is None
+
 
 def conversation_problem(messages: list[dict[str, str]]) -> str | None:
     """Why a conversation cannot train, or None: roles, order, empty turns."""
@@ -71,7 +172,7 @@ def conversation_problem(messages: list[dict[str, str]]) -> str | None:
             return "a message is not an object {role, content}"
         if message.get("role") not in ROLES:
             return f"unknown role {message.get('role')!r} (use system, user, assistant)"
-        if not isinstance(message.get("content"), str) or not message["content"].strip():
+        if not isinstance(message.get("content"), str) or is_blank(message["content"]):
             return f"empty {message.get('role')} message"
     turns = messages[1:] if messages[0]["role"] == "system" else messages
     if any(m["role"] == "system" for m in turns):

@@ -5,15 +5,27 @@ Also the shapes beside them that people bring: self-instruct records (KULLM, the
 preference pairs (`chosen`/`rejected` beside `conversations` or `instruction`), refused with what
 to do unless `PREFERENCE=chosen` makes the chosen answer the final assistant turn; tool-use turns
 (`function_call`, `observation`, `tool`, `tool_calls`), refused by record as bad rows.
+
+Text fields must be strings: a number, list, object or null where text is expected is a bad row
+naming the field (`conversations[1].value: expected a string, got null`), never its printed form.
+Optional fields (`input`, `system`, an alpaca `instruction` beside its `input`) may be null or missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner.data.base import BadRows, Options, Sample, conversation_problem, with_system
+from autotrain_runner.data.base import (
+    BadRows,
+    Options,
+    Sample,
+    conversation_problem,
+    is_blank,
+    json_type,
+    with_system,
+)
 from autotrain_runner.data.readers import JSON_SUFFIXES, json_records, read_text
 from autotrain_runner.errors import ConfigError, Problem
 
@@ -104,10 +116,24 @@ def _chosen_answer(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _alpaca_turns(instruction: Any, extra: Any, output: Any) -> list[dict[str, str]]:
-    instruction, extra = str(instruction or "").strip(), str(extra or "").strip()
+def _alpaca_turns(instruction: str | None, extra: str | None, output: str) -> list[dict[str, str]]:
+    instruction, extra = (instruction or "").strip(), (extra or "").strip()
+    instruction, extra = ("" if is_blank(instruction) else instruction), ("" if is_blank(extra) else extra)
     prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction or extra
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(output or "")}]
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+
+
+def _not_text(fields: Iterable[tuple[str, Any]]) -> tuple[str, str] | None:
+    """The first (field, value) whose value is not a string, as (field, why); `...` is a missing value."""
+    for path, value in fields:
+        if not isinstance(value, str):
+            return path, "missing" if value is ... else f"expected a string, got {json_type(value)}"
+    return None
+
+
+def _given(record: dict, *keys: str) -> list[tuple[str, Any]]:
+    """The optional fields a record gives (null is not given)."""
+    return [(key, record[key]) for key in keys if record.get(key) is not None]
 
 
 def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
@@ -120,14 +146,23 @@ def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sampl
         if not isinstance(history, list) or any(not isinstance(h, list | tuple) or len(h) != 2 for h in history):
             bad.add(row.where, "history must be a list of [question, answer] pairs")
             continue
+        preference, instances = _is_preference(r), r.get("instances") is not None
+        fields = _given(r, "instruction", "input", "system") + (
+            [] if preference or instances else [("output", r.get("output", ...))]
+        )
+        fields += [(f"history[{i}][{j}]", said) for i, pair in enumerate(history) for j, said in enumerate(pair)]
+        wrong = _not_text(fields)
+        if wrong:
+            bad.invalid(row.where, *wrong)
+            continue
         turns = []
         for question, answer in history:
-            turns += [{"role": "user", "content": str(question)}, {"role": "assistant", "content": str(answer)}]
-        if r.get("instances") is not None:
+            turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        if instances:
             yield from _instances(row.where, r, turns, options, bad)
             continue
         output = r.get("output")
-        if _is_preference(r):
+        if preference:
             output = _preference_answer(r, row.where, "instruction", options, bad)
             if output is None:
                 continue
@@ -147,6 +182,10 @@ def _instances(where: str, record: dict, history: list[dict[str, str]], options:
         located = f"{where}[instance {index}]"
         if not isinstance(instance, dict):
             bad.add(located, "an instance is not an object {input, output}")
+            continue
+        wrong = _not_text([*_given(instance, "input"), ("output", instance.get("output", ...))])
+        if wrong:
+            bad.invalid(located, *wrong)
             continue
         turns = history + _alpaca_turns(record.get("instruction"), instance.get("input"), instance.get("output"))
         sample = _checked(with_system(record.get("system"), turns), located, bad, options, group=where)
@@ -172,7 +211,11 @@ def sharegpt(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
             reason = "each turn needs from (human, gpt, system) and value"
             bad.add(row.where, f"{reason}: got from {unknown.get('from')!r}" if isinstance(unknown, dict) else reason)
             continue
-        messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": str(t["value"])} for t in turns]
+        wrong = _not_text((f"conversations[{i}].value", t["value"]) for i, t in enumerate(turns))
+        if wrong:
+            bad.invalid(row.where, *wrong)
+            continue
+        messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": t["value"]} for t in turns]
         if _is_preference(r):
             answer = _preference_answer(r, row.where, "conversations", options, bad)
             if answer is None:
@@ -200,6 +243,12 @@ def messages(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
         tools = [m for m in msgs if _said(m, "role") in _TOOL_TURNS or (isinstance(m, dict) and _calls(m))]
         if tools:
             bad.add(row.where, _tools_refused("a tool message, or tool_calls in a message"))
+            continue
+        wrong = _not_text(
+            (f"messages[{i}].content", m.get("content", ...)) for i, m in enumerate(msgs) if isinstance(m, dict)
+        )
+        if wrong:
+            bad.invalid(row.where, *wrong)
             continue
         sample = _checked(msgs, row.where, bad, options)
         if sample:

@@ -104,9 +104,10 @@ def _restore_orphan(target: Path, siblings: list[Path], prefix: str) -> None:
     orphans = []
     for path in siblings:
         match = _TEMP.fullmatch(path.name[len(prefix) :]) if path.name.startswith(prefix) else None
-        if match and path.name[len(prefix) :].startswith(".old-") and path.is_dir() and not path.is_symlink():
-            if not _alive(int(match["pid"])) and (path / layout.DATASET_MARKER).is_file():
-                orphans.append(path)
+        moved_aside = match and path.name[len(prefix) :].startswith(".old-") and not path.is_symlink()
+        ours = moved_aside and (path / layout.DATASET_MARKER).is_file()
+        if ours and not _alive(int(match["pid"])):
+            orphans.append(path)
     if orphans:
         with contextlib.suppress(OSError):
             os.replace(max(orphans, key=lambda p: p.stat().st_mtime), target)

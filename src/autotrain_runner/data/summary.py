@@ -4,6 +4,9 @@ Each item's utterances are merged into turns (consecutive utterances of one part
 turn), rendered as speaker-labelled lines under `SUMMARY_INSTRUCTION`, with the item's summary
 as the answer. Masking tokens (`#@이름#`, `#@주소#`, ...) are kept (`MASKING=keep`, default) or
 replaced (`MASKING=map`, with `MASK_MAP=#@이름#=민수,...` over the defaults below).
+
+An item whose fields have another shape (an utterance that is no text, a `dialogue` that is no
+list, an utterance without its `participantID`) is a bad row naming the item and the field.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from pydantic import StrictStr
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict from Python 3.12 only
+
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.base import BadRows, Ident, Options, Sample, Strict, is_blank, parse, with_system
 from autotrain_runner.data.readers import loads, read_text
 from autotrain_runner.errors import ConfigError
 
@@ -48,6 +54,32 @@ def unmask(text: str, mapping: dict[str, str]) -> str:
     return MASK_TOKEN.sub(lambda m: mapping.get(m.group(0), m.group(0).strip("#@").replace("#", " ")), text)
 
 
+class _Utterance(TypedDict):  # validated as a dict, not made a model: a corpus has millions
+    utterance: StrictStr
+    participantID: StrictStr
+
+
+class _DialogueInfo(Strict):
+    dialogueID: Ident | None = None
+    topic: StrictStr | None = None
+
+
+class _Header(Strict):
+    dialogueInfo: _DialogueInfo | None = None
+
+
+class _Body(Strict):
+    dialogue: list[_Utterance]
+    summary: StrictStr | None = None  # None: counted as an empty summary
+
+
+class _Item(Strict):
+    """The fields of an item the builder uses; the rest (participantsInfo, utteranceID, ...) is not read."""
+
+    header: _Header
+    body: _Body
+
+
 def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
     instruction = options.get("SUMMARY_INSTRUCTION", DEFAULT_INSTRUCTION)
     system = options.get("SYSTEM_PROMPT")
@@ -59,33 +91,36 @@ def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise ConfigError(f'{name}: not the summarization corpus: expected {{"numberOfItems", "data": [...]}}')
-        if items and not any(isinstance(i, dict) and "summary" in (i.get("body") or {}) for i in items):
+        if items and not any(
+            isinstance(i, dict) and isinstance(i.get("body"), dict) and "summary" in i["body"] for i in items
+        ):
             raise ConfigError(
                 f"{name}: no item has body.summary: this looks like the SNS dialogue corpus (same header, "
                 "no summaries); dialogue_summary needs the summarization corpus"
             )
         for index, item in enumerate(items):
             where = f"{name}[item {index}]"
-            sample = _sample(item, where, instruction, system, mapping, bad)
+            parsed = parse(_Item, item, where, bad)
+            sample = _sample(parsed, where, instruction, system, mapping, bad) if parsed else None
             if sample:
                 yield sample
 
 
-def _sample(item, where: str, instruction: str, system, mapping, bad: BadRows) -> Sample | None:
-    try:
-        header, body = item["header"], item["body"]
-        dialogue, summary = body["dialogue"], body.get("summary")
-        info = header.get("dialogueInfo") or {}
-    except (KeyError, TypeError):
-        bad.add(where, "missing header or body.dialogue")
-        return None
-    if not isinstance(summary, str) or not summary.strip():
+def _sample(item: _Item, where: str, instruction: str, system, mapping, bad: BadRows) -> Sample | None:
+    summary = item.body.summary
+    if summary is None or is_blank(summary):
         bad.add(where, "empty summary")
         return None
+    dialogue = item.body.dialogue
+    for speaker in {u["participantID"] for u in dialogue}:
+        if is_blank(speaker):
+            index = next(i for i, u in enumerate(dialogue) if u["participantID"] == speaker)
+            bad.invalid(where, f"body.dialogue[{index}].participantID", "empty")
+            return None
     turns: list[list[str]] = []  # [speaker, text]
     for utterance in dialogue:
-        speaker, said = utterance.get("participantID"), (utterance.get("utterance") or "").strip()
-        if not said:
+        speaker, said = utterance["participantID"], utterance["utterance"].strip()
+        if is_blank(said):
             continue
         if turns and turns[-1][0] == speaker:
             turns[-1][1] += " " + said
@@ -104,5 +139,6 @@ def _sample(item, where: str, instruction: str, system, mapping, bad: BadRows) -
             {"role": "assistant", "content": summary.strip()},
         ],
     )
-    meta = {"topic": info.get("topic"), "turns": len(turns), "utterances": len(dialogue)}
-    return Sample(messages, str(info.get("dialogueID") or where), where, meta)
+    info = item.header.dialogueInfo or _DialogueInfo()
+    meta = {"topic": info.topic, "turns": len(turns), "utterances": len(dialogue)}
+    return Sample(messages, info.dialogueID or where, where, meta)

@@ -1,12 +1,18 @@
-"""`table`: csv, tsv, xlsx, json or jsonl rows with a prompt and a response column."""
+"""`table`: csv, tsv, xlsx, json or jsonl rows with a prompt and a response column.
+
+A spreadsheet cell is text whatever it holds (a cell 5 is "5"); in json and jsonl records the
+prompt, response and system fields must be strings: a number, list or object there is a bad row
+naming the field, never trained as its printed form. A null or missing field is empty.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.base import BadRows, Options, Sample, is_blank, json_type, with_system
 from autotrain_runner.data.readers import JSON_SUFFIXES, TABLE_SUFFIXES, json_records, read_text, table_rows
 from autotrain_runner.errors import ConfigError
 
@@ -23,7 +29,10 @@ def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample
             rows = list(json_records(path, read_text(path)[0]))
             header = sorted({k for r in rows if isinstance(r.record, dict) for k in r.record})
         else:
-            header, rows, _ = table_rows(path)
+            table = table_rows(path, options.get("SHEET"))
+            header, rows = table.header, table.rows
+            if table.sheets:
+                options.read[path] = {"sheets": list(table.sheets)}
         missing = [c for c in (prompt_col, response_col, system_col) if c and c not in header]
         if missing:
             raise ConfigError(
@@ -35,10 +44,19 @@ def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample
             if not isinstance(record, dict):
                 bad.add(row.where, "not an object")
                 continue
-            prompt, response = str(record.get(prompt_col) or "").strip(), str(record.get(response_col) or "").strip()
-            if not prompt or not response:
-                bad.add(row.where, f"empty {'prompt' if not prompt else 'response'}")
+            wrong = next((c for c in (prompt_col, response_col, system_col) if c and not _is_text(record.get(c))), None)
+            if wrong:
+                bad.invalid(row.where, wrong, f"expected a string, got {json_type(record[wrong])}")
                 continue
-            system = str(record.get(system_col) or "").strip() if system_col else system_prompt
+            prompt, response = (record.get(prompt_col) or "").strip(), (record.get(response_col) or "").strip()
+            if is_blank(prompt) or is_blank(response):
+                bad.add(row.where, f"empty {'prompt' if is_blank(prompt) else 'response'}")
+                continue
+            system = (record.get(system_col) or "").strip() if system_col else system_prompt
+            system = None if system is None or is_blank(system) else system  # an empty cell: no system message
             turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
             yield Sample(with_system(system, turns), row.where, row.where)
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)

@@ -6,6 +6,8 @@
 - `tsv`: one `question<TAB>answer` pair per line.
 - `lines`: one styled line per row; each becomes the answer to `TXT_INSTRUCTION`.
 
+A line that shows nothing (spaces, U+3000, zero-width characters) is a blank line.
+
 The pairs are also written as `pairs.json` (alpaca shape) beside the dataset, to inspect or
 hand-edit and rebuild with `DATA_BUILDER=alpaca`.
 """
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.data.base import BadRows, Options, Sample, with_system
+from autotrain_runner.data.base import BadRows, Options, Sample, is_blank, with_system
 from autotrain_runner.data.readers import read_text
 from autotrain_runner.errors import ConfigError
 
@@ -34,9 +36,9 @@ def build(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample
         text, _ = read_text(path)
         pairs = {"qa": _qa_blocks, "tsv": _tsv_lines, "lines": _styled_lines}[layout]
         for where, question, answer in pairs(path, text, options):
-            question = instruction if layout == "lines" else question
-            if not question or not answer:
-                bad.add(where, f"empty {'question' if not question else 'answer'}")
+            question = (instruction if layout == "lines" else question) or ""
+            if is_blank(question) or is_blank(answer):
+                bad.add(where, f"empty {'question' if is_blank(question) else 'answer'}")
                 continue
             turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
             yield Sample(with_system(system, turns), where, where)
@@ -47,7 +49,7 @@ def _qa_blocks(path: Path, text: str, options: Options):
     name = display_path(path)
     block: list[tuple[int, str]] = []
     for number, line in enumerate([*text.splitlines(), ""], 1):
-        if line.strip():
+        if not is_blank(line):
             block.append((number, line))
             continue
         if block:
@@ -75,7 +77,7 @@ def _qa_pair(name: str, block: list[tuple[int, str]], q_marker: str, a_marker: s
 def _tsv_lines(path: Path, text: str, options: Options):
     name = display_path(path)
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if is_blank(line):
             continue
         question, tab, answer = line.partition("\t")
         yield f"{name}:{number}", question.strip() if tab else "", answer.strip()
@@ -84,5 +86,5 @@ def _tsv_lines(path: Path, text: str, options: Options):
 def _styled_lines(path: Path, text: str, options: Options):
     name = display_path(path)
     for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+        if not is_blank(line):
             yield f"{name}:{number}", "", line.strip()

@@ -21,9 +21,11 @@ from typing import Any
 from autotrain_runner import layout
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
+from autotrain_runner.data import secret_values
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation import metrics
 from autotrain_runner.evaluation.engines import Engine, openai_backend
+from autotrain_runner.evaluation.prompts import read_prompts
 from autotrain_runner.evaluation.targets import (
     Target,
     base_target,
@@ -64,6 +66,10 @@ def evaluate(
             "(ko-mecab needs: pip install 'sacrebleu[ko]')"
         ) from None
     targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
+    # every input read and checked before a model or an engine starts
+    _samples(config, split, prompts_file, limit)
+    if prompts_file is None and prompts_path(config) is not None:
+        _samples(config, split, prompts_path(config), limit)
     if compare_base and not base:
         targets.append(base_target(config, None))
     with Engine(config, targets, backend, engine, echo) as generators:
@@ -119,21 +125,7 @@ def evaluate_targets(
 def _samples(config: Config, split: str, prompts_file: Path | None, limit: int | None) -> list[dict[str, Any]]:
     """The held-out split (id, messages, reference) or a prompt list (no reference)."""
     if prompts_file is not None:
-        items = []
-        for number, line in enumerate(Path(prompts_file).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            if line.lstrip().startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{prompts_file}:{number}: malformed JSON ({exc.msg})") from None
-                text = record.get("prompt") or record.get("content")
-                messages = record.get("messages") or [{"role": "user", "content": text}]
-            else:
-                messages = [{"role": "user", "content": line.strip()}]
-            items.append({"id": f"prompt-{number}", "messages": messages, "reference": None})
-        return evenly(items, limit)
+        return evenly(read_prompts(Path(prompts_file), secret_values(config)), limit)
     name = layout.TRAIN_EVAL_JSONL if split == "train" else f"{split}.jsonl"
     path = config.dataset_dir / name
     if not path.is_file():

@@ -24,7 +24,7 @@ from autotrain_runner.hub.files import CARD, Upload, collect, public_adapter_con
 from autotrain_runner.hub.merge import merge
 from autotrain_runner.hub.plan import Plan
 from autotrain_runner.hub.repo import resolve_repo, resolve_token, token_warnings
-from autotrain_runner.hub.scan import known_secrets, scan
+from autotrain_runner.hub.scan import TRAINED_ON, known_secrets, scan, scan_training_data
 from autotrain_runner.hub.upload import require_network, upload
 from autotrain_runner.layout.records import RunRecord
 
@@ -86,9 +86,12 @@ def push(
     files.insert(0, Upload(CARD, card.encode("utf-8"), "generated model card"))
 
     # --- the secret scan: every byte that would leave this machine
-    hits = scan(files, known_secrets(config, token))
+    secrets = known_secrets(config, token)
+    hits = scan(files, secrets) + scan_training_data(run_dir, record, secrets)
     if hits:
         lines = [f"secret scan: {hit}" for hit in hits]
+        if any(hit.where.startswith(TRAINED_ON) for hit in hits):
+            lines.append("the run trained on a secret, and its weights can recite it: train again without it")
         if any(hit.where.startswith(f"{CARD}:") for hit in hits):
             lines.append(
                 f"the card is written from the run's {layout.RUN_JSON} and {layout.EVAL_DIR}/{layout.METRICS_JSON}, "

@@ -19,6 +19,7 @@ from pathlib import Path
 from autotrain_runner.config.records import Config
 from autotrain_runner.hub.files import CARD, Upload
 from autotrain_runner.hub.repo import Token
+from autotrain_runner.layout.records import RunRecord
 from autotrain_runner.redact import ASSIGNMENT, SECRET_ASSIGNMENT, SecretMatcher, as_text, is_secret_key
 
 _TEXT_SUFFIXES = (".json", ".txt", ".md", ".jinja")
@@ -69,12 +70,36 @@ def scan(files: Sequence[Upload], secrets: dict[str, str]) -> list[Hit]:
     return hits
 
 
-def scan_text(name: str, text: str, secrets: dict[str, str], label: Callable[[int], str] | None = None) -> list[Hit]:
+TRAINED_ON = "trained on "
+
+
+def scan_training_data(run_dir: Path, record: RunRecord, secrets: dict[str, str]) -> list[Hit]:
+    """The data the run trained on (staged in its folder): not uploaded, but what the weights learned."""
+    staged = [record.data.get("staged"), (record.data.get("valid") or {}).get("staged")]
+    hits = []
+    for name in filter(None, staged):
+        path = run_dir / name
+        text = as_text(path.read_bytes()) if path.is_file() else None
+        if text is not None:
+            # what `atr data` refuses: token shapes and configured values (an `api_key=...` in a
+            # coding corpus is text, not a secret of this machine)
+            found = scan_text(name, text, secrets, assignments=False)
+            hits += [Hit(TRAINED_ON + hit.where, hit.what) for hit in found]
+    return hits
+
+
+def scan_text(
+    name: str,
+    text: str,
+    secrets: dict[str, str],
+    label: Callable[[int], str] | None = None,
+    assignments: bool = True,
+) -> list[Hit]:
     matcher = SecretMatcher(secrets, min_length=_MIN_SECRET)
     hits = []
     for number, line in enumerate(_lines(text), 1):
         found = [hit.what for hit in matcher.find(line)]
-        if SECRET_ASSIGNMENT.search(line):
+        if assignments and SECRET_ASSIGNMENT.search(line):
             found.append(ASSIGNMENT)
         where = f"{name}:{number}" + (f" ({label(number)})" if label else "")
         hits += [Hit(where, what) for what in dict.fromkeys(found)]

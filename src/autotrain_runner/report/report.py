@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.evaluation.results import METRICS, leaderboard, read_evals, score_rule, trial_evals
 from autotrain_runner.layout import outputs
 from autotrain_runner.layout.records import RunRecord, SweepRecord
+from autotrain_runner.redact import Redactor
 
 EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
 SIDE_BY_SIDE = 20
@@ -53,7 +55,9 @@ def report(project: Path | str, out: Path | None = None) -> Path:
     page["short"] = {  # per column: models beside models, adapters beside adapters
         key: short_paths([e["signature"].get(key) for e in page["evaluations"]]) for key in ("model", "adapter")
     }
-    layout.write_text_atomic(target, _render(page))
+    # run.json, predictions and sweeps are shown as written: no token shape or configured secret
+    # in them reaches the page
+    layout.write_text_atomic(target, _render(_masked(page, Redactor(config.secrets()))))
     return target
 
 
@@ -81,12 +85,26 @@ def loss_curves(records: list[RunRecord]) -> dict[str, tuple[list[float], list[f
     """Label -> (epochs, losses): each run's training loss, and its held-out loss when it has one."""
     curves = {}
     for record in records:
-        if record.loss_history:
-            xs = record.loss_epochs or list(range(1, len(record.loss_history) + 1))
-            curves[f"{record.id} train"] = (xs, record.loss_history)
-        if record.eval_loss_history:  # the held-out split, once an epoch
-            curves[f"{record.id} eval"] = (record.eval_loss_epochs, record.eval_loss_history)
+        train = _points(record.loss_epochs, record.loss_history)
+        if train[1]:
+            curves[f"{record.id} train"] = train
+        held_out = _points(record.eval_loss_epochs, record.eval_loss_history)  # once an epoch
+        if held_out[1]:
+            curves[f"{record.id} eval"] = held_out
     return curves
+
+
+def _points(xs: list[Any], ys: list[Any]) -> tuple[list[float], list[float]]:
+    """The finite (x, y) pairs of a run.json history; x counts from 1 when the xs do not match the
+    ys. A hand-edited or damaged history draws what is left of it, and never stops the report."""
+    if len(xs) != len(ys):
+        xs = list(range(1, len(ys) + 1))
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if _finite(x) and _finite(y)]
+    return [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _loss_chart(project_dir: Path, records: list[RunRecord], scratch: Path) -> str | None:
@@ -227,6 +245,16 @@ def _data_uri(path: Path) -> str:
 
 
 # --- the page
+
+
+def _masked(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return value if value.startswith("data:image/") else redact(value)
+    if isinstance(value, dict):
+        return {key: _masked(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, redact) for item in value]
+    return value
 
 
 def _render(page: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from autotrain_runner import hardware
 from autotrain_runner.config import models
-from autotrain_runner.config.keys import parse_param_count
+from autotrain_runner.config.value_checks import parse_param_count
 from autotrain_runner.errors import Problem
 from autotrain_runner.training.memory import (
     GB,
