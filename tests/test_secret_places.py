@@ -243,3 +243,33 @@ def test_runs_and_the_report_show_no_escape_sequence_or_token_from_a_hand_edited
     page = (project / "report.html").read_text(encoding="utf-8")
     assert CANARY not in page and "\x1b" not in page
     assert os.stat(project / "report.html").st_size > 0
+
+
+def test_a_link_in_a_run_folder_to_a_file_outside_it_is_never_planned_for_upload(tmp_path):
+    from autotrain_runner.hub.files import collect
+
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n", encoding="utf-8")
+    run = tmp_path / "runs" / "r1"
+    output = run / "output"
+    output.mkdir(parents=True)
+    (output / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (output / "adapter_model.safetensors").write_bytes(b"\0" * 8)
+    (output / "tokenizer.json").symlink_to(secret)
+    (output / "special_tokens_map.json").symlink_to(output / "adapter_config.json")  # inside: kept
+    files, excluded = collect(run, output, None)
+    names = {upload.name for upload in files}
+    assert names == {"adapter_config.json", "adapter_model.safetensors", "special_tokens_map.json"}
+    assert any("tokenizer.json" in e.name and "outside the run folder" in e.reason for e in excluded), excluded
+
+
+def test_a_dataset_folder_another_project_built_is_never_replaced(tmp_path):
+    first = table_project(tmp_path / "a")
+    assert atr("data", str(first)).code == 0
+    shared = tmp_path / "a" / "datasets" / "p"
+    before = {p.name: p.read_bytes() for p in shared.iterdir()}
+    second = table_project(tmp_path / "b", env=f"DATASET_DIR={shared}\n")
+    result = atr("data", str(second))
+    assert result.code == 2 and "holds the dataset of another project" in result.err, result.text
+    assert {p.name: p.read_bytes() for p in shared.iterdir()} == before
+    assert atr("data", str(first), "--force").code == 0  # its own project rebuilds it

@@ -68,6 +68,7 @@ def dataset_dir_problems(config: Config) -> list[Problem]:
             or overlap_problem(folder, _inputs(config))
             or outputs_problem(folder, config.project_dir)
             or foreign_problem(folder)
+            or owner_problem(folder, config.env_file)
         )
     except (OSError, RuntimeError) as exc:  # a name too long, a link loop, no permission
         problem = f"cannot be used as a folder ({getattr(exc, 'strerror', None) or exc})"
@@ -81,6 +82,20 @@ def file_problem(folder: Path) -> str | None:
         return None
     what = "is a file" if existing == folder else f"lies below {_display(existing)}, which is a file"
     return f"{what}, not a folder; atr data writes a folder of its own: name a new folder"
+
+
+def owner_problem(folder: Path, env_file: Path) -> str | None:
+    """`folder` holds a dataset another project built (its manifest names that project's env file):
+    building this one there would replace it. Datasets built before the manifest named its project
+    are taken as this project's."""
+    manifest = layout.read_manifest(folder) if folder.is_dir() else None
+    owner = manifest.env_file if manifest else None
+    if owner is None or Path(owner) == env_file.resolve() or not Path(owner).is_file():
+        return None
+    return (
+        f"holds the dataset of another project (built from {_display(Path(owner))}); give this project "
+        "a DATASET_DIR of its own"
+    )
 
 
 def foreign_problem(folder: Path) -> str | None:

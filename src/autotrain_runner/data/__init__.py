@@ -117,6 +117,7 @@ def build_data(
         "text_column": config.get("TEXT_COLUMN"),
         "lint": checks,
         "seconds": None,
+        "env_file": str(config.env_file.resolve()),
     }
     _write_atomically(out_dir, splits, manifest, config, builder_name, started)
     return DataResult("built", out_dir, manifest)

@@ -91,7 +91,9 @@ def collect(run_dir: Path, output: Path, merged_dir: Path | None) -> tuple[list[
         excluded.append(Excluded(_shown(entry, run_dir), reason))
     for entry in sorted(output.iterdir()):
         name = entry.name
-        if entry.is_file() and (
+        if _leaves(entry, run_dir):
+            excluded.append(Excluded(_shown(entry, run_dir), "a link to a file outside the run folder"))
+        elif entry.is_file() and (
             name in TOKENIZER_FILES or (merged_dir is None and (name in ADAPTER_FILES or _FULL_WEIGHTS.match(name)))
         ):
             files.append(Upload(name, entry))
@@ -101,11 +103,22 @@ def collect(run_dir: Path, output: Path, merged_dir: Path | None) -> tuple[list[
             excluded.append(Excluded(_shown(entry, run_dir), _why_not(name, entry.is_dir(), "model folder")))
     if merged_dir is not None:
         for entry in sorted(merged_dir.iterdir()):
-            if entry.is_file() and _FULL_WEIGHTS.match(entry.name):
+            if _leaves(entry, run_dir):
+                excluded.append(Excluded(_shown(entry, run_dir), "a link to a file outside the run folder"))
+            elif entry.is_file() and _FULL_WEIGHTS.match(entry.name):
                 files.append(Upload(entry.name, entry, f"from {merged_dir.name}/"))
             else:
                 excluded.append(Excluded(_shown(entry, run_dir), _why_not(entry.name, entry.is_dir(), "model folder")))
     return files, excluded
+
+
+def _leaves(entry: Path, run_dir: Path) -> bool:
+    """A symbolic link (or a file reached through one) that resolves outside the run folder: what it
+    points at (~/.ssh/id_rsa, another run) is nobody's choice to publish."""
+    try:
+        return not entry.resolve().is_relative_to(run_dir.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return True
 
 
 def _why_not(name: str, is_dir: bool, where: str) -> str:

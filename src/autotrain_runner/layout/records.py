@@ -242,4 +242,5 @@ class Manifest(_Record):
     text_column: str | None = None
     lint: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
+    env_file: str | None = None  # the project that built it: another project's builds never replace it
     extra: dict[str, Any] = field(default_factory=dict)
