@@ -54,21 +54,6 @@ def skip_folder(folder: Path, names: Iterable[str], exclude: list[Path]) -> bool
     return layout.MANIFEST_JSON in names and names <= layout.DATASET_FILES | {train_file_name(folder)}
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: someone else's process
-        return True
-    try:  # a killed process nobody has reaped yet is a zombie: gone all the same (Linux)
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def remove_stale(target: Path) -> list[Path]:
     """Delete what killed builds left beside `target`: their temp folders and the datasets they
     were replacing. Only folders atr made (marker, or nothing but atr's names) whose process is gone."""
@@ -84,7 +69,7 @@ def remove_stale(target: Path) -> list[Path]:
             continue
         tail = path.name[len(prefix) :]
         match = _TEMP.fullmatch(tail)
-        stale = not _alive(int(match["pid"])) if match else bool(_LEGACY_TEMP.fullmatch(tail))
+        stale = not layout.process_alive(int(match["pid"])) if match else bool(_LEGACY_TEMP.fullmatch(tail))
         if not stale:
             continue
         with contextlib.suppress(OSError):
@@ -106,7 +91,7 @@ def _restore_orphan(target: Path, siblings: list[Path], prefix: str) -> None:
         match = _TEMP.fullmatch(path.name[len(prefix) :]) if path.name.startswith(prefix) else None
         moved_aside = match and path.name[len(prefix) :].startswith(".old-") and not path.is_symlink()
         ours = moved_aside and (path / layout.DATASET_MARKER).is_file()
-        if ours and not _alive(int(match["pid"])):
+        if ours and not layout.process_alive(int(match["pid"])):
             orphans.append(path)
     if orphans:
         with contextlib.suppress(OSError):

@@ -17,10 +17,12 @@ three for the listed prompts). Records are written atomically, a run's first wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -162,14 +164,48 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_run(run_dir: Path) -> RunRecord | None:
-    """The run's record; a damaged one comes back with status "damaged" and an error naming the file."""
+    """The run's record; a damaged one comes back with status "damaged" and an error naming the file,
+    and a "running" one whose processes are gone as "interrupted" (`_settled`)."""
     data = read_json(run_dir / RUN_JSON)
     if data is None:
         return None
     try:
-        return RunRecord.from_json(data)
+        return _settled(RunRecord.from_json(data))
     except RecordError as exc:
         return RunRecord(id=run_dir.name, status="damaged", output_dir="", error=f"{run_dir / RUN_JSON}: {exc}")
+
+
+GONE = "its processes are gone without recording an end (killed, or the machine was taken back)"
+
+
+def _settled(record: RunRecord) -> RunRecord:
+    """A run still "running" whose runner and trainer processes are both gone on this host (kill -9,
+    the machine taken back and restarted) is interrupted, wherever it is read. A run started on
+    another host (a Ray node) is left as written: its processes cannot be seen from here."""
+    runner = record.runner or {}
+    if record.status != "running" or not runner.get("pid") or runner.get("host") != socket.gethostname():
+        return record
+    if any(isinstance(pid, int) and process_alive(pid) for pid in (runner.get("pid"), record.pid)):
+        return record
+    return dataclasses.replace(record, status="interrupted", error=record.error or GONE)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host runs with that pid (a zombie nobody reaped is gone)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: someone else's process
+        return True
+    except (OverflowError, ValueError):  # a pid no process can have
+        return False
+    try:  # a killed process nobody has reaped yet is a zombie: gone all the same (Linux)
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def write_run(run_dir: Path, record: dict[str, Any]) -> None:

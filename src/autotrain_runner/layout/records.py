@@ -111,7 +111,8 @@ class RunRecord(_Record):
     data: dict[str, Any] = field(default_factory=dict)  # the staged dataset: source, sha256, valid
     loss_on: str | None = None
     weights: str | None = None  # the dtypes it trained in (`precision.describe`)
-    pid: int | None = None
+    pid: int | None = None  # the trainer's
+    runner: dict[str, Any] = field(default_factory=dict)  # pid and host of the atr that started it
     duration_s: float | None = None
     train_loss: float | None = None
     last_step_loss: float | None = None

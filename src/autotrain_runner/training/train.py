@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -182,12 +183,8 @@ def _answer_found(value: Any, template, marker: str) -> bool:
         if isinstance(value, str):
             with contextlib.suppress(ValueError, SyntaxError):
                 value = ast.literal_eval(value)
-        return (
-            isinstance(value, list)
-            and bool(value)
-            and isinstance(value[-1], dict)
-            and value[-1].get("role") == "assistant"
-        )
+        last = value[-1] if isinstance(value, list) and value else None
+        return isinstance(last, dict) and last.get("role") == "assistant"
     return isinstance(value, str) and answer_start(value, marker) is not None
 
 
@@ -441,6 +438,7 @@ def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Reda
         "env_file": str(config.env_file),
         "started_at": _now(),
         "ended_at": None,
+        "runner": {"pid": os.getpid(), "host": socket.gethostname()},  # a run whose processes are gone is over
         "config": [{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
         "engine": engine.describe(),
         "params": command.autotrain_fields(config),
