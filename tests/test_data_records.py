@@ -430,7 +430,7 @@ def test_text_that_shows_nothing_is_empty_and_normal_forms_are_duplicates(tmp_pa
 # --- property: malformed AI Hub records never crash a build
 
 FAST = int(os.environ.get("ATR_HYPOTHESIS_EXAMPLES", "200"))
-SLOW = int(os.environ.get("ATR_HYPOTHESIS_EXAMPLES", "10000"))
+SLOW = int(os.environ.get("ATR_HYPOTHESIS_EXAMPLES", "2000"))
 FAST_SETTINGS = settings(max_examples=FAST, deadline=None, suppress_health_check=list(HealthCheck))
 SLOW_SETTINGS = settings(max_examples=SLOW, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -101,8 +101,8 @@ def test_train_builds_a_missing_or_stale_dataset_as_make_would(style_project):
     result = atr("train", str(style_project), "--run-id", "a")
     assert result.code == 0, result.text[-3000:]
     assert "atr data: built: " in result.out and "rows read 40, kept 40" in result.out
-    again = atr("train", str(style_project), "--run-id", "b")
-    assert again.code == 0 and "atr data:" not in again.out, "up to date: nothing rebuilt"
+    again = atr("data", str(style_project))  # what the next train asks first: nothing to rebuild
+    assert again.code == 0 and "up to date: " in again.out, again.text
     with (style_project / "style.txt").open("a", encoding="utf-8") as handle:
         handle.write("Q: 새 질문 어때?\nA: 새 답이에여~*\n\n")
     stale = atr("train", str(style_project), "--run-id", "c")
