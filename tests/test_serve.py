@@ -4,6 +4,7 @@ Also a burst of concurrent clients, a prompt far beyond the context, bodies that
 protocol errors and clients that hang up: every client gets a well-formed JSON answer, the server
 prints no traceback and keeps serving."""
 
+import contextlib
 import json
 import os
 import re
@@ -17,19 +18,25 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import atr, read_events
+from conftest import _sigint_default, atr, read_events
 
 CONCURRENT = 30
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def request(url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, headers=headers or {"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=body, headers=headers or JSON)
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -62,14 +69,19 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], dict]:
     return int(status_line.split()[1]), headers, json.loads(body[:length])
 
 
+def lower(headers) -> dict[str, str]:
+    """Header names in lower case (HTTP's are case-insensitive)."""
+    return {k.lower(): v for k, v in headers.items()}
+
+
 def completion_body(content: str = "안녕", **fields) -> bytes:
     return json.dumps({"messages": [{"role": "user", "content": content}], **fields}).encode()
 
 
-def post_bytes(body: bytes, extra: bytes = b"") -> bytes:
-    """A raw POST /v1/chat/completions with `body` (its Content-Length) followed by `extra`."""
-    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    return head + body + extra
+def post_bytes(body: bytes, extra: bytes = b"", route: str = "/v1/chat/completions") -> bytes:
+    """A raw POST of JSON `body` (its Content-Length) to `route`, followed by `extra`."""
+    head = f"POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body + extra
 
 
 def hang_up(sock: socket.socket) -> None:
@@ -90,32 +102,48 @@ class Live:
         return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
 
 
-@pytest.fixture
-def live(style_project, tmp_path):
-    """`atr serve --base --port 0` in a child process, its stdout and stderr in files."""
-    assert atr("data", str(style_project)).code == 0
-    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+def start(project: Path, folder: Path, *flags: str) -> tuple[subprocess.Popen, Live]:
+    """`atr serve PROJECT --base --port 0` in a child process (SIGINT at its default, as in a
+    terminal), its stdout and stderr in files under `folder`; back when it prints its serving line."""
+    out, err = folder / "serve.out", folder / "serve.err"
     with out.open("w") as stdout, err.open("w") as stderr:
         child = subprocess.Popen(
-            [sys.executable, "-m", "autotrain_runner", "serve", str(style_project), "--base", "--port", "0"],
+            [sys.executable, "-m", "autotrain_runner", "serve", str(project), "--base", "--port", "0", *flags],
             stdout=stdout,
             stderr=stderr,
             text=True,
             start_new_session=True,
+            preexec_fn=_sigint_default,
         )
+    match = None
+    deadline = time.monotonic() + 120
+    while match is None and child.poll() is None and time.monotonic() < deadline:
+        match = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)/v1", out.read_text())
+        time.sleep(0.2)
+    if match is None:
+        os.killpg(child.pid, signal.SIGTERM)
+        pytest.fail(f"no serving line: {out.read_text()!r} {err.read_text()[-2000:]!r}")
+    port = int(match.group(1))
+    return child, Live(f"http://127.0.0.1:{port}/v1", port, project, out, err)
+
+
+@contextlib.contextmanager
+def serving(project: Path, folder: Path, *flags: str) -> Iterator[Live]:
+    child, live = start(project, folder, *flags)
     try:
-        match = None
-        deadline = time.monotonic() + 120
-        while match is None and child.poll() is None and time.monotonic() < deadline:
-            match = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)/v1", out.read_text())
-            time.sleep(0.2)
-        assert match, f"no serving line: {out.read_text()!r} {err.read_text()[-2000:]!r}"
-        port = int(match.group(1))
-        yield Live(f"http://127.0.0.1:{port}/v1", port, style_project, out, err)
+        yield live
     finally:
         os.killpg(child.pid, signal.SIGTERM)
         child.wait(timeout=30)
-    assert "Traceback" not in err.read_text(), err.read_text()[-3000:]
+    assert "Traceback" not in live.err.read_text(), live.err.read_text()[-3000:]
+
+
+@pytest.fixture
+def live(style_project, tmp_path):
+    """`atr serve --base --port 0` on the tiny model."""
+    assert atr("data", str(style_project)).code == 0
+    with serving(style_project, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
@@ -255,13 +283,13 @@ def test_thirty_concurrent_requests_each_get_a_well_formed_answer(live):
 
     def client(i: int) -> None:
         body = completion_body(f"질문 {i} 오늘 어때? " * (1 + i % 5), max_tokens=8, temperature=0.7 * (i % 2))
-        req = urllib.request.Request(f"{live.url}/chat/completions", data=body)
+        req = urllib.request.Request(f"{live.url}/chat/completions", data=body, headers=JSON)
         try:
             barrier.wait()
             with urllib.request.urlopen(req, timeout=120) as response:
-                answers[i] = (response.status, dict(response.headers), json.loads(response.read()))
+                answers[i] = (response.status, lower(response.headers), json.loads(response.read()))
         except urllib.error.HTTPError as exc:
-            answers[i] = (exc.code, dict(exc.headers), json.loads(exc.read()))
+            answers[i] = (exc.code, lower(exc.headers), json.loads(exc.read()))
         except Exception as exc:  # a reset, a timeout, a dropped connection: recorded, then failed below
             answers[i] = f"{type(exc).__name__}: {exc}"
 
@@ -279,7 +307,7 @@ def test_thirty_concurrent_requests_each_get_a_well_formed_answer(live):
         if status == 200:
             assert payload["object"] == "chat.completion" and payload["usage"]["completion_tokens"] <= 8
         else:
-            assert int(headers["Retry-After"]) >= 1 and payload["error"]["message"]
+            assert int(headers["retry-after"]) >= 1 and payload["error"]["message"]
     assert request(f"{live.url}/models")[0] == 200, "the server still serves"
     assert "Already borrowed" not in live.log() and "Traceback" not in live.log()
 
@@ -310,7 +338,7 @@ def test_a_prompt_beyond_the_context_is_refused_at_once(live):
 
 def test_a_body_shorter_than_its_content_length_does_not_hold_the_connection(live):
     with socket.create_connection(("127.0.0.1", live.port), timeout=60) as sock:
-        sock.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"messages"')
+        sock.sendall(post_bytes(b'{"messages"' + b" " * 89)[:-89])  # Content-Length: 100, 11 bytes sent
         status, headers, error = read_response(sock)
         assert status == 400 and "stopped after 11 of the 100 bytes" in error["error"]["message"]
         assert headers["connection"] == "close" and sock.recv(1) == b"", "the connection is closed"
@@ -328,8 +356,8 @@ def test_protocol_errors_are_json_and_hang_ups_print_nothing(live):
     assert status == 414 and error["error"]["type"] == "invalid_request_error"
     status, _, error = exchange(port, b"GET /v1/models HTTP/1.1\r\nX: " + b"a" * (65537 - 3))
     assert status == 431
-    many = b"".join(f"X-{i}: y\r\n".encode() for i in range(101))
-    status, _, error = exchange(port, b"GET /v1/models HTTP/1.1\r\n" + many + b"\r\n")
+    many = b"".join(f"X-{i}: y\r\n".encode() for i in range(100))
+    status, _, error = exchange(port, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
     assert status == 431
     status, _, error = exchange(port, b"GET / two words HTTP/1.1\r\n\r\n")
     assert status == 400 and "Bad request syntax" in error["error"]["message"]
@@ -351,9 +379,6 @@ def test_protocol_errors_are_json_and_hang_ups_print_nothing(live):
         sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         sock.sendall(data)
         hang_up(sock)
-    deadline = time.monotonic() + 60
-    while live.out.read_text().count('"POST /v1/chat/completions HTTP/1.1" 200') < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)  # the three abandoned completions are answered, to no one
     assert request(f"{live.url}/chat/completions", completion_body(max_tokens=4))[0] == 200
     assert request(f"{live.url}/models")[0] == 200
     assert "Traceback" not in live.err.read_text() and "BrokenPipe" not in live.log(), live.log()[-3000:]
@@ -387,7 +412,7 @@ def test_a_bad_port_or_host_fails_before_the_model_loads(style_project, tiny_mod
 
 def sse(url: str, payload: dict) -> tuple[str, list[dict]]:
     """POST with stream=true: the Content-Type and the events up to `data: [DONE]`."""
-    req = urllib.request.Request(url, data=json.dumps({**payload, "stream": True}).encode())
+    req = urllib.request.Request(url, data=json.dumps({**payload, "stream": True}).encode(), headers=JSON)
     with urllib.request.urlopen(req, timeout=120) as response:
         return response.headers["Content-Type"], read_events(response)
 
@@ -492,3 +517,291 @@ def test_a_client_that_hangs_up_mid_stream_leaves_the_server_serving(live):
     _, events = sse(f"{live.url}/chat/completions", {"messages": [{"role": "user", "content": "또"}], "max_tokens": 4})
     assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
     assert "Traceback" not in live.log()
+
+
+PROMPT = "### 질문: 안녕"  # on /v1/completions the tiny model's greedy answer runs to max_tokens: no EOS comes
+LONG = 300  # tokens: an answer long enough that holding the model for it shows
+
+
+@pytest.fixture(scope="module")
+def long_project(tmp_path_factory, tiny_model) -> Path:
+    """A project on the tiny model with 4,096 positions (RoPE has no fixed length): answers as long as asked."""
+    from conftest import STYLE_ENV
+
+    root = tmp_path_factory.mktemp("long")
+    model = root / "long-model"
+    shutil.copytree(tiny_model, model)
+    for name, key in [("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")]:
+        settings = json.loads((model / name).read_text())
+        (model / name).write_text(json.dumps({**settings, key: 4096}))
+    project = root / "projects" / "long"
+    project.mkdir(parents=True)
+    (project / "project.env").write_text(STYLE_ENV.format(model=model))
+    return project
+
+
+def open_stream(port: int, payload: dict) -> socket.socket:
+    """A streamed /v1/completions whose answer has begun (its 200 has come); the caller hangs up."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(post_bytes(json.dumps({**payload, "stream": True}).encode(), route="/v1/completions"))
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+@pytest.mark.slow
+def test_clients_that_hang_up_mid_stream_end_their_generation_at_once(long_project, tmp_path):
+    """Before, a stream's clean-up read its generation to the end while holding the model: a client
+    that hung up after 3 s made the next 4-token request wait for the whole abandoned answer. Now the
+    hang-up ends the generation within a step: the next request does not wait for it, after one
+    client or six (five of them waiting for the model when they leave)."""
+    with serving(long_project, tmp_path) as live:
+        started = time.monotonic()
+        _, events = sse(f"{live.url}/completions", {"prompt": PROMPT, "max_tokens": LONG})
+        whole = time.monotonic() - started  # what one abandoned answer held the model for, before
+        assert events[-1]["usage"]["completion_tokens"] == LONG, "the answer runs to max_tokens"
+        for clients in (1, 6):
+            streams = [open_stream(live.port, {"prompt": PROMPT, "max_tokens": LONG}) for _ in range(clients)]
+            time.sleep(0.2)  # the first is generating
+            for sock in streams:
+                hang_up(sock)
+            started = time.monotonic()
+            status, answer = request(
+                f"{live.url}/completions", json.dumps({"prompt": PROMPT, "max_tokens": 4}).encode()
+            )
+            took = time.monotonic() - started
+            assert status == 200 and answer["usage"]["completion_tokens"] == 4
+            assert took < whole / 2, f"after {clients} hang-ups 4 tokens took {took:.1f} s, {LONG} tokens {whole:.1f} s"
+        _, events = sse(
+            f"{live.url}/chat/completions", {"messages": [{"role": "user", "content": "또"}], "max_tokens": 4}
+        )
+        assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert "socket.send" not in live.log() and "error" not in live.err.read_text(), "hang-ups print nothing"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_generation_exits_130(long_project, tmp_path):
+    """Ctrl-C while a stream generates: before, the interpreter exited under the generating thread
+    (`terminate called without an active exception`, SIGABRT); now the generation ends first, then
+    the server, with `interrupted` and exit 130 as every command."""
+    child, live = start(long_project, tmp_path)
+    try:
+        with open_stream(live.port, {"prompt": PROMPT, "max_tokens": 3000}) as sock:
+            received = b""
+            while b"data: " not in received:  # an event: the generation is under way
+                chunk = sock.recv(65536)
+                assert chunk, f"the stream ended before its first event: {received!r}"
+                received += chunk
+            os.killpg(child.pid, signal.SIGINT)  # as the terminal sends Ctrl-C: to the process group
+            code = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    err = live.err.read_text()
+    assert code == 130, (code, err[-2000:])
+    assert err.rstrip().endswith("interrupted") and "terminate called" not in err and "Traceback" not in err, err
+
+
+def test_what_the_server_does_not_implement_is_refused_and_stop_is_honoured(live):
+    """`n=2` answered one choice, `stop` was ignored, `top_p=5` was accepted: now what the server does
+    not implement, or what is out of OpenAI's range, is a 400 naming the parameter, and `stop` cuts
+    the answer before the first stop string (finish_reason "stop"), streamed or not."""
+    url = f"{live.url}/completions"
+    asked = {"prompt": PROMPT, "max_tokens": 16}
+    refused = [
+        ({"n": 2}, "n"),
+        ({"best_of": 2}, "best_of"),
+        ({"logprobs": 1}, "logprobs"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"seed": 1}, "seed"),
+        ({"top_p": 5}, "top_p"),
+        ({"top_p": 0}, "top_p"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"max_tokens": 4097}, "max_tokens"),
+        ({"max_tokens": None, "max_completion_tokens": 4097}, "max_completion_tokens"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stop": ""}, "stop"),
+        ({"frobnicate": True}, "frobnicate"),
+    ]
+    for extra, param in refused:
+        status, error = request(url, json.dumps({**asked, **extra}).encode())
+        assert status == 400 and error["error"]["param"] == param, (extra, error)
+        assert error["error"]["type"] == "invalid_request_error" and error["error"]["message"]
+    for route in ("chat/completions", "completions"):  # the ceiling on max_tokens holds on every route
+        payload = {"messages": [{"role": "user", "content": "x"}]} if route.startswith("chat") else {"prompt": "x"}
+        status, error = request(f"{live.url}/{route}", json.dumps({**payload, "max_tokens": 5000}).encode())
+        assert status == 400 and error["error"]["param"] == "max_tokens" and "1..4096" in error["error"]["message"]
+    # what asks for nothing beyond what the server does is accepted
+    defaults = {"n": 1, "logprobs": None, "presence_penalty": 0, "user": "u", "stream_options": {"include_usage": True}}
+    assert request(url, json.dumps({**asked, **defaults}).encode())[0] == 200
+
+    status, whole = request(url, json.dumps(asked).encode())
+    text = whole["choices"][0]["text"]
+    stop = next(c for c in text[len(text) // 2 :] if c.strip() and c != "\ufffd" and text.index(c) > 0)
+    expected = text.split(stop, 1)[0].strip()
+    for form in (stop, ["never-in-the-answer", stop]):
+        status, cut = request(url, json.dumps({**asked, "stop": form}).encode())
+        assert status == 200 and cut["choices"][0]["text"] == expected, (text, stop, cut)
+        assert cut["choices"][0]["finish_reason"] == "stop"
+    _, events = sse(url, {**asked, "stop": [stop]})
+    assert "".join(e["choices"][0]["text"] for e in events).strip() == expected
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def tls_client_hello() -> bytes:
+    """The first bytes an https:// client sends."""
+    import ssl
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def slow_head(port: int, found: list) -> None:
+    """A client that sends its request's head one header line every 2 s, for 40 s at most: how long
+    the server kept it, and what it answered."""
+    import select
+
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")
+        try:
+            while time.monotonic() - started < 40:
+                if not select.select([sock], [], [], 2)[0]:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                    continue
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except OSError as exc:
+            received += f" ({type(exc).__name__})".encode()
+    found.append((time.monotonic() - started, received))
+
+
+@pytest.mark.slow
+def test_hostile_clients_get_an_answer_or_are_dropped(live):
+    """What a hostile round found: a text/plain POST was served (any web page could drive a local
+    server with a CORS "simple request"); two different Content-Lengths were accepted; a TLS
+    ClientHello got bare JSON with no status line; a client sending one header line every few
+    seconds was never dropped."""
+    found: list = []
+    slow = threading.Thread(target=slow_head, args=(live.port, found), daemon=True)
+    slow.start()
+    url = f"{live.url}/chat/completions"
+    body = completion_body(max_tokens=4)
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        status, error = request(url, body, {"Content-Type": kind})
+        assert status == 415 and "application/json" in error["error"]["message"], kind
+    status, _, error = exchange(live.port, post_bytes(body).replace(b"Content-Type: application/json\r\n", b""))
+    assert status == 415
+    assert request(url, body, {"Content-Type": "application/json; charset=utf-8"})[0] == 200
+    # no CORS: a page elsewhere gets no permission, not even from a preflight
+    preflight = b"OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+    status, headers, _ = exchange(live.port, preflight + b"Access-Control-Request-Method: POST\r\n\r\n")
+    assert status >= 400 and not any(h.startswith("access-control-") for h in headers)
+    for path in ("/", "/v1/models"):
+        with urllib.request.urlopen(live.url.removesuffix("/v1") + path, timeout=30) as response:
+            assert not any(h.lower().startswith("access-control-") for h in response.headers), path
+
+    # two Content-Lengths that differ: 400, whichever the body matches
+    two = post_bytes(body).replace(b"Content-Length:", f"Content-Length: {len(body) + 10}\r\nContent-Length:".encode())
+    status, _, error = exchange(live.port, two)
+    assert status == 400 and "Content-Length" in error["error"]["message"], error
+    # https:// to this http:// server: a 400 with its status line, at once, and the connection closes
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(tls_client_hello())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"http://, not https://" in answer, answer
+
+    slow.join(timeout=60)
+    took, answer = found[0]
+    assert answer.startswith(b"HTTP/1.1 408 ") and took < 30, (took, answer)
+    assert request(f"{live.url}/models")[0] == 200, "the server still serves"
+
+
+def test_a_hostile_model_name_cannot_break_the_chat_page(style_project, tiny_model, tmp_path, chromium):
+    """The served name (here the model's path) is written into the page's script: a name holding
+    `</script><!--<script>` ended the script early, or kept it open past its end."""
+    from playwright.sync_api import sync_playwright
+
+    hostile = tmp_path / "a</script><!--<script>&'\"" / "model"  # a folder named "a<", one "script>...": one path
+    shutil.copytree(tiny_model, hostile)
+    with serving(style_project, tmp_path, "--set", f"MODEL={hostile}") as live:
+        name = request(f"{live.url}/models")[1]["data"][0]["id"]
+        assert "</script><!--<script>" in name
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(live.url.removesuffix("/v1") + "/")
+                assert page.title() == f"Chat with {name}" and page.evaluate("MODEL") == name
+                page.fill("#input", "안녕")
+                page.keyboard.press("Enter")
+                page.locator(".assistant[data-state=done]").first.wait_for(timeout=120_000)
+                assert page.locator(".warning", has_text="error:").count() == 0
+            finally:
+                browser.close()
+        assert errors == []
+
+
+_JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.floats(allow_nan=False),
+        st.text(max_size=20),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+_MESSAGES = st.one_of(
+    _JSON_VALUES,
+    st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant", "system", "tool", "robot", 5]), "content": _JSON_VALUES}
+        ),
+        max_size=3,
+    ),
+    st.just([{"role": "user", "content": "안녕"}]),
+)
+_FIELDS = ["model", "max_tokens", "temperature", "top_p", "stop", "stream", "n", "logprobs", "seed", "tools", "x"]
+_BODIES = st.fixed_dictionaries(
+    {"messages": _MESSAGES},
+    optional={
+        **{name: _JSON_VALUES for name in _FIELDS},
+        "max_tokens": st.one_of(st.integers(min_value=1, max_value=8), _JSON_VALUES),
+        "stream": st.booleans(),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=_BODIES, route=st.sampled_from(["chat/completions", "completions"]))
+def test_random_request_bodies_get_an_answer_or_a_json_error(live, body, route):
+    """Generated bodies, valid and not, on both routes: an answer (200, as JSON or as events ending
+    with [DONE]) or an OpenAI-style JSON error of 4xx; never a 5xx, a traceback or a hang."""
+    if route == "completions":
+        body = {("prompt" if key == "messages" else key): value for key, value in body.items()}
+    req = urllib.request.Request(f"{live.url}/{route}", data=json.dumps(body).encode(), headers=JSON)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            status, kind, raw = response.status, response.headers.get("content-type", ""), response.read()
+    except urllib.error.HTTPError as exc:
+        status, kind, raw = exc.code, exc.headers.get("content-type", ""), exc.read()
+    assert status == 200 or (400 <= status < 500 and status != 404), (status, raw[:500])
+    if kind.startswith("text/event-stream"):
+        assert status == 200 and raw.rstrip().endswith(b"data: [DONE]"), raw[-300:]
+    else:
+        payload = json.loads(raw)
+        assert ("choices" in payload) if status == 200 else isinstance(payload["error"]["message"], str), payload
+    assert b"Traceback" not in raw

@@ -105,3 +105,17 @@ def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
 def openai_markers(template: templates.PromptTemplate) -> list[str]:
     """Leak markers when the server renders the template: the project's, and the common chat ones."""
     return [*template.markers(), "<|im_start|>", "<|im_end|>", "<|user|>", "<|assistant|>", "</s>", "<|eot_id|>"]
+
+
+def context_overflow(window: int, prompt_tokens: int, max_tokens: int) -> str | None:
+    """Why a prompt of `prompt_tokens` cannot be answered with `max_tokens` more in a context of
+    `window`, in OpenAI's words (`atr serve` answers 400 `context_length_exceeded` with it, `atr
+    chat` prints it); None when it fits. Checked before generating: a prompt past the context
+    would otherwise run for minutes to produce nothing useful."""
+    if prompt_tokens + max_tokens <= window:
+        return None
+    return (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+        "completion). Please reduce the length of the messages or completion."
+    )

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event, Thread
 from typing import Any
 
 from autotrain_runner.config.templates import NAMED, PromptTemplate
@@ -143,10 +144,20 @@ class TokenizerSide:
 
 class Streamed:
     """An answer as it is generated: iterate for the text shown so far (anything that could be the
-    start of a stop marker held back, the EOS never shown), then `generated` holds the whole answer."""
+    start of a stop marker held back, the EOS never shown), then `generated` holds the whole answer.
+    `cancel` is what the generation checks at every step: a reader that stops early (a client that
+    hung up, Ctrl-C) sets it, so that what is left of the generation is one step, not the whole answer."""
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[], Generated], stop: Sequence[str], eos: str | None):
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        finish: Callable[[], Generated],
+        stop: Sequence[str],
+        eos: str | None,
+        cancel: Event,
+    ):
         self._pieces, self._finish, self._stop, self._eos = pieces, finish, tuple(stop), eos or ""
+        self.cancel = cancel
         self.generated: Generated | None = None
         self._ended = False  # every piece read: a streamer that has ended must not be read again
 
@@ -154,7 +165,8 @@ class Streamed:
         try:
             yield from self._shown()
         finally:
-            if not self._ended:  # the reader stopped early (a client hung up): let generation end
+            if not self._ended:  # the reader stopped early: generation ends at its next step
+                self.cancel.set()
                 for _ in self._pieces:
                     pass
                 self._ended = True
@@ -269,23 +281,30 @@ class HFBackend(TokenizerSide):
             with torch.no_grad():
                 self.model(**{k: v.to(self.device) for k, v in encoded.items()}, num_logits_to_keep=1)
 
-    def stream(self, prompt: str, settings: Settings, stop: Sequence[str]) -> Streamed:
-        """Generate in a thread, the text arriving through a `TextIteratorStreamer`."""
-        import threading
-
+    def stream(
+        self,
+        prompt: str,
+        settings: Settings,
+        stop: Sequence[str],
+        cancel: Event | None = None,
+        asked: Sequence[str] = (),
+    ) -> Streamed:
+        """Generate in a thread, the text arriving through a `TextIteratorStreamer`. `stop` are the
+        template's markers; `asked`, stop strings a request adds (`atr serve`'s `stop`)."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
         result: dict[str, Any] = {}
+        cancel = cancel or Event()
 
         def run() -> None:
             try:
-                result["generated"] = self._generate_batch([prompt], settings, stop, streamer=streamer)[0]
+                result["generated"] = self._generate_batch([prompt], settings, stop, streamer, cancel, asked)[0]
             except BaseException as exc:
                 result["error"] = exc
                 streamer.end()
 
-        thread = threading.Thread(target=run, daemon=True)
+        thread = Thread(target=run, daemon=True)
         thread.start()
 
         def finish() -> Generated:
@@ -294,7 +313,7 @@ class HFBackend(TokenizerSide):
                 raise result["error"]
             return result["generated"]
 
-        return Streamed(iter(streamer), finish, stop, self.tokenizer.eos_token)
+        return Streamed(iter(streamer), finish, (*stop, *asked), self.tokenizer.eos_token, cancel)
 
     def _padded(self, prompts: Sequence[str]) -> dict[str, Any]:
         """The prompts' ids (the renderer's), left-padded into one batch on the model's device; no
@@ -338,12 +357,25 @@ class HFBackend(TokenizerSide):
         return [self._generate_batch([p], settings, stop)[0] for p in prompts]
 
     def _generate_batch(
-        self, prompts: list[str], settings: Settings, stop: Sequence[str], streamer=None
+        self,
+        prompts: list[str],
+        settings: Settings,
+        stop: Sequence[str],
+        streamer=None,
+        cancel: Event | None = None,
+        asked: Sequence[str] = (),
     ) -> list[Generated]:
         import torch
+        from transformers import StoppingCriteriaList
 
         encoded = self._padded(prompts)
+        width = encoded["input_ids"].shape[1]
         sampling = settings.temperature > 0
+        criteria = StoppingCriteriaList(self._stop_criteria(tuple(stop)) or [])
+        if asked:
+            criteria.append(_TextStop(self.tokenizer, width, asked))
+        if cancel is not None:
+            criteria.append(lambda ids, scores, **_: torch.full((ids.shape[0],), cancel.is_set(), device=ids.device))
         with torch.no_grad():
             output = self.model.generate(
                 **encoded,
@@ -355,11 +387,26 @@ class HFBackend(TokenizerSide):
                 repetition_penalty=settings.repetition_penalty,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids or None,
-                stopping_criteria=self._stop_criteria(tuple(stop)),
+                stopping_criteria=criteria,
                 streamer=streamer,
             )
-        width = encoded["input_ids"].shape[1]
-        return [self._decode(row[width:].tolist(), settings, stop) for row in output]
+        return [self._decode(row[width:].tolist(), settings, (*stop, *asked)) for row in output]
+
+
+class _TextStop:
+    """Stop strings a request asks for, found in the last tokens decoded at each step: a `StopStringCriteria`
+    scans the whole vocabulary when built (seconds with 128k tokens), for every new set a client sends."""
+
+    def __init__(self, tokenizer: Any, width: int, stop: Sequence[str]):
+        self.tokenizer, self.width, self.stop = tokenizer, width, tuple(stop)
+        self.tail = 4 * max(len(s) for s in stop) + 4  # tokens: a character is at most 4 bytes, a token 1 or more
+
+    def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        start = max(self.width, ids.shape[1] - self.tail)
+        texts = self.tokenizer.batch_decode(ids[:, start:], skip_special_tokens=False)
+        return torch.tensor([any(s in t for s in self.stop) for t in texts], device=ids.device)
 
 
 REPLACEMENT = "\ufffd"  # what decoding shows for bytes that are not a whole UTF-8 character

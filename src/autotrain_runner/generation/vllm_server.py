@@ -374,11 +374,21 @@ class VLLMBackend(TokenizerSide):
             raise WorkError(f"vLLM answered HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
 
-    def stream(self, prompt: str, settings: Settings, stop: Sequence[str]) -> Streamed:
+    def stream(
+        self,
+        prompt: str,
+        settings: Settings,
+        stop: Sequence[str],
+        cancel: threading.Event | None = None,
+        asked: Sequence[str] = (),
+    ) -> Streamed:
+        """As `HFBackend.stream`; a set `cancel` closes the request, and vLLM aborts it."""
         import httpx
 
         collected: list[int] = []
         finish_reason: list[str | None] = [None]
+        stop = (*stop, *asked)
+        cancel = cancel or threading.Event()
         payload = {**self._payload(settings, stop), "prompt": self.encode(prompt), "stream": True}
 
         def pieces() -> Iterator[str]:
@@ -389,6 +399,8 @@ class VLLMBackend(TokenizerSide):
                 if response.status_code != 200:
                     raise WorkError(f"vLLM answered HTTP {response.status_code}: {response.read()[:300]!r}")
                 for line in response.iter_lines():
+                    if cancel.is_set():
+                        return
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
                     choice = json.loads(line[6:])["choices"][0]
@@ -400,7 +412,7 @@ class VLLMBackend(TokenizerSide):
         def finish() -> Generated:
             return self._generated({"token_ids": collected, "finish_reason": finish_reason[0]}, settings, stop)
 
-        return Streamed(pieces(), finish, stop, self.tokenizer.eos_token)
+        return Streamed(pieces(), finish, stop, self.tokenizer.eos_token, cancel)
 
     def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
         """The same teacher-forced loss from vLLM's prompt logprobs (each id's log-probability given those before)."""

@@ -18,9 +18,14 @@ def _template():
     return environment.from_string((Path(__file__).parent / "chat.html.j2").read_text(encoding="utf-8"))
 
 
+# JSON inside a <script>: no "<" at all, so that neither "</script>" nor "<!--" (which with a
+# "<script" after it keeps the element open past its end) can appear; "&" and ">" too, as Django's
+# json_script escapes them, and the line separators older engines end a string at.
+_SCRIPT_SAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def chat_page(model: str, max_new_tokens: int) -> str:
-    # JSON inside a <script>: no "</" may close the element early (markupsafe leaves it as it is)
     import markupsafe
 
-    literal = markupsafe.Markup(json.dumps(model, ensure_ascii=False).replace("</", "<\\/"))
+    literal = markupsafe.Markup(json.dumps(model, ensure_ascii=False).translate(_SCRIPT_SAFE))
     return _template().render(title=f"Chat with {model}", model_json=literal, max_new_tokens=int(max_new_tokens))

@@ -5,7 +5,8 @@ against the context window, generated and shaped as OpenAI's bodies and chunks.
 With the hf engine generation runs one request at a time on the one model (the base model is the
 same model with its adapter switched off); with vllm, vLLM batches the requests in flight. A
 prompt that does not fit the model's context with its `max_tokens` is refused
-(`context_length_exceeded`) before anything is generated.
+(`context_length_exceeded`) before anything is generated. Every generation checks a `cancel` event
+at each step: a client that hangs up, or the server stopping, ends it within one step.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import copy
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -22,7 +24,7 @@ from typing import Any
 
 from autotrain_runner.evaluation import metrics
 from autotrain_runner.evaluation.engines import Engine
-from autotrain_runner.evaluation.targets import Target, leak_markers
+from autotrain_runner.evaluation.targets import Target, context_overflow, leak_markers
 from autotrain_runner.generation.generate import Generated, HFBackend, Settings
 from autotrain_runner.rendering import Renderer
 
@@ -37,16 +39,35 @@ class BadRequest(Exception):
         self.param = param
 
 
+MAX_TOKENS = 4096  # the most a request may ask for (more is 400); unasked, MAX_NEW_TOKENS up to this
+
+
+class Cancelled(Exception):
+    """A request cancelled before its generation began (its client left while it waited for the model)."""
+
+
 @dataclass
 class Request:
-    """One parsed request (`server` parses the body)."""
+    """One parsed request (`api` parses the body)."""
 
     messages: list[dict[str, str]] | None  # /v1/chat/completions
     prompt: str | None  # /v1/completions
     max_tokens: int | None
-    temperature: float
+    temperature: float | None  # None: the project's
+    top_p: float | None
+    stop: tuple[str, ...]  # the request's stop strings (the template's markers come on top, for chat)
     stream: bool
     model: str | None
+
+
+@dataclass
+class Plan:
+    """A request checked against the model (its prompt fits the context): what generation needs."""
+
+    request: Request
+    prompt: str
+    prompt_tokens: int
+    settings: Settings
 
 
 class ServedModel:
@@ -74,6 +95,9 @@ class ServedModel:
         self.serial = isinstance(self.backend, HFBackend)
         self.lock = threading.Lock()  # the HF model and its tokenizer: generation, one request at a time
         self.slots = threading.BoundedSemaphore(max_waiting)
+        self.stopping = False  # set once, when the server stops: every generation ends, none starts
+        self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+        self._cancels_lock = threading.Lock()
         # Rendering and counting a prompt use a copy of the tokenizer, under a lock of its own: a fast
         # tokenizer is not thread-safe ("Already borrowed"), and an over-long prompt is refused at once,
         # without waiting for the generation in progress.
@@ -84,6 +108,22 @@ class ServedModel:
             self.prep_lock = threading.Lock()
         except Exception:  # a tokenizer that cannot be copied shares the model's lock
             self.prep_renderer, self.prep_lock = renderer, self.lock
+
+    def cancel_event(self) -> threading.Event:
+        """A request's cancel event: set by the server when its client hangs up, and by `stop`."""
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels.add(cancel)
+            if self.stopping:
+                cancel.set()
+        return cancel
+
+    def stop(self) -> None:
+        """The server stops: every generation in progress ends at its next step."""
+        with self._cancels_lock:
+            self.stopping = True
+            for cancel in list(self._cancels):
+                cancel.set()
 
     def listed(self) -> list[dict[str, Any]]:
         return [{"id": n, "object": "model", "created": 0, "owned_by": "autotrain-runner"} for n in self.names]
@@ -109,29 +149,33 @@ class ServedModel:
             tokens = len(self.prep_renderer.encode(prompt))
         return prompt, tokens
 
+    def plan(self, request: Request) -> Plan:
+        """The request's prompt and settings; 400 `context_length_exceeded` when they do not fit."""
+        prompt, prompt_tokens = self.prepare(request.messages, request.prompt)
+        return Plan(request, prompt, prompt_tokens, self._settings(request, prompt_tokens))
+
     def _settings(self, request: Request, prompt_tokens: int) -> Settings:
         max_tokens = request.max_tokens
         if max_tokens is None:  # not asked for: the project's MAX_NEW_TOKENS, or what room the context leaves
-            max_tokens = max(1, min(self.settings.max_new_tokens, self.window - prompt_tokens))
-        if prompt_tokens + max_tokens > self.window:
+            max_tokens = max(1, min(self.settings.max_new_tokens, MAX_TOKENS, self.window - prompt_tokens))
+        overflow = context_overflow(self.window, prompt_tokens, max_tokens)  # what `atr chat` checks too
+        if overflow:
             raise BadRequest(
                 HTTPStatus.BAD_REQUEST,
-                f"This model's maximum context length is {self.window} tokens. However, you requested "
-                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
-                "completion). Please reduce the length of the messages or completion.",
+                overflow,
                 "context_length_exceeded",
                 "messages" if request.messages is not None else "prompt",
             )
         return Settings(
             max_new_tokens=max_tokens,
-            temperature=request.temperature,
-            top_p=self.settings.top_p,
+            temperature=self.settings.temperature if request.temperature is None else request.temperature,
+            top_p=self.settings.top_p if request.top_p is None else request.top_p,
             repetition_penalty=self.settings.repetition_penalty,
             batch_size=1,
         )
 
     @contextlib.contextmanager
-    def _generating(self, model_name: str | None) -> Iterator[Any]:
+    def _generating(self, model_name: str | None, cancel: threading.Event) -> Iterator[Any]:
         """The backend for the requested model (the run's, unless the base model is named), held
         for the generation: under the lock for HF, with the adapter off for its base model."""
         chosen = self.names.get(model_name or self.name, self.backend)  # an unknown name: the run, as before
@@ -139,28 +183,34 @@ class ServedModel:
             yield chosen
             return
         with self.lock:
+            if cancel.is_set():  # nobody waits for this answer any more: the next request gets the model
+                raise Cancelled
             if chosen == "disable-adapter":
                 with self.backend.model.disable_adapter():
                     yield self.backend
             else:
                 yield self.backend
 
-    def complete(self, request: Request) -> dict[str, Any]:
-        prompt, prompt_tokens = self.prepare(request.messages, request.prompt)
-        settings = self._settings(request, prompt_tokens)
-        stops = self.stops if request.messages is not None else ()
-        with self._generating(request.model) as backend:
-            generated = backend.generate([prompt], settings, stops)[0]
-        return self._body(request, generated, prompt_tokens)
+    def _streamed(self, plan: Plan, backend: Any, cancel: threading.Event) -> Any:
+        """The answer as it is generated: ends at the template's markers (chat) and the request's `stop`."""
+        stops = self.stops if plan.request.messages is not None else ()
+        return backend.stream(plan.prompt, plan.settings, stops, cancel, plan.request.stop)
 
-    def stream(self, request: Request) -> Iterator[dict[str, Any]]:
+    def complete(self, plan: Plan, cancel: threading.Event) -> dict[str, Any]:
+        """The whole answer, generated as `stream` generates it (the same answer, the same cancelling)."""
+        with self._generating(plan.request.model, cancel) as backend:
+            streamed = self._streamed(plan, backend, cancel)
+            for _ in streamed:
+                pass
+        assert streamed.generated is not None
+        return self._body(plan.request, streamed.generated, plan.prompt_tokens)
+
+    def stream(self, plan: Plan, cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """The chunks of a streamed answer, the last one with the finish reason and the flags."""
-        prompt, prompt_tokens = self.prepare(request.messages, request.prompt)
-        settings = self._settings(request, prompt_tokens)
-        stops = self.stops if request.messages is not None else ()
+        request = plan.request
         ident, created, name = _ident(request), int(time.time()), request.model or self.name
-        with self._generating(request.model) as backend:
-            streamed = backend.stream(prompt, settings, stops)
+        with self._generating(request.model, cancel) as backend:
+            streamed = self._streamed(plan, backend, cancel)
             if request.messages is not None:
                 yield _chunk(request, name, ident, created, {"role": "assistant", "content": ""}, None)
             for piece in streamed:
@@ -169,15 +219,8 @@ class ServedModel:
                 )
         generated = streamed.generated
         assert generated is not None
-        last = _chunk(
-            request,
-            request.model or self.name,
-            ident,
-            created,
-            {} if request.messages is not None else "",
-            _finish(generated),
-        )
-        last["usage"] = _usage(prompt_tokens, generated)
+        last = _chunk(request, name, ident, created, {} if request.messages is not None else "", _finish(generated))
+        last["usage"] = _usage(plan.prompt_tokens, generated)
         last["x_atr"] = self.flags(generated.text)
         yield last
 

@@ -2,313 +2,341 @@
 
 `/v1/chat/completions` and `/v1/completions` (streamed as server-sent events with `stream=true`),
 `/v1/models` (the run, and the base model it was trained on), and `/`, the chat page
-(`chat_page`); what answers is `model.ServedModel`. The standard library's threading HTTP
-server: requests are bounded in size and in time, at most `max_waiting` wait for the model (more
-get 429 with Retry-After). A prompt that does not fit the model's context with its `max_tokens`
-gets 400 (`context_length_exceeded`), as OpenAI answers, before any event of a stream. Every
-error, the server's own 414/431/501 included, is an OpenAI-style JSON body, never a traceback; a
-client that hangs up is not an error.
+(`chat_page`); what answers is `model.ServedModel`, what a request may ask is `api`. A Starlette
+application on uvicorn, given the socket bound before the model loads, with the HTTP connection's
+limits and deadlines of `protocol`: bodies up to `MAX_BODY`, sent as `application/json` (415
+otherwise, so that no web page can post to a local server without the browser asking it first;
+no CORS header is sent), a body that pauses over `BODY_SECONDS` given up. At most `max_waiting`
+wait for the model (more get 429 with Retry-After). A prompt that does not fit the model's context
+with its `max_tokens` gets 400 (`context_length_exceeded`), as OpenAI answers, before any event of
+a stream. A client that hangs up ends its generation within one step, and prints nothing; Ctrl-C
+ends every generation the same way, then the server. Every error is an OpenAI-style JSON body,
+never a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import errno
-import itertools
 import json
+import logging
 import re
 import socket
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autotrain_runner.config.load import load_config
-from autotrain_runner.data.base import ROLES
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.evaluation.engines import Engine
 from autotrain_runner.evaluation.targets import base_target, generation_settings, run_target
+from autotrain_runner.serve import api
 from autotrain_runner.serve.chat_page import chat_page
-from autotrain_runner.serve.model import BadRequest, Request, ServedModel
+from autotrain_runner.serve.model import MAX_TOKENS, BadRequest, Cancelled, Plan, ServedModel
+from autotrain_runner.serve.protocol import HEAD_SECONDS, MAX_HEAD, RETRY_AFTER, Protocol, error_response
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 MAX_BODY = 1_000_000  # bytes
-MAX_TOKENS = 4096
-IDLE_SECONDS = 15  # a kept-alive connection with no next request is closed after this
+MAX_HEADERS = 100  # header fields in a request
 BODY_SECONDS = 5  # the most a body may pause; a body shorter than its Content-Length gets 400 then
 BODY_DEADLINE = 30  # the most a whole body may take
-DRAIN_SECONDS = 5  # after refusing a body unread, how long what still comes is read and dropped
-DRAIN_BYTES = 64_000_000  # and how much
 LISTEN_BACKLOG = 128  # connections the kernel holds before accept: a burst is answered (429), never reset
-RETRY_AFTER = "1"  # seconds, on 429
+MAX_CONNECTIONS = 256  # open connections, or requests in progress; more get 503
+STOP_SECONDS = 5  # on Ctrl-C, how long answers in progress may take to finish (their generation ends at once)
+PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_END = object()  # the end of a stream's chunks
 
 
-def _parse(body: bytes, model: ServedModel, route: str) -> Request:
-    """The body of a POST to `route`, checked as OpenAI checks it."""
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer of 5,000 digits
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
-    if not isinstance(request, dict):
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
-    stream = request.get("stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "stream must be true or false", None, "stream")
-    messages, prompt = None, None
-    if route == CHAT:
-        messages = request.get("messages")
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(
-                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
-            )
-        ):
-            raise BadRequest(
-                HTTPStatus.BAD_REQUEST,
-                "messages must be a non-empty list of {role: system|user|assistant, content: string}",
-                None,
-                "messages",
-            )
-        texts = [(f"messages[{i}].content", m["content"]) for i, m in enumerate(messages)]
-        messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-    else:
-        prompt = request.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "prompt must be a non-empty string", None, "prompt")
-        texts = [("prompt", prompt)]
-    for where, text in texts:
+class _Cut(BadRequest):
+    """A body that stopped short: answered, then the connection closes (the client still owes bytes)."""
+
+
+class _Unread(BadRequest):
+    """Refused from the headers, the body unread."""
+
+
+async def _body(request: HTTPRequest) -> bytes:
+    """The body of a POST, within its limits: a Content-Length (no chunks), JSON, sent without long pauses."""
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        raise _Unread(411, "chunked bodies are not supported; send a Content-Length")
+    if "content-length" not in headers:
+        raise _Unread(411, "Content-Length is required")
+    length = int(headers["content-length"])  # h11 has checked that it is digits, and one value
+    if length > MAX_BODY:
+        raise _Unread(413, f"the body is over {MAX_BODY} bytes")
+    if headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+        raise _Unread(415, "the body must be JSON, sent as Content-Type: application/json")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_DEADLINE
+    parts: list[bytes] = []
+    got, more = 0, True
+    while more:
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{where} holds a lone surrogate (\\ud800-\\udfff)") from None
-    max_tokens = request.get("max_tokens", request.get("max_completion_tokens"))
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS
-    ):
-        raise BadRequest(
-            HTTPStatus.BAD_REQUEST, f"max_tokens must be an integer in 1..{MAX_TOKENS}", None, "max_tokens"
+            message = await asyncio.wait_for(request.receive(), max(0.0, min(BODY_SECONDS, deadline - loop.time())))
+        except TimeoutError:
+            raise _Cut(
+                400, f"the body stopped after {got} of the {length} bytes its Content-Length announced"
+            ) from None
+        if message["type"] == "http.disconnect":
+            raise _Cut(400, "the client hung up")  # answered to no one
+        parts.append(message.get("body", b""))
+        got += len(parts[-1])
+        more = message.get("more_body", False)
+    return b"".join(parts)
+
+
+def _refused(exc: BadRequest, request: HTTPRequest) -> Response:
+    """The error; the connection closes after a body cut short, or refused unread from a client waiting
+    for `100 Continue` (it sends none). Another body refused unread is read and dropped (`protocol`)."""
+    close = isinstance(exc, _Cut) or (isinstance(exc, _Unread) and "expect" in request.headers)
+    return error_response(exc.status, str(exc), exc.code, exc.param, {"Connection": "close"} if close else None)
+
+
+def _json(payload: dict[str, Any]) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), 200, media_type="application/json; charset=utf-8")
+
+
+def _failed(request: HTTPRequest, exc: BaseException) -> Response:
+    """A failure of the model: one line here, a JSON 500 there."""
+    where = f"{request.client.host}:{request.client.port}" if request.client else "-"
+    print(f"{where} error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr, flush=True)
+    return error_response(500, "the model failed on this request; see the server's log")
+
+
+async def _answer(request: HTTPRequest, model: ServedModel, chat: bool) -> Response:
+    try:
+        parsed = api.parse(await _body(request), chat)
+    except BadRequest as exc:
+        return _refused(exc, request)
+    if not model.slots.acquire(blocking=False):
+        return error_response(
+            429, "the server is busy; retry shortly", "rate_limit_exceeded", None, {"Retry-After": RETRY_AFTER}
         )
-    temperature = request.get("temperature", model.settings.temperature)
-    if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
-        raise BadRequest(HTTPStatus.BAD_REQUEST, "temperature must be a number in 0..2", None, "temperature")
-    name = request.get("model")
-    return Request(messages, prompt, max_tokens, float(temperature), stream, name if isinstance(name, str) else None)
+    cancel = model.cancel_event()
+    try:
+        plan = await anyio.to_thread.run_sync(model.plan, parsed)
+    except BadRequest as exc:
+        model.slots.release()
+        return _refused(exc, request)
+    except Exception as exc:
+        model.slots.release()
+        return _failed(request, exc)
+    if parsed.stream:
+        return _Events(request, model, plan, cancel)
+    return await _completed(request, model, plan, cancel)
 
 
-def _handler(model: ServedModel) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = IDLE_SECONDS
+async def _completed(request: HTTPRequest, model: ServedModel, plan: Plan, cancel: threading.Event) -> Response:
+    """The whole answer, generated in a thread while the client is watched: if it hangs up, the
+    generation ends at its next step."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # one plain line per request
-            text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", format % args)
-            print(f"{self.address_string()} {text}", flush=True)
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        cancel.set()
 
-        def handle_one_request(self) -> None:
-            self.connection.settimeout(IDLE_SECONDS)  # a body read shortens it; the next request restores it
-            super().handle_one_request()
+    def run() -> dict[str, Any]:
+        try:
+            return model.complete(plan, cancel)
+        finally:
+            model.slots.release()
 
-        def _send(self, status: int, payload: dict[str, Any], headers: Sequence[tuple[str, str]] = ()) -> None:
-            body = json.dumps(payload, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in headers:
-                self.send_header(key, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    watcher = asyncio.ensure_future(watch())
+    try:
+        completion = await anyio.to_thread.run_sync(run)
+    except Cancelled:
+        completion = None
+    except Exception as exc:
+        return _failed(request, exc)
+    finally:
+        watcher.cancel()
+    if model.stopping or completion is None:  # answered to no one, unless the server stops
+        return error_response(503, "the request was cancelled: the server is stopping")
+    return _json(completion)
 
-        def _error(
-            self,
-            status: int,
-            message: str,
-            code: str | int | None = None,
-            param: str | None = None,
-            headers: Sequence[tuple[str, str]] = (),
-        ) -> None:
-            kind = "server_error" if status >= 500 else "invalid_request_error"
-            error = {"message": message, "type": kind, "param": param, "code": status if code is None else code}
-            self._send(status, {"error": error}, headers)
 
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """The server's own errors (400 bad request line, 414, 431, 501, 505) as OpenAI JSON."""
+class _Events(StreamingResponse):
+    """Server-sent events: `data: {chunk}` for each, then `data: [DONE]`. The chunks come from a thread
+    of their own (started at once, so that it always ends and frees its place), which holds the model
+    until the generation ends. However the response ends (done, the client hung up, the server
+    stopping), `cancel` is set, and the generation ends within one step."""
+
+    def __init__(self, request: HTTPRequest, model: ServedModel, plan: Plan, cancel: threading.Event):
+        self.cancel = cancel
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[Any] = asyncio.Queue()
+
+        def put(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody reads any more
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
+
+        def produce() -> None:
             try:
-                phrase = HTTPStatus(code).phrase
-            except ValueError:
-                phrase = "error"
-            self.log_error("code %d, message %s", code, message or phrase)
-            self.close_connection = True
-            self._error(code, message or phrase)
-
-        def _route(self) -> str:
-            return urlsplit(self.path).path.rstrip("/")
-
-        def do_GET(self) -> None:
-            if self.headers.get("Content-Length", "0").strip() not in ("", "0"):
-                self.close_connection = True  # a body we do not read: the connection cannot carry on
-            if self._route() == "/v1/models":
-                self._send(HTTPStatus.OK, {"object": "list", "data": model.listed()})
-            elif self._route() == "":
-                self._send_page()
-            else:
-                self._error(HTTPStatus.NOT_FOUND, f"no route {self._route()}; use /, /v1/models or {CHAT}")
-
-        def _send_page(self) -> None:
-            """The chat page: one self-contained HTML file (no script, style or font from elsewhere)."""
-            body = chat_page(model.name, model.settings.max_new_tokens).encode()
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header(
-                "Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-            )
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _send_events(self, chunks: Iterator[dict[str, Any]]) -> None:
-            """Server-sent events: `data: {chunk}` for each, then `data: [DONE]`; the connection closes after."""
-            first = next(chunks)  # a refusal (400 for the context) comes before any event is sent
-            self.close_connection = True
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for chunk in itertools.chain([first], chunks):
-                self.wfile.write(b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n")
-                self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-
-        def _read_body(self, length: int) -> tuple[bytes | None, int]:
-            """The body, or None when it stops short: EOF, a pause over BODY_SECONDS, or BODY_DEADLINE in all."""
-            self.connection.settimeout(BODY_SECONDS)
-            deadline = time.monotonic() + BODY_DEADLINE
-            parts: list[bytes] = []
-            got = 0
-            try:
-                while got < length and time.monotonic() < deadline:
-                    chunk = self.rfile.read1(min(65536, length - got))
-                    if not chunk:
-                        break
-                    parts.append(chunk)
-                    got += len(chunk)
-            except TimeoutError:
-                pass
-            return (b"".join(parts) if got == length else None), got
-
-        def _declared_length(self) -> int | None:
-            length = (self.headers.get("Content-Length") or "").strip()
-            if not length.isascii() or not length.isdigit():
-                return None
-            return MAX_BODY + 1 if len(length) > 12 else int(length)
-
-        def handle_expect_100(self) -> bool:
-            """`Expect: 100-continue` (curl, for big bodies): no go-ahead for a body that would be refused."""
-            length = self._declared_length()
-            if length is not None and length <= MAX_BODY and self._route() in (CHAT, COMPLETIONS):
-                return super().handle_expect_100()
-            return True  # do_POST answers at once, and the client need not send the body
-
-        def _refuse(self, status: HTTPStatus, message: str) -> None:
-            """An answer that leaves the body unread, then a bounded drain of what the client still sends:
-            closing on unread data would reset the connection before the client reads the answer."""
-            self.close_connection = True
-            self._error(status, message)
-            try:
-                self.wfile.flush()
-                self.connection.shutdown(socket.SHUT_WR)
-                self.connection.settimeout(1)
-                deadline, dropped = time.monotonic() + DRAIN_SECONDS, 0
-                while dropped < DRAIN_BYTES and time.monotonic() < deadline:
-                    chunk = self.connection.recv(65536)
-                    if not chunk:
-                        break
-                    dropped += len(chunk)
-            except OSError:  # the client is gone or stalls: nothing more to do
-                pass
-
-        def do_POST(self) -> None:
-            route = self._route()
-            if route not in (CHAT, COMPLETIONS):
-                self._refuse(HTTPStatus.NOT_FOUND, f"no route {route}; use {CHAT} or {COMPLETIONS}")
-                return
-            if "Transfer-Encoding" in self.headers:
-                self._refuse(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not supported; send a Content-Length")
-                return
-            length = self._declared_length()
-            if length is None:
-                self._refuse(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-                return
-            if length > MAX_BODY:
-                self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
-                return
-            body, got = self._read_body(length)
-            if body is None:
-                self.close_connection = True
-                self._error(
-                    HTTPStatus.BAD_REQUEST,
-                    f"the body stopped after {got} of the {length} bytes its Content-Length announced",
-                )
-                return
-            try:
-                request = _parse(body, model, route)
-            except BadRequest as exc:
-                self._error(exc.status, str(exc), exc.code, exc.param)
-                return
-            if not model.slots.acquire(blocking=False):
-                self._error(
-                    HTTPStatus.TOO_MANY_REQUESTS,
-                    "the server is busy; retry shortly",
-                    "rate_limit_exceeded",
-                    headers=[("Retry-After", RETRY_AFTER)],
-                )
-                return
-            try:
-                if request.stream:
-                    self._send_events(model.stream(request))
-                    return
-                completion = model.complete(request)
-            except BadRequest as exc:
-                self._error(exc.status, str(exc), exc.code, exc.param)
-                return
-            except (ConnectionError, TimeoutError):  # the client hung up mid-stream
-                return
-            except Exception as exc:  # a failure of the model: one line here, a JSON 500 there
-                print(f"{self.address_string()} error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                if not request.stream or not self.close_connection:
-                    self._error(
-                        HTTPStatus.INTERNAL_SERVER_ERROR, "the model failed on this request; see the server's log"
-                    )
-                return
+                for chunk in model.stream(plan, cancel):
+                    put(chunk)
+                put(_END)
+            except Cancelled:
+                put(_END)
+            except Exception as exc:
+                put(exc)
             finally:
                 model.slots.release()
-            self._send(HTTPStatus.OK, completion)
 
-    return Handler
+        async def events() -> AsyncIterator[str]:
+            while (chunk := await chunks.get()) is not _END:
+                if isinstance(chunk, Exception):
+                    _failed(request, chunk)
+                    return  # no [DONE]: the client sees the answer cut
+                if model.stopping:
+                    return
+                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+                # the loop's turn: a hang-up is seen before the next chunk is written to no one
+                await asyncio.sleep(0)
+            yield "data: [DONE]\n\n"
+
+        # not a daemon: the interpreter does not exit in the middle of a generation (Ctrl-C ends it first)
+        threading.Thread(target=produce, name="atr-serve-stream").start()
+        super().__init__(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.cancel.set()
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = LISTEN_BACKLOG
-    daemon_threads = True
+def _app(model: ServedModel) -> ASGIApp:
+    async def page(request: HTTPRequest) -> Response:
+        """The chat page: one self-contained HTML file (no script, style or font from elsewhere)."""
+        html = chat_page(model.name, min(model.settings.max_new_tokens, MAX_TOKENS))
+        return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_POLICY})
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (or stalled) is no error; anything else is one line, not a traceback."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            return
-        print(f"{client_address[0]} error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    async def models(request: HTTPRequest) -> Response:
+        return _json({"object": "list", "data": model.listed()})
+
+    async def chat(request: HTTPRequest) -> Response:
+        return await _answer(request, model, chat=True)
+
+    async def completions(request: HTTPRequest) -> Response:
+        return await _answer(request, model, chat=False)
+
+    async def http_error(request: HTTPRequest, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            message = f"no route {request.url.path}; use /, /v1/models, {CHAT} or {COMPLETIONS}"
+        else:
+            message = f"{request.method} is not allowed on {request.url.path}; use {(exc.headers or {}).get('Allow')}"
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route(CHAT, chat, methods=["POST"]),
+        Route(COMPLETIONS, completions, methods=["POST"]),
+    ]
+
+    async def bug(request: HTTPRequest, exc: Exception) -> Response:  # uvicorn logs it, as one line
+        return error_response(500, "the server failed on this request; see its log")
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: bug})
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        """What no route should see: a method the server has no use for, too many headers, a stopping server."""
+        refusal = None
+        if scope["type"] != "http":
+            refusal = error_response(400, "this server answers HTTP requests only")
+        elif scope["method"] not in ("GET", "HEAD", "POST"):
+            refusal = error_response(501, f"the method {scope['method']} is not supported; use GET or POST")
+        elif len(scope["headers"]) > MAX_HEADERS:
+            refusal = error_response(431, f"over {MAX_HEADERS} header fields")
+        elif model.stopping:
+            refusal = error_response(503, "the server is stopping")
+        await (refusal or app)(scope, receive, send)
+
+    return guarded
+
+
+class _Line(logging.Formatter):
+    """uvicorn's log as one short line a record: control characters escaped, an exception as its type and message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage().strip()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+        return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _log_to_terminal() -> None:
+    """One line per request on stdout (uvicorn's access log); errors only on stderr."""
+    for name, stream, level in [
+        ("uvicorn.access", sys.stdout, logging.INFO),
+        ("uvicorn.error", sys.stderr, logging.ERROR),
+    ]:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(_Line())
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [handler], False
+        logger.setLevel(level)
+
+
+def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """What escapes to the event loop: one line, not asyncio's traceback."""
+    error = context.get("exception")
+    what = f"{type(error).__name__}: {error}" if error else context.get("message", "")
+    print(f"error: {what}".splitlines()[0], file=sys.stderr, flush=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends every generation first when it stops (Ctrl-C, SIGTERM), so
+    that the answers in progress finish at once and nothing generates while the process exits."""
+
+    def __init__(self, config: uvicorn.Config, model: ServedModel):
+        super().__init__(config)
+        self.model = model
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(_loop_error)
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.model.stop()
+        await super().shutdown(sockets)
+
+
+def _uvicorn(app: ASGIApp) -> uvicorn.Config:
+    """The HTTP server's limits: the head's size (h11), connections, the kept-alive wait, the stop."""
+    return uvicorn.Config(
+        app,
+        http=Protocol,
+        loop="asyncio",
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        h11_max_incomplete_event_size=MAX_HEAD,
+        limit_concurrency=MAX_CONNECTIONS,
+        backlog=LISTEN_BACKLOG,
+        timeout_keep_alive=HEAD_SECONDS,
+        timeout_graceful_shutdown=STOP_SECONDS,
+    )
 
 
 def _check_port(port: int) -> None:
@@ -316,25 +344,29 @@ def _check_port(port: int) -> None:
         raise ConfigError(f"--port: {port} is not a port number (0-65535; 0 picks a free port)")
 
 
-def _listen(host: str, port: int) -> _Server:
-    """Bind before the model loads: a bad --host/--port is exit 2 at once, a busy port exit 1."""
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before the model loads: a bad --host/--port is exit 2 at once, a busy port exit 1."""
     _check_port(port)
     family, address = socket.AF_INET, (host, port)
-    if host:  # "" is every IPv4 interface, as http.server has it
+    if host:  # "" is every IPv4 interface
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except (OSError, UnicodeError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise ConfigError(f"--host: {host!r} is not an address of this machine ({reason})") from None
         family, address = found[0][0], found[0][4]
-    server_class = type("_Server", (_Server,), {"address_family": family})
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        return server_class(address, BaseHTTPRequestHandler)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
+        sock.close()
         if exc.errno == errno.EADDRNOTAVAIL:
             raise ConfigError(f"--host: {host!r} is not an address of this machine ({exc.strerror})") from None
         hint = "; --port 0 picks a free port" if exc.errno == errno.EADDRINUSE else ""
         raise WorkError(f"cannot listen on {host}:{port} (--host/--port): {exc.strerror or exc}{hint}") from None
+    return sock
 
 
 def serve(
@@ -358,21 +390,22 @@ def serve(
             base_model = dataclasses.replace(target, label=project_base.label, adapter=None)
     settings = generation_settings(config, batch_size=1)
     name = config.project_name if not base else config.model.spec
-    server = _listen(host, port)
+    sock = _listen(host, port)
     try:
         with Engine(config, [target], echo=echo) as engine:
             try:
                 model = ServedModel(engine, target, base_model, settings, name, max_waiting)
             except OSError as exc:  # transformers' "can't load": not a listening problem
                 raise WorkError(f"cannot load the model {target.model}: {exc}".splitlines()[0]) from None
-            server.RequestHandlerClass = _handler(model)
-            bound_host, bound_port = server.server_address[:2]
+            bound_host, bound_port = sock.getsockname()[:2]
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             also = f" (and the base model as {model.base_name!r})" if base_model is not None else ""
             echo(
                 f"serving {target.label} as model {name!r}{also} on http://{shown}:{bound_port}/v1 "
                 f"with {engine.kind}; chat page http://{shown}:{bound_port}/ (Ctrl-C stops)"
             )
-            server.serve_forever()
+            _log_to_terminal()
+            # Ctrl-C: uvicorn stops (every generation ended first), then raises KeyboardInterrupt: exit 130
+            _Server(_uvicorn(_app(model)), model).run(sockets=[sock])
     finally:
-        server.server_close()
+        sock.close()
