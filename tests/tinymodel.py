@@ -27,8 +27,11 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, hidden_size: int = 32, heads: int = 4, kv_heads: int = 2) -> Path:
-    """hidden_size / heads is the attention head size: 8 by default; vLLM's CPU attention needs 32 or more."""
+def build_tiny_model(
+    folder: Path, hidden_size: int = 32, heads: int = 4, kv_heads: int = 2, context: int = 256
+) -> Path:
+    """hidden_size / heads is the attention head size: 8 by default; vLLM's CPU attention needs 32 or more.
+    `context`: the model's max_position_embeddings and the tokenizer's model_max_length."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -47,7 +50,7 @@ def build_tiny_model(folder: Path, hidden_size: int = 32, heads: int = 4, kv_hea
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
-        model_max_length=256,
+        model_max_length=context,
         chat_template=CHAT_TEMPLATE,
     )
     config = LlamaConfig(
@@ -57,7 +60,7 @@ def build_tiny_model(folder: Path, hidden_size: int = 32, heads: int = 4, kv_hea
         num_hidden_layers=2,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
-        max_position_embeddings=256,
+        max_position_embeddings=context,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -3,12 +3,16 @@
 The conversation is rendered by the run's recorded template, never a hand-built
 "User:/Assistant:" string. Tokens stream as they are generated; the next-turn marker is held
 back so it never reaches the screen. History is trimmed from the oldest turn to fit the context
-window. An answer that leaks the template or loops gets a visible warning.
+window; a message that cannot fit alone is refused at once, as `atr serve` refuses it. An answer
+that leaks the template or loops gets a visible warning. Ctrl-C during an answer stops the
+generation at its next step and returns to the prompt; Ctrl-C at the prompt leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +23,7 @@ from autotrain_runner.evaluation import metrics
 from autotrain_runner.evaluation.engines import Engine, openai_backend
 from autotrain_runner.evaluation.targets import (
     base_target,
+    context_overflow,
     generation_settings,
     leak_markers,
     openai_markers,
@@ -40,7 +45,7 @@ def chat(
     stdout: IO[str] = sys.stdout,
 ) -> None:
     with contextlib.ExitStack() as stack:
-        _chat(project, overrides, run_id, base, backend, stdin, stdout, stack)
+        _chat(project, overrides, run_id, base, backend, _utf8_tolerant(stdin), stdout, stack)
 
 
 def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: contextlib.ExitStack) -> None:
@@ -69,10 +74,18 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
 
         def reply(history: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, bool]:
             history, prompt = _fit(model, system, history, window - settings.max_new_tokens)
+            overflow = context_overflow(window, model.count_tokens(prompt), settings.max_new_tokens)
+            if overflow:
+                raise _TooLong(overflow)
             streamed = model.stream(prompt, settings, stops)
-            for piece in streamed:
-                stdout.write(piece)
-                stdout.flush()
+            pieces = iter(streamed)
+            try:
+                for piece in pieces:
+                    stdout.write(piece)
+                    stdout.flush()
+            except KeyboardInterrupt:
+                pieces.close()  # sets the stream's cancel: generation stops at its next step, and ends
+                raise _Stopped from None
             assert streamed.generated is not None
             return history, streamed.generated.text, streamed.generated.finished
 
@@ -81,12 +94,15 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
     while True:
         stdout.write("you> ")
         stdout.flush()
-        line = stdin.readline()
+        line = stdin.readline()  # Ctrl-C here leaves (exit 130)
         if not line:  # end of input
             stdout.write("\n")
             return
         text = line.strip()
         if not text:
+            continue
+        if _SURROGATES.search(text):  # bytes that are not UTF-8, kept apart by surrogateescape
+            stdout.write("(that line is not UTF-8 text; set the terminal to UTF-8 and type it again)\n")
             continue
         if text in EXIT_WORDS:
             return
@@ -96,7 +112,16 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
             continue
         history.append({"role": "user", "content": text})
         stdout.write("bot> ")
-        history, answer, finished = reply(history)
+        try:
+            history, answer, finished = reply(history)
+        except _TooLong as exc:
+            history.pop()
+            stdout.write(f"(not sent: {exc})\n")
+            continue
+        except _Stopped:
+            history.pop()  # an answer cut short is not part of the conversation
+            stdout.write("\n(stopped; Ctrl-C at the prompt leaves)\n")
+            continue
         stdout.write("\n")
         history.append({"role": "assistant", "content": answer})
         leaked = metrics.leaks(answer, markers)
@@ -110,6 +135,25 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
         if not finished:
             stdout.write(f"warning: no end of answer within MAX_NEW_TOKENS={settings.max_new_tokens}\n")
         stdout.flush()
+
+
+class _TooLong(Exception):
+    """The message cannot fit the context even alone: nothing is generated."""
+
+
+class _Stopped(Exception):
+    """Ctrl-C during an answer: the generation was stopped."""
+
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+def _utf8_tolerant(stdin: IO[str]) -> IO[str]:
+    """The terminal's input, reading bytes that are not UTF-8 as lone surrogates, not an exception."""
+    if isinstance(stdin, io.TextIOWrapper):
+        with contextlib.suppress(ValueError, io.UnsupportedOperation):
+            stdin.reconfigure(errors="surrogateescape")
+    return stdin
 
 
 def _fit(backend, system, history, budget: int):
