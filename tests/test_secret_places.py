@@ -273,3 +273,14 @@ def test_a_dataset_folder_another_project_built_is_never_replaced(tmp_path):
     assert result.code == 2 and "holds the dataset of another project" in result.err, result.text
     assert {p.name: p.read_bytes() for p in shared.iterdir()} == before
     assert atr("data", str(first), "--force").code == 0  # its own project rebuilds it
+
+
+def test_a_project_copied_with_its_datasets_still_owns_them(tmp_path):
+    import shutil
+
+    first = table_project(tmp_path / "a")
+    assert atr("data", str(first)).code == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    copied = tmp_path / "copy" / "projects" / "p"
+    result = atr("data", str(copied), "--force")
+    assert result.code == 0, result.text

@@ -89,11 +89,13 @@ def owner_problem(folder: Path, env_file: Path) -> str | None:
     building this one there would replace it. Datasets built before the manifest named its project
     are taken as this project's."""
     manifest = layout.read_manifest(folder) if folder.is_dir() else None
-    owner = manifest.env_file if manifest else None
-    if owner is None or Path(owner) == env_file.resolve() or not Path(owner).is_file():
+    if manifest is None or not manifest.env_file:
+        return None
+    owner = (folder / manifest.env_file).resolve()  # recorded relative to the dataset folder
+    if owner == env_file.resolve() or not owner.is_file():
         return None
     return (
-        f"holds the dataset of another project (built from {_display(Path(owner))}); give this project "
+        f"holds the dataset of another project (built from {_display(owner)}); give this project "
         "a DATASET_DIR of its own"
     )
 

@@ -117,7 +117,8 @@ def build_data(
         "text_column": config.get("TEXT_COLUMN"),
         "lint": checks,
         "seconds": None,
-        "env_file": str(config.env_file.resolve()),
+        # relative to the dataset folder: a project copied or moved with its datasets stays the owner
+        "env_file": os.path.relpath(config.env_file.resolve(), out_dir.resolve()),
     }
     _write_atomically(out_dir, splits, manifest, config, builder_name, started)
     return DataResult("built", out_dir, manifest)

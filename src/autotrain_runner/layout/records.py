@@ -243,5 +243,5 @@ class Manifest(_Record):
     text_column: str | None = None
     lint: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
-    env_file: str | None = None  # the project that built it: another project's builds never replace it
+    env_file: str | None = None  # the env file that built it, relative to the folder: no other project replaces it
     extra: dict[str, Any] = field(default_factory=dict)
