@@ -22,6 +22,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from autotrain_runner import layout
 from autotrain_runner.bench_train.shapes import BUNDLED, CONFIGS, SHAPES, Row, Settings
 
 VERSION = "0.9.5"
@@ -120,9 +121,8 @@ def run_llamafactory(
     row.wall_s = round(time.perf_counter() - started, 1)
     (folder / "train.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     from autotrain_runner.bench_train.tools import finish
-    from autotrain_runner.training.measure import METRICS_JSON
 
-    return finish(row, done, folder / METRICS_JSON, folder / "train.log")
+    return finish(row, done, folder / layout.TRAIN_METRICS_JSON, folder / "train.log")
 
 
 def arguments(model: Path, folder: Path, config: str, settings: Settings) -> dict:

@@ -16,7 +16,6 @@ from autotrain_runner.bench_train.shapes import BUNDLED, CONFIGS, SHAPES, Row, S
 from autotrain_runner.families import harness
 from autotrain_runner.families.catalog import SENTENCES
 from autotrain_runner.training import precision
-from autotrain_runner.training.measure import METRICS_JSON
 
 # --- the model and the data
 
@@ -106,7 +105,7 @@ def run_atr(model: Path, data: Path, config: str, settings: Settings, workdir: P
     )
     row.wall_s = round(time.perf_counter() - started, 1)
     run_dir = project / layout.RUNS_DIR / "bench"
-    return finish(row, done, run_dir / METRICS_JSON, run_dir / layout.TRAIN_LOG)
+    return finish(row, done, run_dir / layout.TRAIN_METRICS_JSON, run_dir / layout.TRAIN_LOG)
 
 
 def run_trl(model: Path, data: Path, config: str, settings: Settings, workdir: Path, env: dict[str, str]) -> Row:
@@ -126,7 +125,7 @@ def run_trl(model: Path, data: Path, config: str, settings: Settings, workdir: P
     )
     row.wall_s = round(time.perf_counter() - started, 1)
     (folder / "train.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-    return finish(row, done, folder / METRICS_JSON, folder / "train.log")
+    return finish(row, done, folder / layout.TRAIN_METRICS_JSON, folder / "train.log")
 
 
 def finish(row: Row, done: subprocess.CompletedProcess, metrics: Path, log: Path) -> Row:

@@ -39,6 +39,7 @@ RUN_JSON = "run.json"
 TRAIN_LOG = "train.log"
 STAGED_DATA_DIR = "data"  # inside the run folder, which is AutoTrain's working directory
 PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
+TRAIN_METRICS_JSON = "train_metrics.json"  # steps, seconds, tokens/s, peak memory (training.measure)
 EVAL_DIR = "eval"
 PROMPTS_DIR = "prompts"  # inside an evaluation folder: the listed prompts' evaluation
 METRICS_JSON = "metrics.json"

@@ -22,7 +22,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-METRICS_JSON = "train_metrics.json"
+from autotrain_runner import layout
+
+METRICS_JSON = layout.TRAIN_METRICS_JSON
 
 
 def peak_memory_gb() -> tuple[float, str]:
