@@ -142,7 +142,9 @@ class Redactor(SecretMatcher):
     @classmethod
     def of_environment(cls, environ: Mapping[str, str]) -> Redactor:
         """Token shapes and the values of the environment's secret-named variables (HF_TOKEN, ...)."""
-        return cls({value: f"the value of {name}" for name, value in environ.items() if value and is_secret_key(name)})
+        # from 8 characters: a short value (`API_KEY=test`) would mask ordinary words in every line
+        secrets = {value: f"the value of {name}" for name, value in environ.items() if value and is_secret_key(name)}
+        return cls(secrets, min_length=8)
 
 
 def _unescape(text: str):
