@@ -42,9 +42,9 @@ def errors(folder: Path, *overrides: str) -> list[str]:
         ("BATCH_SIZE=1000000", "must be in [1, 65536]"),
         ("LORA_R=1000000", "must be in [1, 65536]"),
         ("SWEEP_LR=1e-4,5", "must be in (0, 1]"),
-        ("HUB_REPO=../../x", "must be owner/name"),
-        ("HUB_REPO=owner/na--me", "must be owner/name"),
-        ("HUB_REPO=just-a-name", "must be owner/name"),
+        ("HUB_REPO=../../x", "is not a Hub repo id"),
+        ("HUB_REPO=owner/na--me", "is not a Hub repo id"),
+        ("HUB_REPO=just-a-name", "is not a Hub repo id (it must name the owner"),
         ("ENCODING=klingon", "is not an encoding"),
     ],
 )

@@ -62,15 +62,18 @@ def between(lo: float, hi: float, *, lo_open: bool = False) -> Check:
     return check
 
 
-_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-
-
 def repo_id(v: Any) -> str | None:
-    """owner/name as the Hub accepts it: letters, digits, `-`, `_`, `.`; no `--` or `..`."""
-    parts = str(v).split("/")
-    if len(parts) == 2 and all(_REPO_PART.match(p) and "--" not in p and ".." not in p for p in parts):
-        return None
-    return f"must be owner/name (letters, digits, '-', '_', '.'; no '..' or '--'), got {str(v)[:80]!r}"
+    """owner/name as the Hub accepts it (huggingface_hub's own rule: no `--` or `..`, ...), the
+    check `atr push` makes, made by `atr check` already."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        if str(v).count("/") != 1:
+            raise HFValidationError("it must name the owner: OWNER/NAME")
+        validate_repo_id(str(v))
+    except HFValidationError as exc:
+        return f"{str(v)[:80]!r} is not a Hub repo id ({exc})"
+    return None
 
 
 def encoding(v: Any) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import local_env_file
 from autotrain_runner.config.records import Config
+from autotrain_runner.config.value_checks import repo_id
 from autotrain_runner.errors import ConfigError
 
 
@@ -48,16 +49,9 @@ def resolve_repo(config: Config, repo: str | None) -> Chosen:
             f"{display_path(config.env_file)}: HUB_REPO: no repo to push to; pass --repo OWNER/NAME, "
             f"or set HUB_REPO=owner/name (or USERNAME) in {config.env_file.name}"
         )
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        if chosen.value.count("/") != 1:
-            raise HFValidationError("it must name the owner: OWNER/NAME")
-        validate_repo_id(chosen.value)
-    except HFValidationError as exc:
-        raise ConfigError(
-            ": ".join(p for p in (where, key, f"{chosen.value!r} is not a Hub repo id ({exc})") if p)
-        ) from None
+    problem = repo_id(chosen.value)  # the check HUB_REPO gets as a key, for --repo too
+    if problem:
+        raise ConfigError(": ".join(p for p in (where, key, problem) if p))
     return chosen
 
 
