@@ -44,6 +44,11 @@ def model_context(config: Config) -> int | None:
     return None
 
 
+# BLOCK_SIZE past the context trains positions the model never saw (RoPE extends, quality falls):
+# a warning up to this many times the context, beyond it a typo (1,000,000 on an 8k model).
+BLOCK_SIZE_SLACK = 8
+
+
 def _context_problems(config: Config) -> list[Problem]:
     context = model_context(config)
     if context is None:
@@ -51,15 +56,14 @@ def _context_problems(config: Config) -> list[Problem]:
     problems = []
     for key in ("BLOCK_SIZE", "MAX_NEW_TOKENS"):
         value = config.get(key)
-        if isinstance(value, int) and value > context and key in config.values:
-            problems.append(
-                Problem(
-                    "error",
-                    str(config.source(key)),
-                    key,
-                    f"{value:,} tokens is more than the model's context of {context:,} (its config.json)",
-                )
-            )
+        if not (isinstance(value, int) and value > context and key in config.values):
+            continue
+        said = f"{value:,} tokens is more than the model's context of {context:,} (its config.json)"
+        if key == "BLOCK_SIZE" and value <= BLOCK_SIZE_SLACK * context:
+            level, said = "warning", f"{said}: positions past it were never trained, and quality may fall"
+        else:
+            level = "error"
+        problems.append(Problem(level, str(config.source(key)), key, said))
     return problems
 
 
