@@ -103,7 +103,7 @@ def test_check_and_command_mask_every_value_holding_a_secret(project):
         MODEL=org/m
         DATA_FILE=d.csv
         SYSTEM_PROMPT="공감하며 답하세요${{HF_TOKEN}}"
-        HUB_REPO=me/x토큰{PASTED}
+        TXT_INSTRUCTION=x토큰{PASTED}
         USERNAME=me-${{HF_TOKEN}}
         OPENAI_BASE_URL=http://bob:pw0rd-4711@127.0.0.1:9/v1
         """,
@@ -112,10 +112,14 @@ def test_check_and_command_mask_every_value_holding_a_secret(project):
     assert check.code == 0, check.text[-3000:]
     rows = {line.split()[0]: line.split()[1] for line in check.out.splitlines() if line[:1].isupper()}
     assert f"공감하며 답하세요{MASK}  " in check.out  # the table's SYSTEM_PROMPT cell
-    assert rows["HUB_REPO"] == f"me/x토큰{MASK}" and rows["USERNAME"] == f"me-{MASK}"
+    assert rows["TXT_INSTRUCTION"] == f"x토큰{MASK}" and rows["USERNAME"] == f"me-{MASK}"
     assert rows["OPENAI_BASE_URL"] == "http://***@127.0.0.1:9/v1" and rows["HF_TOKEN"] == MASK
     assert f"warning: {env.name}:3: SYSTEM_PROMPT: holds the value of HF_TOKEN: *** is used in its place" in check.out
-    assert f"warning: {env.name}:4: HUB_REPO: holds {HF}" in check.out
+    assert f"warning: {env.name}:4: TXT_INSTRUCTION: holds {HF}" in check.out
+    # a repo id holding a token is no repo id: refused, the token masked in the line that says so
+    repo = atr("check", ".", "--set", f"HUB_REPO=me/x{PASTED}", cwd=project, env={"HF_TOKEN": CANARY})
+    assert repo.code == 2 and "HUB_REPO: 'me/x***' is not a Hub repo id" in repo.err, repo.text[-2000:]
+    assert PASTED not in repo.text and no_canary(repo.text)
     assert "warning: --set: SUMMARY_INSTRUCTION: holds" in check.out
     for args in (("command",), ("command", "--json")):
         result = atr(*args, str(project), env={"HF_TOKEN": CANARY})
