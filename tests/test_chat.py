@@ -34,15 +34,7 @@ def read_until(fd: int, marker: str, timeout: float = 120) -> str:
 def test_chat_in_a_pseudo_terminal(tmp_path, tiny_model):
     write_csv(tmp_path / "d.csv", ["x"])
     write(tmp_path / "project.env", f"MODEL={tiny_model}\nDATA_FILE=d.csv\nMAX_NEW_TOKENS=6\n")
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "autotrain_runner", "chat", str(tmp_path), "--base"],
-        stdin=follower,
-        stdout=follower,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-    )
-    os.close(follower)
+    leader, child = start_chat(tmp_path)
     try:
         banner = read_until(leader, "you> ")
         assert "template instruct-ko" in banner and "/reset" in banner
@@ -66,8 +58,9 @@ def long_context_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-long"), context=32768)
 
 
-def start_chat(project, leader_follower=None):
-    leader, follower = leader_follower or pty.openpty()
+def start_chat(project):
+    """`atr chat --base` on a pseudo-terminal, as a person runs it; the terminal's side and the child."""
+    leader, follower = pty.openpty()
     child = subprocess.Popen(
         [sys.executable, "-m", "autotrain_runner", "chat", str(project), "--base"],
         stdin=follower,
