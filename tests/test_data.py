@@ -843,7 +843,7 @@ def test_preference_data_says_what_it_is_and_preference_chosen_trains_the_chosen
     assert result.code == 2
     [error] = errors_of(result)
     assert error.startswith("error: projects/p/pref.jsonl:1: PREFERENCE: this is preference data (chosen/rejected")
-    assert "set PREFERENCE=chosen to train on the chosen answers" in error and "dpo or orpo" in error
+    assert "set TRAINER=dpo (or orpo, reward) to train the pairs, or PREFERENCE=chosen to train on the chosen" in error
 
     write(p / "project.env", "MODEL=org/model\n" + env + "PREFERENCE=chosen\n")
     built = atr("data", str(p), cwd=tmp_path)

@@ -47,6 +47,15 @@ class Sample:
     answer_start: int
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair: the prompt's ids, and the chosen and the rejected answer's ids (each with its end)."""
+
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
 class RenderError(ValueError):
     """A conversation this template cannot render as a prompt and an answer (names what and why)."""
 
@@ -190,6 +199,16 @@ class Renderer:
             raise RenderError(f"no answer marker {self.template.assistant_prefix.strip()!r}")
         return self._joined(text[:cut], text[cut:])
 
+    def pair(self, prompt: Sequence[dict[str, Any]], chosen: str, rejected: str) -> Pair:
+        """A preference pair as ids: the prompt exactly as generation encodes it, then each answer with
+        its end, as `sample` renders a conversation that ends with that answer."""
+        first = self.sample([*prompt, {"role": "assistant", "content": chosen}])
+        second = self.sample([*prompt, {"role": "assistant", "content": rejected}])
+        prompt_ids = first.ids[: first.answer_start]
+        if second.ids[: second.answer_start] != prompt_ids:  # pragma: no cover - the prompt is rendered alone
+            raise RenderError("the prompt renders differently before the chosen and the rejected answer")
+        return Pair(prompt_ids, first.ids[first.answer_start :], second.ids[second.answer_start :])
+
     def whole(self, value: str | list[dict[str, Any]]) -> list[int]:
         """LOSS_ON=all: the whole conversation's ids (a stored sample: messages, or rendered text)."""
         if self.chat:
@@ -198,6 +217,13 @@ class Renderer:
                 messages, tokenize=False, add_generation_prompt=False, **self.template_kwargs()
             )
             return self._ended(self.encode(self._ending_at_end_marker(text)))
+        return self._ended(self.encode(str(value)))
+
+    def document(self, value: str | list[dict[str, Any]]) -> list[int]:
+        """A text to train on as a whole (TRAINER=default): stored messages rendered by the template,
+        any other text as it is; one BOS, and the end."""
+        if self.chat and (isinstance(value, list) or str(value).lstrip().startswith("[{")):
+            return self.whole(value)
         return self._ended(self.encode(str(value)))
 
     def stored_sample(self, value: str | list[dict[str, Any]]) -> Sample:
@@ -304,6 +330,16 @@ def as_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not isinstance(parsed, list):
         raise RenderError(f"not a list of messages: {text[:80]!r}")
     return parsed
+
+
+def prompt_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A preference row's prompt: its messages (a list, or its JSON), or a text that is one user message."""
+    if isinstance(value, list):
+        return value
+    text = str(value)
+    if text.lstrip().startswith("[{"):
+        return as_messages(text)
+    return [{"role": "user", "content": text}]
 
 
 def answer_start(text: str, marker: str) -> int | None:

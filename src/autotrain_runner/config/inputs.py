@@ -25,7 +25,12 @@ PREFERENCE_COLUMNS = {
 
 
 def input_problems(config: Config) -> list[Problem]:
-    return [*_context_problems(config), *_prompt_list_problems(config), *_preference_problems(config)]
+    return [
+        *_context_problems(config),
+        *_prompt_list_problems(config),
+        *_preference_problems(config),
+        *_trainer_key_problems(config),
+    ]
 
 
 def model_context(config: Config) -> int | None:
@@ -110,6 +115,32 @@ def _preference_problems(config: Config) -> list[Problem]:
                     f"{display_path(config.data_file)} has no column {name!r} (columns found: {found})",
                 )
             )
+    return problems
+
+
+def _trainer_key_problems(config: Config) -> list[Problem]:
+    """Keys that only some trainers read, set where they do nothing: said, not silently ignored."""
+    trainer, problems = config.get("TRAINER"), []
+
+    def warn(key: str, message: str) -> None:
+        problems.append(Problem("warning", str(config.source(key)), key, message))
+
+    if "DPO_BETA" in config.values and trainer != "dpo":
+        warn("DPO_BETA", f"only the dpo trainer reads it (AutoTrain passes it to no other); TRAINER={trainer}")
+    if config.get("MODEL_REF"):
+        if trainer != "dpo":
+            warn("MODEL_REF", f"only the dpo trainer reads it; TRAINER={trainer}")
+        elif config.get("PEFT"):
+            warn("MODEL_REF", "ignored with PEFT: the reference is the base model with the adapter off")
+    for key in ("MAX_PROMPT_LENGTH", "MAX_COMPLETION_LENGTH"):
+        if key in config.values:
+            warn(
+                key,
+                "TRL 1.x's trainers have no prompt or completion limit: a pair is cut at BLOCK_SIZE (the answers "
+                "first), and a pair whose prompt fills BLOCK_SIZE is left out",
+            )
+    if config.get("PREFERENCE") == "chosen" and trainer in PREFERENCE_COLUMNS:
+        warn("PREFERENCE", f"ignored: TRAINER={trainer} trains the pairs (chosen against rejected)")
     return problems
 
 

@@ -57,7 +57,11 @@ _AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
     "model_max_length": {"check": between(1, MAX_CONTEXT)},
     "save_total_limit": {"check": between(1, 10000)},
     "block_size": {"check": block_size},
-    "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo")},
+    "dpo_beta": {"check": between(0, 1000, lo_open=True)},
+    "max_prompt_length": {"check": between(1, MAX_CONTEXT)},
+    "max_completion_length": {"check": between(1, MAX_CONTEXT)},
+    # AutoTrain's default trainer is `default` (a causal LM on the whole text); the runner's is sft
+    "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo"), "default": "sft"},
     "mixed_precision": {"choices": ("fp16", "bf16", "none")},
     "quantization": {"choices": ("int4", "int8", "none")},
     "chat_template": {"choices": ("none", "zephyr", "chatml", "tokenizer")},
@@ -80,6 +84,9 @@ _AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
     },
     "eval_strategy": {"choices": ("no", "steps", "epoch")},
 }
+
+# The trainers that train preference pairs (prompt, chosen, rejected): `atr data` builds pairs for them
+PAIR_TRAINERS = ("dpo", "orpo", "reward")
 
 # Fields the runner sets itself: the user's value is read, but the runner decides what AutoTrain gets.
 RUNNER_OWNED_FIELDS = {"token", "push_to_hub", "data_path", "train_split", "project_name"}
@@ -106,7 +113,7 @@ def _autotrain_keys() -> dict[str, Key]:
             kind=kind,
             help=spec["help"],
             field=field,
-            default=spec["default"],
+            default=rules.get("default", spec["default"]),
             nullable="null" in types,
             choices=rules.get("choices"),
             check=rules.get("check"),
@@ -190,6 +197,16 @@ _DATA_KEYS = [
     Key("RESPONSE_COLUMN", "str", "table: the response column", default="response", group="data"),
     Key("SYSTEM_COLUMN", "str", "table: a per-row system message column", group="data"),
     Key(
+        "CHOSEN_COLUMN", "str", "table, for dpo/orpo/reward: the chosen answer's column", default="chosen", group="data"
+    ),
+    Key(
+        "REJECTED_COLUMN",
+        "str",
+        "table, for dpo/orpo/reward: the rejected answer's column",
+        default="rejected",
+        group="data",
+    ),
+    Key(
         "SPLIT",
         "str",
         "train,valid,test fractions where the source has no splits",
@@ -215,7 +232,8 @@ _DATA_KEYS = [
     Key(
         "PREFERENCE",
         "str",
-        "sharegpt/alpaca preference data (chosen/rejected): chosen trains on the chosen answer",
+        "preference data (chosen/rejected) trained by sft: chosen trains on the chosen answer (dpo, orpo and "
+        "reward train the pairs)",
         choices=("chosen",),
         group="data",
     ),
@@ -384,9 +402,10 @@ _SWEEP_KEYS = [
     Key(
         "SWEEP_METRIC",
         "str",
-        "Sweep: what ranks the trials (higher is better; valid_loss: lower is better)",
+        "Sweep: what ranks the trials (higher is better; valid_loss: lower is better; pref_accuracy and "
+        "pref_margin rank dpo/orpo trials on held-out pairs)",
         default="chrf",
-        choices=("chrf", "bleu", "cosine", "valid_loss"),
+        choices=("chrf", "bleu", "cosine", "valid_loss", "pref_accuracy", "pref_margin"),
         group="sweep",
     ),
     Key(

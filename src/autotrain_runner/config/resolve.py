@@ -15,7 +15,7 @@ from pathlib import Path
 from autotrain_runner.config import models, templates
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import os_reason
-from autotrain_runner.config.keys import KEYS
+from autotrain_runner.config.keys import KEYS, PAIR_TRAINERS
 from autotrain_runner.config.records import Source, Value
 from autotrain_runner.errors import ConfigError, Problem
 
@@ -55,9 +55,15 @@ def resolve_template(
     derived = Source("from DATA_BUILDER")
     if template.kind == "chat" and chat is None:
         values["CHAT_TEMPLATE"] = Value("CHAT_TEMPLATE", "CHAT_TEMPLATE", template.name, template.name, derived)
-    column = "messages" if template.kind == "chat" else "text"
-    values.setdefault("TEXT_COLUMN", Value("TEXT_COLUMN", "TEXT_COLUMN", column, column, derived))
-    train_file = dataset_dir / ("train.jsonl" if template.kind == "chat" else "train.csv")
+    trainer = values["TRAINER"].value if "TRAINER" in values else None
+    if trainer in PAIR_TRAINERS:  # `atr data` builds pairs: prompt messages, chosen and rejected answers
+        columns = {"TEXT_COLUMN": "chosen", "PROMPT_TEXT_COLUMN": "prompt", "REJECTED_TEXT_COLUMN": "rejected"}
+    else:
+        columns = {"TEXT_COLUMN": "messages" if template.kind == "chat" else "text"}
+    for key, column in columns.items():
+        values.setdefault(key, Value(key, key, column, column, derived))
+    chat_file = template.kind == "chat" or trainer in PAIR_TRAINERS
+    train_file = dataset_dir / ("train.jsonl" if chat_file else "train.csv")
     values.setdefault("DATA_FILE", Value("DATA_FILE", "DATA_FILE", str(train_file), str(train_file), derived))
     if "RAW_DATA" not in values:
         problems.append(
@@ -134,6 +140,8 @@ def resolve_data(values: dict[str, Value], env_file: Path, problems: list[Proble
                 Problem("error", str(value.source), value.written_as, f"data file not found: {value.value}")
             )
             return None
+        if value.source.kind == "from DATA_BUILDER":  # the build writes the columns it names (rebuilt when stale)
+            return found.resolve()
         return _check_header(found, values, value, problems)
     if "DATA_PATH" in values:
         value = values["DATA_PATH"]

@@ -25,7 +25,7 @@ from typing import Any
 from autotrain_runner import __version__, layout
 from autotrain_runner.config.dataset_dir import raw_base
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.config.keys import KEYS
+from autotrain_runner.config.keys import KEYS, PAIR_TRAINERS
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.data import emotion, instruct, outputs, summary, table, txt
@@ -47,6 +47,14 @@ BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
 DATA_KEYS = [k.name for k in KEYS.values() if k.group == "data" and k.name not in ("DATASET_DIR", "DATA_FILE")] + [
     "SEED"
 ]
+PAIR_KEYS = ("TRAINER", "CHOSEN_COLUMN", "REJECTED_COLUMN")  # options of a pair build only (sft builds as before)
+
+
+def data_options(config: Config) -> dict[str, Any]:
+    """The keys a build reads: the data keys, and for the dpo/orpo/reward trainers the trainer and the
+    pair columns (a build of pairs, not conversations)."""
+    pairs = config.get("TRAINER") in PAIR_TRAINERS
+    return {key: config.get(key) for key in [*DATA_KEYS, "TRAINER"] if pairs or key not in PAIR_KEYS}
 
 
 @dataclass
@@ -68,7 +76,7 @@ def build_data(
     outputs.remove_stale(out_dir)  # what a killed build left beside it
     base = raw_base(config)
     inputs = find_inputs(str(config.get("RAW_DATA")), base, suffixes, exclude=outputs.excluded(config))
-    options = {key: config.get(key) for key in DATA_KEYS}
+    options = data_options(config)
     fingerprint = _fingerprint(builder_name, options, config, inputs)
     previous = _read_manifest(out_dir)
     if not force and previous and previous.get("fingerprint") == fingerprint and _outputs_exist(out_dir, previous):
@@ -181,7 +189,9 @@ def _without_secrets(samples: list[Sample], config: Config, bad: BadRows) -> lis
     matcher = SecretMatcher(known, min_length=8, urls=False)
     kept = []
     for sample in samples:
-        found = next(((m["role"], f) for m in sample.messages for f in matcher.find(m["content"])[:1]), None)
+        said = [(m["role"], m["content"]) for m in sample.messages]
+        said += [("rejected", sample.rejected)] if sample.rejected is not None else []
+        found = next(((role, f) for role, text in said for f in matcher.find(text)[:1]), None)
         if found is None:
             kept.append(sample)
         else:
@@ -212,6 +222,7 @@ def _dedupe(samples: list[Sample]) -> tuple[list[Sample], int]:
     kept = []
     for sample in samples:
         key = tuple((m["role"], normalize("NFC", m["content"])) for m in sample.messages)
+        key += (("rejected", normalize("NFC", sample.rejected)),) if sample.rejected is not None else ()
         if key not in seen:
             seen.add(key)
             kept.append(sample)
@@ -274,14 +285,29 @@ def _write_atomically(
 
 
 def _write_train(path: Path, samples: list[Sample], config: Config) -> None:
-    write_training_file(path, [s.messages for s in samples], config)
+    write_training_file(path, [s.messages for s in samples], config, [s.rejected for s in samples])
 
 
-def write_training_file(path: Path, conversations: list[list[dict[str, str]]], config: Config) -> None:
-    """Conversations in the training file's format: `messages` JSONL for chat templates, else a text CSV."""
+def write_training_file(
+    path: Path,
+    conversations: list[list[dict[str, str]]],
+    config: Config,
+    rejected: Sequence[str | None] = (),
+) -> None:
+    """Conversations in the training file's format: `messages` JSONL for chat templates, else a text CSV;
+    preference pairs (a rejected answer beside each) as JSONL of prompt messages, chosen and rejected,
+    which the trainer renders with the template."""
     column = config.get("TEXT_COLUMN")
     with path.open("w", encoding="utf-8", newline="") as handle:
-        if config.template.kind == "chat":
+        if config.get("TRAINER") in PAIR_TRAINERS:
+            for messages, other in zip(conversations, rejected, strict=True):
+                pair = {
+                    config.get("PROMPT_TEXT_COLUMN"): messages[:-1],
+                    column: messages[-1]["content"],
+                    config.get("REJECTED_TEXT_COLUMN"): other,
+                }
+                handle.write(json.dumps(pair, ensure_ascii=False) + "\n")
+        elif config.template.kind == "chat":
             for messages in conversations:
                 handle.write(json.dumps({column: messages}, ensure_ascii=False) + "\n")
         else:
@@ -295,6 +321,11 @@ def validation_conversations(config: Config) -> list[list[dict[str, str]]]:
 
     Only a dataset that `atr data` built (its manifest names DATA_FILE) is known to have one.
     """
+    return [conversation for conversation, _ in validation_samples(config)]
+
+
+def validation_samples(config: Config) -> list[tuple[list[dict[str, str]], str | None]]:
+    """The held-out split as (whole conversation, rejected answer or None) pairs; [] if none."""
     if config.data_file is None:
         return []
     folder = config.data_file.parent
@@ -306,7 +337,7 @@ def validation_conversations(config: Config) -> list[list[dict[str, str]]]:
     except OSError:
         return []
     records = [json.loads(line) for line in lines if line.strip()]
-    return [[*r["messages"], {"role": "assistant", "content": r["reference"]}] for r in records]
+    return [([*r["messages"], {"role": "assistant", "content": r["reference"]}], r.get("rejected")) for r in records]
 
 
 def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: str) -> None:
@@ -319,6 +350,8 @@ def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: 
                 "reference": sample.messages[-1]["content"],
                 "source": sample.where,
             }
+            if sample.rejected is not None:
+                record["rejected"] = sample.rejected
             if config.template.kind == "text":
                 record["prompt"] = config.template.render(sample.messages[:-1], add_generation_prompt=True)
             if sample.meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from autotrain_runner.config.keys import PAIR_TRAINERS
 from autotrain_runner.errors import ConfigError, Problem
 
 ROLES = ("system", "user", "assistant")
@@ -24,6 +26,7 @@ class Sample:
     group: str  # a dialogue id: samples of one group never cross splits
     where: str  # file and line it came from
     meta: dict[str, Any] = field(default_factory=dict)
+    rejected: str | None = None  # a preference pair's rejected answer (the chosen one ends `messages`)
 
 
 @dataclass
@@ -128,13 +131,20 @@ _EXPECTED = {
 M = TypeVar("M", bound=BaseModel)
 
 
+def _key(name: Any) -> str:
+    """A field name as a bad row shows it: as written, or quoted when it holds a line break or other
+    control character (a key from a hostile file must not break the one-line error)."""
+    text = str(name)
+    return json.dumps(text, ensure_ascii=False) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
+
+
 def parse(model: type[M], record: Any, where: str, bad: BadRows) -> M | None:
     """The record as `model`, or None with its first problem recorded as a bad row naming the field."""
     try:
         return model.model_validate(record)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_context=False)[0]
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{_key(part)}" for part in error["loc"]).lstrip(".")
         kind = error["type"]
         if kind == "missing":
             message = "missing"
@@ -182,6 +192,23 @@ def conversation_problem(messages: list[dict[str, str]]) -> str | None:
         return "roles must alternate user, assistant, ..."
     if not turns or turns[-1]["role"] != "assistant":
         return "the last message must be the assistant's answer"
+    return None
+
+
+def pairs_wanted(options: Options) -> bool:
+    """Whether the builders make preference pairs: the trainer decides (PREFERENCE=chosen is for sft)."""
+    return options.get("TRAINER") in PAIR_TRAINERS
+
+
+def pair_problem(chosen: Any, rejected: Any) -> str | None:
+    """Why two answers are not a preference pair, or None (the reason's first word counts the row)."""
+    for name, answer in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(answer, str):
+            return f"{name} is not an answer: text, or an assistant turn"
+        if is_blank(answer):
+            return f"empty answer: {name}"
+    if chosen.strip() == rejected.strip():
+        return "chosen equals rejected: the pair prefers nothing"
     return None
 
 

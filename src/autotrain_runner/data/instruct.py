@@ -2,9 +2,10 @@
 
 Also the shapes beside them that people bring: self-instruct records (KULLM, the seed tasks:
 `{instruction, instances: [{input, output}]}`), one sample per instance, under `alpaca`;
-preference pairs (`chosen`/`rejected` beside `conversations` or `instruction`), refused with what
-to do unless `PREFERENCE=chosen` makes the chosen answer the final assistant turn; tool-use turns
-(`function_call`, `observation`, `tool`, `tool_calls`), refused by record as bad rows.
+preference pairs (`chosen`/`rejected` beside `conversations`, `instruction` or `messages`, or an
+alpaca `output` list [chosen, rejected]): built as pairs for the dpo, orpo and reward trainers, as
+the chosen answer under `PREFERENCE=chosen` (sft), and otherwise refused with what to do; tool-use
+turns (`function_call`, `observation`, `tool`, `tool_calls`), refused by record as bad rows.
 
 Text fields must be strings: a number, list, object or null where text is expected is a bad row
 naming the field (`conversations[1].value: expected a string, got null`), never its printed form.
@@ -24,6 +25,8 @@ from autotrain_runner.data.base import (
     conversation_problem,
     is_blank,
     json_type,
+    pair_problem,
+    pairs_wanted,
     with_system,
 )
 from autotrain_runner.data.readers import JSON_SUFFIXES, json_records, read_text
@@ -59,7 +62,7 @@ def _records(inputs: list[Path], bad: BadRows):
 
 
 def _checked(
-    messages, where: str, bad: BadRows, options: Options, meta=None, group: str | None = None
+    messages, where: str, bad: BadRows, options: Options, meta=None, group: str | None = None, rejected=None
 ) -> Sample | None:
     """The conversation under SYSTEM_PROMPT when it has no system message of its own, validated."""
     first = messages[0] if messages else None
@@ -69,7 +72,7 @@ def _checked(
     if problem:
         bad.add(where, problem)
         return None
-    return Sample(messages, group or where, where, meta or {})
+    return Sample(messages, group or where, where, meta or {}, rejected)
 
 
 def _is_preference(record: dict) -> bool:
@@ -85,22 +88,32 @@ def _preference_refused(where: str, beside: str) -> ConfigError:
                 where,
                 "PREFERENCE",
                 f"this is preference data (chosen/rejected answers beside {beside}), which supervised fine-tuning "
-                "does not train as it is: set PREFERENCE=chosen to train on the chosen answers, or train the pairs "
-                "with AutoTrain's dpo or orpo trainer",
+                "does not train as it is: set TRAINER=dpo (or orpo, reward) to train the pairs, or "
+                "PREFERENCE=chosen to train on the chosen answers",
             )
         ]
     )
 
 
-def _preference_answer(record: dict, where: str, beside: str, options: Options, bad: BadRows) -> str | None:
-    """The chosen answer of a preference record under PREFERENCE=chosen (None: recorded as bad);
-    without PREFERENCE the record is refused, saying what it is."""
+def _preference_answers(
+    chosen: Any, rejected: Any, where: str, beside: str, options: Options, bad: BadRows
+) -> tuple[str, str | None] | None:
+    """A preference record's answers: (chosen, rejected) for a pair trainer, (chosen, None) under
+    PREFERENCE=chosen; None when the row is bad (recorded). Otherwise the record is refused, saying what it is."""
+    if pairs_wanted(options):
+        chosen, rejected = _chosen_answer(chosen), _chosen_answer(rejected)
+        problem = pair_problem(chosen, rejected)
+        if problem:
+            bad.add(where, problem)
+            return None
+        return chosen, rejected
     if options.get("PREFERENCE") != "chosen":
         raise _preference_refused(where, beside)
-    answer = _chosen_answer(record["chosen"])
+    answer = _chosen_answer(chosen)
     if answer is None:
         bad.add(where, "chosen is not an answer (text, or a {from: gpt, value} turn)")
-    return answer
+        return None
+    return answer, None
 
 
 def _chosen_answer(value: Any) -> str | None:
@@ -147,8 +160,12 @@ def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sampl
             bad.add(row.where, "history must be a list of [question, answer] pairs")
             continue
         preference, instances = _is_preference(r), r.get("instances") is not None
+        ranked = not preference and isinstance(r.get("output"), list)  # LLaMA-Factory's [chosen, rejected]
+        if ranked and len(r["output"]) != 2:
+            bad.invalid(row.where, "output", f"a list of {len(r['output'])}: a ranked output is [chosen, rejected]")
+            continue
         fields = _given(r, "instruction", "input", "system") + (
-            [] if preference or instances else [("output", r.get("output", ...))]
+            [] if preference or instances or ranked else [("output", r.get("output", ...))]
         )
         fields += [(f"history[{i}][{j}]", said) for i, pair in enumerate(history) for j, said in enumerate(pair)]
         wrong = _not_text(fields)
@@ -161,13 +178,15 @@ def alpaca(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sampl
         if instances:
             yield from _instances(row.where, r, turns, options, bad)
             continue
-        output = r.get("output")
-        if preference:
-            output = _preference_answer(r, row.where, "instruction", options, bad)
-            if output is None:
+        output, rejected = r.get("output"), None
+        if preference or ranked:
+            pair = (r["chosen"], r["rejected"]) if preference else r["output"]
+            answers = _preference_answers(*pair, row.where, "instruction", options, bad)
+            if answers is None:
                 continue
+            output, rejected = answers
         turns += _alpaca_turns(r.get("instruction"), r.get("input"), output)
-        sample = _checked(with_system(r.get("system"), turns), row.where, bad, options)
+        sample = _checked(with_system(r.get("system"), turns), row.where, bad, options, rejected=rejected)
         if sample:
             yield sample
 
@@ -216,27 +235,55 @@ def sharegpt(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
             bad.invalid(row.where, *wrong)
             continue
         messages = [{"role": _SHAREGPT_ROLES[t["from"]], "content": t["value"]} for t in turns]
+        rejected = None
         if _is_preference(r):
-            answer = _preference_answer(r, row.where, "conversations", options, bad)
-            if answer is None:
+            answered = _answered(messages, r, row.where, "conversations", options, bad)
+            if answered is None:
                 continue
-            if messages and messages[-1]["role"] == "assistant":
-                bad.add(
-                    row.where,
-                    "conversations end with an answer: with PREFERENCE=chosen they end with the "
-                    "question that chosen answers",
-                )
-                continue
-            messages.append({"role": "assistant", "content": answer})
-        sample = _checked(messages, row.where, bad, options, {"id": r.get("id")})
+            messages, rejected = answered
+        sample = _checked(messages, row.where, bad, options, {"id": r.get("id")}, rejected=rejected)
         if sample:
             yield sample
 
 
+def _answered(messages: list, record: dict, where: str, beside: str, options: Options, bad: BadRows):
+    """A preference record's prompt (ending with the question) and its answers: (conversation ending
+    with the chosen answer, the rejected answer or None); None when the row is bad (recorded)."""
+    answers = _preference_answers(record["chosen"], record["rejected"], where, beside, options, bad)
+    if answers is None:
+        return None
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        bad.add(where, f"{beside} end with an answer: for a preference pair they end with the question answered")
+        return None
+    return [*messages, {"role": "assistant", "content": answers[0]}], answers[1]
+
+
+def _prompt_of(record: dict) -> tuple[Any, str | None]:
+    """A preference record's prompt messages, or why there are none: `messages`, TRL's `prompt` (messages,
+    or a text that is one user message), or what an implicit-prompt pair's chosen and rejected
+    conversations share before their last turn (TRL's hh-rlhf form)."""
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    if isinstance(chosen, list) and isinstance(rejected, list) and len(chosen) > 1:  # whole conversations
+        if chosen[:-1] == rejected[:-1]:
+            return chosen[:-1], None
+        return None, "chosen and rejected do not share their prompt"
+    if "prompt" in record:
+        prompt = record["prompt"]
+        return ([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt), None
+    if "messages" in record:
+        return record["messages"], None
+    return None, "no prompt: 'messages', 'prompt', or chosen and rejected conversations"
+
+
 def messages(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sample]:
-    """{messages: [{role, content}, ...]}, the OpenAI chat form, validated. Tool turns are refused."""
+    """{messages: [{role, content}, ...]}, the OpenAI chat form, validated; preference pairs with
+    chosen/rejected beside `messages` (or TRL's `prompt`, or sharing their prompt). Tool turns are refused."""
     for row in _records(inputs, bad):
-        msgs = row.record.get("messages")
+        preference = _is_preference(row.record)
+        msgs, why = _prompt_of(row.record) if preference else (row.record.get("messages"), None)
+        if why:
+            bad.add(row.where, why)
+            continue
         if not isinstance(msgs, list):
             bad.add(row.where, "no 'messages' list")
             continue
@@ -250,7 +297,13 @@ def messages(inputs: list[Path], options: Options, bad: BadRows) -> Iterator[Sam
         if wrong:
             bad.invalid(row.where, *wrong)
             continue
-        sample = _checked(msgs, row.where, bad, options)
+        rejected = None
+        if preference:
+            answered = _answered(msgs, row.record, row.where, "messages", options, bad)
+            if answered is None:
+                continue
+            msgs, rejected = answered
+        sample = _checked(msgs, row.where, bad, options, rejected=rejected)
         if sample:
             yield sample
 

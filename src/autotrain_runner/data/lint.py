@@ -95,6 +95,17 @@ def _stats(values: list[int]) -> dict[str, float]:
     return {"min": min(values), "mean": round(statistics.fmean(values), 1), "max": max(values)}
 
 
+def _conversation(record: dict[str, Any], config: Config) -> list[dict[str, Any]]:
+    """A training file's record as the conversation it trains: its messages, or a preference pair's
+    prompt messages and chosen answer."""
+    value = record.get(config.get("TEXT_COLUMN"))
+    if isinstance(value, list):
+        return [m for m in value if isinstance(m, dict)]
+    prompt = record.get(config.get("PROMPT_TEXT_COLUMN"))
+    messages = [m for m in prompt if isinstance(m, dict)] if isinstance(prompt, list) else []
+    return [*messages, {"role": "assistant", "content": str(value or "")}]
+
+
 def lint_built(config: Config) -> dict[str, Any] | None:
     """Lint the dataset already on disk (for `atr check`), or None when there is none."""
     train = config.data_file
@@ -106,7 +117,7 @@ def lint_built(config: Config) -> dict[str, Any] | None:
     with train.open(encoding="utf-8", newline="") as handle:
         if train.suffix == ".jsonl":
             for line in handle:
-                messages = json.loads(line).get(column) or []
+                messages = _conversation(json.loads(line), config)
                 records.append((messages, "\n".join(str(m.get("content", "")) for m in messages)))
         else:
             records += [(None, row.get(column, "")) for row in csv.DictReader(handle)]

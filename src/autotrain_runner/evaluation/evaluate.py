@@ -23,7 +23,7 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.data import secret_values
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.evaluation import metrics
+from autotrain_runner.evaluation import metrics, preference
 from autotrain_runner.evaluation.engines import Engine, openai_backend
 from autotrain_runner.evaluation.prompts import read_prompts
 from autotrain_runner.evaluation.targets import (
@@ -67,7 +67,11 @@ def evaluate(
         ) from None
     targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
     # every input read and checked before a model or an engine starts
-    _samples(config, split, prompts_file, limit)
+    samples = _samples(config, split, prompts_file, limit)
+    if targets[0].trainer == "reward":  # scores held-out pairs; nothing to generate, no base to compare
+        if not preference.pairs_of(samples):
+            raise ConfigError(f"{split} split: no preference pairs to score the reward model on (build with atr data)")
+        return [preference.evaluate_reward(config, targets[0], samples, echo)]
     if prompts_file is None and prompts_path(config) is not None:
         _samples(config, split, prompts_path(config), limit)
     if compare_base and not base:
@@ -197,6 +201,13 @@ def _evaluate_one(
     )
     if valid and not isinstance(backend, OpenAIBackend):
         figures.update(_held_out_loss(backend, valid))
+    pairs = preference.pairs_of(samples)
+    if pairs and not isinstance(backend, OpenAIBackend):
+        margins = preference.log_prob_margins(backend, pairs)
+        figures.update(preference.figures(margins.values(), "pref"))
+        for row in predictions:
+            if row["id"] in margins:
+                row["metrics"]["pref_margin"] = margins[row["id"]]
     figures["signature"] = {
         **backend.description,
         "template": target.template.describe(),
@@ -284,6 +295,8 @@ _FIGURES = (
     "cosine",
     "valid_loss",
     "perplexity",
+    "pref_accuracy",
+    "pref_margin",
     "rep_2",
     "rep_4",
     "distinct_2",

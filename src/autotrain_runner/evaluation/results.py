@@ -31,6 +31,8 @@ METRICS = {  # name -> (label, lower is better)
     "bleu": ("BLEU (0-100)", False),
     "cosine": ("cosine similarity", False),
     "valid_loss": ("held-out loss", True),
+    "pref_accuracy": ("preference accuracy (0-1)", False),
+    "pref_margin": ("preference margin (nats)", False),
     "leak_rate": ("template-leak rate", True),
     "repetition_rate": ("repetition rate", True),
 }

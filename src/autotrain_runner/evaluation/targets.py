@@ -13,6 +13,7 @@ from pathlib import Path
 from autotrain_runner import gguf, layout
 from autotrain_runner.config import models, templates
 from autotrain_runner.config.records import Config
+from autotrain_runner.errors import ConfigError
 from autotrain_runner.generation.generate import Settings
 from autotrain_runner.rendering import DEFAULT_THINKING, THINKING_MODES
 
@@ -28,6 +29,15 @@ class Target:
     out_dir: Path
     load_in_4bit: bool = False
     thinking: str = DEFAULT_THINKING  # THINKING, as the run trained with it
+    trainer: str = "sft"  # the run's TRAINER: a reward model scores texts and does not generate
+
+    def refuse_generating(self) -> None:
+        """chat and serve: a reward model has no answers to give."""
+        if self.trainer == "reward":
+            raise ConfigError(
+                f"{self.label} is a reward model (TRAINER=reward): it scores texts and does not generate; "
+                "`atr eval` reports its accuracy on held-out pairs"
+            )
 
 
 def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
@@ -46,6 +56,7 @@ def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
         out or layout.run_eval_dir(run_dir),
         load_in_4bit=params.get("quantization") == "int4",
         thinking=_recorded_thinking(record),
+        trainer=params.get("trainer") or "sft",
     )
 
 

@@ -106,6 +106,7 @@ def model_card(
         quantization=params.get("quantization"),
         data=_data(config, record),
         hyperparameters=_hyperparameters(params),
+        trained_on=record.trainer or None,
         loss_on=record.loss_on or None,
         weights=record.weights or None,
         train_loss=None if record.train_loss is None else f"{record.train_loss:.4f}",

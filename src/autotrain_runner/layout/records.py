@@ -109,6 +109,7 @@ class RunRecord(_Record):
     cuda: bool | None = None
     notes: list[Any] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # the staged dataset: source, sha256, valid
+    trainer: str | None = None  # the trainer and what it trains on (`command.describe_trainer`)
     loss_on: str | None = None
     weights: str | None = None  # the dtypes it trained in (`precision.describe`)
     pid: int | None = None  # the trainer's
@@ -217,6 +218,12 @@ class Metrics(_Record):
     valid_loss: float | None = None
     perplexity: float | None = None
     valid_n: int | None = None
+    pref_accuracy: float | None = None  # held-out pairs: how often the chosen answer is the likelier
+    pref_margin: float | None = None  # and by how much (log-probability, nats)
+    pref_n: int | None = None
+    reward_accuracy: float | None = None  # a reward model: how often chosen scores above rejected
+    reward_margin: float | None = None
+    reward_n: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def figure(self, name: str) -> Any:

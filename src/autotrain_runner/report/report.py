@@ -24,7 +24,21 @@ from autotrain_runner.layout import outputs
 from autotrain_runner.layout.records import RunRecord, SweepRecord
 from autotrain_runner.redact import Redactor
 
-EVAL_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate", "mean_chars")
+EVAL_FIGURES = (
+    "n",
+    "chrf",
+    "bleu",
+    "cosine",
+    "valid_loss",
+    "pref_accuracy",
+    "pref_margin",
+    "reward_accuracy",
+    "reward_margin",
+    "leak_rate",
+    "repetition_rate",
+    "eos_rate",
+    "mean_chars",
+)
 SIDE_BY_SIDE = 20
 
 

@@ -64,6 +64,7 @@ def _chat(project, overrides, run_id, base, backend, stdin, stdout, stack: conte
 
     else:
         target = base_target(config, None) if base else run_target(config, run_id, None)
+        target.refuse_generating()
         engine = stack.enter_context(Engine(config, [target], echo=lambda line: stdout.write(line + "\n")))
         model = engine.backend(target)
         template = target.template

@@ -382,6 +382,7 @@ def serve(
     _check_port(port)  # before anything is read or loaded
     config = load_config(project, overrides, needs_data=False)
     target = base_target(config, None) if base else run_target(config, run_id, None)
+    target.refuse_generating()
     # a run's adapter is served beside the base model it was trained on (`model` picks one)
     base_model = None
     if not base and target.adapter is not None:

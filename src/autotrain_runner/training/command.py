@@ -46,6 +46,7 @@ def autotrain_fields(config: Config) -> dict[str, Any]:
     }
     params = config.autotrain_params()
     params.pop("model", None)
+    params.setdefault("trainer", config.get("TRAINER"))  # the runner's default (sft), not AutoTrain's
     fields.update({k: v for k, v in params.items() if k not in _DATA_FIELDS})
     fields.update({k: v for k, v in params.items() if k in _DATA_FIELDS})
     return fields
@@ -119,11 +120,45 @@ def describe_prompts(config: Config) -> str:
     )
 
 
+TRAINED_ON = {
+    "sft": "supervised fine-tuning on conversations; LOSS_ON says which tokens carry loss",
+    "default": "a causal LM on the whole text, concatenated and cut into BLOCK_SIZE blocks (continued pretraining)",
+    "dpo": "preference pairs: TRL's DPOTrainer raises the chosen answer's likelihood over the rejected one's, "
+    "against a reference",
+    "orpo": "preference pairs: TRL's ORPOTrainer (trl.experimental.orpo), NLL on the chosen answer plus an "
+    "odds-ratio term against the rejected one; no reference model",
+    "reward": "preference pairs: TRL's RewardTrainer fits a score head that ranks the chosen answer over the "
+    "rejected one; the result scores texts, it does not generate",
+}
+
+
+# What carries loss under the trainers that have a loss of their own (LOSS_ON is sft's)
+OWN_LOSS = {
+    "default": "all (every token of the texts, concatenated into BLOCK_SIZE blocks)",
+    "dpo": "the answers (the prompt is masked): the chosen and the rejected answer after the same prompt",
+    "orpo": "the answers (the prompt is masked): the chosen and the rejected answer after the same prompt",
+    "reward": "a score for each whole conversation (prompt and answer), chosen against rejected",
+}
+
+
+def describe_trainer(config: Config) -> str:
+    """`dpo (preference pairs: ...)`: the trainer in effect, what it trains on, and why it is the one."""
+    trainer = config.get("TRAINER")
+    line = f"{trainer} ({TRAINED_ON[trainer]}"
+    if trainer == "dpo":
+        reference = "the base with the adapter off" if config.get("PEFT") else (config.get("MODEL_REF") or "the base")
+        line += f"; beta {config.get('DPO_BETA')}; reference: {reference}"
+    if "TRAINER" not in config.values:
+        line += "; TRAINER is not set: sft is the default, TRAINER=default is AutoTrain's continued pretraining"
+    return line + ")"
+
+
 def describe_loss(config: Config) -> str:
     """`answer (...)` or `all (...)`: the LOSS_ON a run trained with, as run.json and the model card say it."""
+    trainer = config.get("TRAINER")
+    if trainer in OWN_LOSS:
+        return OWN_LOSS[trainer] + ("; LOSS_ON applies to the sft trainer only" if "LOSS_ON" in config.values else "")
     if _loss_on(config) == "all":
-        if (config.get("LOSS_ON") or "answer") == "answer":
-            return f"all (LOSS_ON=answer applies to the sft trainer; {config.get('TRAINER')} has its own loss)"
         return "all (the whole text: prompt, role markers and answer)"
     how = "the chat template's generation prompt" if config.template.kind == "chat" else "the template's answer marker"
     return f"answer (prompt and role markers masked up to {how}; loss on the final answer and its end marker)"

@@ -32,6 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner.training import trainer_fixes
+
 VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
 OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
 LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
@@ -58,9 +60,8 @@ OPTIONS = Options()
 class Fix:
     name: str
     reason: str
-    module: str  # the AutoTrain module whose attribute is replaced
-    attribute: str
-    wrap: Callable[[Any], Any]  # original -> replacement
+    targets: tuple[str, ...]  # "module:attribute": each attribute replaced (AutoTrain's modules, or trl's)
+    wrap: Callable[[Any], Any]  # original (None where TRL 1.x dropped the name) -> replacement
 
 
 def _from_pretrained(original):
@@ -152,23 +153,30 @@ def _training_args(original):
 
 
 def _rendered_data(original):
-    """The sft trainer's samples tokenized by the one renderer (`rendering.Renderer`), as token ids.
+    """Every trainer's samples tokenized by the one renderer (`rendering.Renderer`), as token ids.
 
     AutoTrain renders chat samples to text and TRL tokenizes that text with the tokenizer's special
     tokens: a template that writes its BOS on a tokenizer that adds one (Llama 3, Gemma, Mistral)
     trained on two. Here each sample is the renderer's ids (the prompt exactly as generation
     encodes it, then the answer and its end markers), and with `loss_on=answer` a completion mask
     from where the answer starts, which TRL turns into labels. Validation samples likewise (AutoTrain's
-    own rendering crashed on a validation split). Other trainers keep AutoTrain's path.
+    own rendering crashed on a validation split, and dropped it for every other trainer).
+
+    dpo, orpo and reward pairs become the renderer's ids here (`trainer_fixes.rendered_pairs`); the
+    default trainer's texts are rendered by its own data step (`trainer_fixes.default_data`).
     """
 
     @functools.wraps(original)
     def process(config, tokenizer, train_data, valid_data):
-        if config.trainer != "sft":
-            return original(config, tokenizer, train_data, valid_data)
-        from autotrain_runner.rendering import Renderer, generation_eos_ids
 
-        renderer = Renderer(tokenizer, OPTIONS.prompt_template(), OPTIONS.thinking, generation_eos_ids(config.model))
+        if config.trainer == "default":
+            return train_data, valid_data
+        if config.trainer in trainer_fixes.PREFERENCE_TRAINERS:
+            return (
+                trainer_fixes.rendered_pairs(config, tokenizer, train_data),
+                trainer_fixes.rendered_pairs(config, tokenizer, valid_data),
+            )
+        renderer = trainer_fixes.renderer_for(config, tokenizer)
         tokenize = functools.partial(
             tokenized, renderer=renderer, column=config.text_column, answer_only=OPTIONS.loss_on == "answer"
         )
@@ -250,64 +258,112 @@ def _measured(original):
     return callbacks
 
 
+U = "autotrain.trainers.clm.utils"
+SFT = "autotrain.trainers.clm.train_clm_sft"
+DPO = "autotrain.trainers.clm.train_clm_dpo"
+REWARD = "autotrain.trainers.clm.train_clm_reward"
+DEFAULT = "autotrain.trainers.clm.train_clm_default"
+
 FIXES = (
     Fix(
         "from-pretrained",
         "transformers 4.53 removed from_pretrained(use_flash_attention_2=...); the base loads in the run's dtype "
         "(16-bit for LoRA under bf16/fp16), not the checkpoint's",
-        "autotrain.trainers.clm.utils",
-        "AutoModelForCausalLM",
+        (f"{U}:AutoModelForCausalLM", f"{DPO}:AutoModelForCausalLM", f"{REWARD}:AutoModelForSequenceClassification"),
         _from_pretrained,
     ),
     Fix(
         "qlora-dtype",
         "AutoTrain computes int4 layers in fp16 whatever MIXED_PRECISION says: they compute in the run's dtype",
-        "autotrain.trainers.clm.utils",
-        "BitsAndBytesConfig",
+        (f"{U}:BitsAndBytesConfig", f"{DPO}:BitsAndBytesConfig", f"{REWARD}:BitsAndBytesConfig"),
         _quantization_config,
     ),
     Fix(
         "sft-config",
         "trl 0.20 removed SFTConfig(max_seq_length=...); trl 0.19 packing cuts every sample at the block size",
-        "autotrain.trainers.clm.train_clm_sft",
-        "SFTConfig",
+        (f"{SFT}:SFTConfig",),
         _sft_config,
     ),
     Fix(
         "training-args",
         "transformers 5.15 removed warmup_ratio; trl 0.19 trains in bf16 unless fp16 is set",
-        "autotrain.trainers.clm.utils",
-        "configure_training_args",
+        (f"{U}:configure_training_args",),
         _training_args,
     ),
     Fix(
         "render",
         "TRL tokenizes a rendered prompt with the tokenizer's BOS on top of the template's; AutoTrain's chat "
-        "rendering crashed on a validation split: sft samples are the one renderer's ids (LOSS_ON as asked)",
-        "autotrain.trainers.clm.utils",
-        "process_data_with_chat_template",
+        "rendering dropped the validation split: every trainer's samples are the one renderer's ids",
+        (f"{U}:process_data_with_chat_template",),
         _rendered_data,
     ),
     Fix(
         "loss-record",
         "which tokens carry loss is recorded from the prepared training data (loss_tokens.json)",
-        "autotrain.trainers.clm.train_clm_sft",
-        "SFTTrainer",
+        (f"{SFT}:SFTTrainer",),
         _recording_trainer,
     ),
     Fix(
         "valid-callback",
         "LoadBestPeftModelCallback expects adapter_model.bin, PEFT writes adapter_model.safetensors",
-        "autotrain.trainers.clm.utils",
-        "get_callbacks",
+        (f"{U}:get_callbacks",),
         _callbacks,
     ),
     Fix(
         "train-metrics",
         "AutoTrain records no step time, tokens or peak memory: train_metrics.json has them",
-        "autotrain.trainers.clm.utils",
-        "get_callbacks",
+        (f"{U}:get_callbacks",),
         _measured,
+    ),
+    Fix(
+        "default-data",
+        "the default trainer appended the EOS as text and tokenized with a BOS on top of the template's: "
+        "each text is the renderer's ids",
+        (f"{DEFAULT}:process_data",),
+        trainer_fixes.default_data,
+    ),
+    Fix(
+        "default-tokenize",
+        "the default trainer's tokenize step takes the renderer's ids as they are",
+        (f"{U}:tokenize",),
+        trainer_fixes.default_tokenize,
+    ),
+    Fix(
+        "processing-class",
+        "transformers 5 removed Trainer(tokenizer=...): it is processing_class",
+        (f"{DEFAULT}:Trainer",),
+        trainer_fixes.processing_class,
+    ),
+    Fix(
+        "dpo-config",
+        "trl 0.20 removed DPOConfig(max_prompt_length=, max_target_length=): sequences are cut at BLOCK_SIZE",
+        (f"{DPO}:DPOConfig",),
+        trainer_fixes.dpo_config,
+    ),
+    Fix(
+        "dpo-ids",
+        "TRL tokenizes a text prompt with the tokenizer's BOS on top of the template's: DPO takes the renderer's ids",
+        (f"{DPO}:DPOTrainer",),
+        trainer_fixes.dpo_trainer,
+    ),
+    Fix(
+        "orpo-config",
+        "trl 0.20 moved ORPOConfig to trl.experimental.orpo, without max_prompt_length",
+        ("trl:ORPOConfig",),
+        trainer_fixes.orpo_config,
+    ),
+    Fix(
+        "orpo-ids",
+        "trl 0.20 moved ORPOTrainer to trl.experimental.orpo; it adds a BOS and an EOS around the template's: "
+        "ORPO takes the renderer's ids",
+        ("trl:ORPOTrainer",),
+        trainer_fixes.orpo_trainer,
+    ),
+    Fix(
+        "reward-ids",
+        "AutoTrain tokenized reward pairs as text with the tokenizer's special tokens: they are the renderer's ids",
+        (f"{U}:preprocess_reward",),
+        trainer_fixes.reward_data,
     ),
 )
 FIX_NAMES = tuple(fix.name for fix in FIXES)
@@ -331,8 +387,10 @@ def apply_fixes() -> None:
     if _applied:
         return
     for fix in FIXES:
-        module = importlib.import_module(fix.module)
-        setattr(module, fix.attribute, fix.wrap(getattr(module, fix.attribute)))
+        for target in fix.targets:
+            name, attribute = target.split(":")
+            module = importlib.import_module(name)
+            setattr(module, attribute, fix.wrap(getattr(module, attribute, None)))
     _applied = True
 
 

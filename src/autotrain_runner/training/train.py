@@ -126,6 +126,7 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
         fields["valid_split"] = command.STAGED_VALID_SPLIT
     record["params"] = fields
     options = command.engine_options(config)
+    record["trainer"] = command.describe_trainer(config)
     record["loss_on"] = command.describe_loss(config)
     record["weights"] = command.describe_weights(config)
     layout.write_json_atomic(run_dir / layout.PARAMS_JSON, fields)
@@ -206,11 +207,11 @@ def _stage_data(config: Config, run_dir: Path) -> dict[str, Any]:
         "staged": str(staged.relative_to(run_dir)),
         "sha256": layout.sha256_file(staged),
     }
-    conversations = data.validation_conversations(config)
-    if conversations:
+    held_out = data.validation_samples(config)
+    if held_out:
         valid = staged_dir / f"{command.STAGED_VALID_SPLIT}{suffix}"
-        data.write_training_file(valid, conversations, config)
-        found["valid"] = {"staged": str(valid.relative_to(run_dir)), "samples": len(conversations)}
+        data.write_training_file(valid, [c for c, _ in held_out], config, [r for _, r in held_out])
+        found["valid"] = {"staged": str(valid.relative_to(run_dir)), "samples": len(held_out)}
     return found
 
 
