@@ -49,3 +49,32 @@ def test_the_demo_builds_its_splits_without_overlap_and_its_prompts_are_unseen(t
     assert len(held_out) == len(set(held_out)) == 78 and not seen & set(held_out)
     prompts = (project / "prompts.txt").read_text(encoding="utf-8").splitlines()
     assert prompts and not seen & set(prompts) and not set(held_out) & set(prompts)
+
+
+PREFERENCE_DEMO = DEMO.parent / "demo-preference"
+
+
+def test_the_preference_demo_pairs_are_the_rules_against_a_copy_or_a_preamble(tmp_path):
+    """pairs.jsonl is pairs.py's output: chosen is txtspeak.py's rewrite, rejected the message copied
+    back or wrapped in a preamble; `atr data` builds it as pairs, 182 / 39 / 39."""
+    txtspeak = _txtspeak()
+    plain = [line for line in (DEMO / "plain.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in (PREFERENCE_DEMO / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["prompt"] for r in rows] == plain
+    assert all(r["chosen"] == txtspeak(r["prompt"]) for r in rows)
+    assert all(
+        r["rejected"]
+        in (r["prompt"], f"Certainly! Here is your message rewritten in a casual texting style: {r['prompt']}")
+        for r in rows
+    )
+    assert {r["rejected"] == r["prompt"] for r in rows} == {True, False}
+
+    project = tmp_path / "projects" / "demo-preference"
+    shutil.copytree(PREFERENCE_DEMO, project, ignore=shutil.ignore_patterns("runs", "eval"))
+    shutil.copytree(DEMO, tmp_path / "projects" / "demo", ignore=shutil.ignore_patterns("runs", "eval", "sweeps"))
+    shutil.copytree(DEMO.parents[1] / "envs", tmp_path / "envs")
+    result = atr("data", str(project))
+    assert result.code == 0, result.text
+    assert "rows read 260, kept 260, dropped: none" in result.out
+    assert "splits: train 182, valid 39, test 39" in result.out
+    assert "preference pairs for TRAINER=orpo" in result.out

@@ -56,6 +56,7 @@ def test_each_public_shape_builds_into_pairs(tmp_path, builder, fixture, expecte
     result = atr("data", str(p), cwd=tmp_path)
     assert result.code == 0, result.text
     assert f"kept {expected}," in result.out
+    assert "preference pairs for TRAINER=dpo: the prompt, a chosen and a rejected answer each" in result.out
     built = pairs(tmp_path / "datasets" / "p")
     assert len(built) == expected
     for pair in built:

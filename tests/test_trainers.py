@@ -167,7 +167,7 @@ def test_each_trainer_trains_through_atr_train(tmp_path, tiny_model, trainer):
     assert record["train_loss"] is not None and record["eval_loss"] is not None  # the held-out split is kept
     assert (run / record["output_dir"] / "adapter_model.safetensors").is_file()
     metrics = json.loads((run / "train_metrics.json").read_text(encoding="utf-8"))
-    assert metrics["steps"] >= 1
+    assert metrics["steps"] >= 1 and metrics["tokens"] > 0  # both sides of every pair count
     if trainer == "reward":  # a score head, saved beside the adapter; scored, never asked to generate
         config = json.loads((run / record["output_dir"] / "adapter_config.json").read_text(encoding="utf-8"))
         assert config["task_type"] == "SEQ_CLS"
@@ -187,3 +187,60 @@ def test_each_trainer_trains_through_atr_train(tmp_path, tiny_model, trainer):
         assert tuned["pref_n"] == 3 and 0 <= tuned["pref_accuracy"] <= 1 and "chrf" in tuned
         compare = (run / "eval" / "compare.md").read_text(encoding="utf-8")
         assert "pref_accuracy" in compare and "pref_margin" in compare
+        card = atr("push", str(project), "--repo", "me/pairs", "--dry-run")  # prints the card
+        assert card.code == 0, card.text[-3000:]
+        assert f"Trainer: {trainer} (preference pairs" in card.out and "| pref_accuracy |" in card.out
+
+
+@pytest.mark.slow
+def test_bench_trainers_times_each_trainer_against_sft():
+    result = atr("bench", "trainers", "--trainers", "sft,dpo", "--pairs", "12")
+    assert result.code == 0, result.text[-3000:]
+    figures = json.loads(result.out)
+    assert [r["trainer"] for r in figures["rows"]] == ["sft", "dpo"]
+    sft, dpo = figures["rows"]
+    assert sft["wall_vs_sft"] == 1.0 and dpo["wall_vs_sft"] == round(dpo["wall_s"] / sft["wall_s"], 2)
+    assert all(r["steps"] >= 1 and r["train_loss"] is not None and r["s_per_step"] > 0 for r in figures["rows"])
+    assert sft["step_vs_sft"] == 1.0 and dpo["tokens_per_s"] > 0
+    assert figures["cpu"]
+
+
+def test_default_trainer_texts_are_the_renderers_ids(tmp_path, tiny_model):
+    """AutoTrain's default trainer appended the EOS as text and tokenized the stored value as it is: a
+    built conversation was trained as its JSON. Fixed, it is the conversation rendered whole."""
+    from autotrain.trainers.clm import train_clm_default, utils
+    from datasets import Dataset
+
+    from autotrain_runner.config.templates import NAMED
+    from autotrain_runner.rendering import Renderer
+
+    conversation = [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "반가워여~*"}]
+    config = _config(tmp_path, tiny_model, "default")
+    config.text_column = "messages"
+    tokenizer = utils.get_tokenizer(config)
+    rows = Dataset.from_dict({"messages": [json.dumps(conversation, ensure_ascii=False)]})
+    bare = train_clm_default.process_data(rows, tokenizer, config)
+    assert bare["messages"][0].startswith('[{"role": "user"') and bare["messages"][0].endswith("</s>")
+
+    engine.OPTIONS.template = NAMED["tokenizer"].describe()
+    try:
+        fixed = _fix("default-data").wrap(train_clm_default.process_data)(rows, tokenizer, config)
+    finally:
+        engine.OPTIONS.template = None
+    expected = Renderer(tokenizer, NAMED["tokenizer"]).whole(conversation)
+    assert fixed["messages"][0] == expected and expected[-1] == tokenizer.eos_token_id
+    tokenized = _fix("default-tokenize").wrap(utils.tokenize)(fixed[:1], tokenizer, config)
+    assert tokenized["input_ids"] == [expected] and tokenized["attention_mask"] == [[1] * len(expected)]
+
+
+def test_a_pair_counts_the_tokens_of_both_its_sides():
+    from datasets import Dataset
+
+    from autotrain_runner.training.measure import dataset_tokens
+
+    dpo = Dataset.from_dict({"prompt_ids": [[1, 2, 3]], "chosen_ids": [[4, 5]], "rejected_ids": [[6]]})
+    orpo = Dataset.from_dict({"chosen_input_ids": [[1, 2, 3, 4, 5]], "rejected_input_ids": [[1, 2, 3, 6]]})
+    reward = Dataset.from_dict({"chosen_ids": [[1, 2, 3, 4, 5]], "rejected_ids": [[1, 2, 3, 6]]})
+    assert dataset_tokens(dpo) == dataset_tokens(orpo) == dataset_tokens(reward) == 9
+    assert dataset_tokens(Dataset.from_dict({"input_ids": [[1, 2], [3]]})) == 3
+    assert dataset_tokens(Dataset.from_dict({"text": ["a"]})) is None

@@ -237,6 +237,16 @@ def bench_train(args: argparse.Namespace, out: Console) -> int:
     return _print_json(bench.run(settings, args.generate, args.out, echo=_to_stderr))
 
 
+def bench_trainers(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench_trainers as bench
+
+    trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
+    try:
+        return _print_json(bench.run(trainers, args.family, args.pairs, args.repeat, echo=_to_stderr))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def bench_families(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.families import harness, real
 
@@ -282,6 +292,7 @@ BENCHMARKS: dict[str, Handler] = {
     "generate": bench_generate,
     "memory": bench_memory,
     "train": bench_train,
+    "trainers": bench_trainers,
     "families": bench_families,
     "sweep-eval": bench_sweep_eval,
     "loss-on": bench_loss_on,

@@ -147,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_tr.add_argument("--deadline", type=float, metavar="S", help="skip the rows not started S seconds in")
     bench_tr.add_argument("--out", type=Path, help="write the JSON here too, after every row")
+    bench_trainers = bench_sub.add_parser(
+        "trainers", help="sft, default, dpo, orpo and reward through atr train on one tiny model: wall time"
+    )
+    bench_trainers.add_argument("--trainers", default="sft,default,dpo,orpo,reward", help="comma-separated")
+    bench_trainers.add_argument("--family", default="llama3", help="the tiny model's family (default llama3)")
+    bench_trainers.add_argument("--pairs", type=int, default=40, help="preference pairs (default 40)")
+    bench_trainers.add_argument("--repeat", type=int, default=1, help="trainings per trainer; the median counts")
     bench_fam = bench_sub.add_parser(
         "families", help="train and evaluate a tiny random model of each LLM family; a Markdown table"
     )

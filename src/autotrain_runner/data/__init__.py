@@ -382,6 +382,9 @@ def summarize(result: DataResult) -> list[str]:
     dropped = ", ".join(f"{k} {v}" for k, v in rows["dropped"].items()) or "none"
     lines.append(f"rows read {rows['read']}, kept {rows['kept']}, dropped: {dropped}")
     lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in m["splits"].items()) + f" (seed {m['seed']})")
+    trainer = m["options"].get("TRAINER")
+    if trainer in PAIR_TRAINERS:
+        lines.append(f"preference pairs for TRAINER={trainer}: the prompt, a chosen and a rejected answer each")
     lines.append("inputs: " + ", ".join(f"{i['path']} ({i['encoding']})" for i in m["inputs"]))
     lines += [f"lint: {line}" for line in m["lint"]["messages"]]
     return lines

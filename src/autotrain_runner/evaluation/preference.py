@@ -31,16 +31,15 @@ def pairs_of(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def log_prob_margins(backend, pairs: list[dict[str, Any]]) -> dict[str, float]:
     """Sample id -> log p(chosen | prompt) - log p(rejected | prompt), with a generating backend."""
-    margins = {}
+    scored = []
     for sample in pairs:
         chosen = backend.answer_ids(sample["messages"], sample["reference"])
         rejected = backend.answer_ids(sample["messages"], sample["rejected"])
-        if chosen is None or rejected is None:
-            continue
-        chosen_nll, _ = backend.answer_loss([chosen])
-        rejected_nll, _ = backend.answer_loss([rejected])
-        margins[sample["id"]] = round(rejected_nll - chosen_nll, 4)
-    return margins
+        if chosen is not None and rejected is not None:
+            scored.append((sample["id"], chosen, rejected))
+    # one call for every span: vLLM scores them a chunk a request
+    losses = backend.answer_losses([span for _, chosen, rejected in scored for span in (chosen, rejected)])
+    return {sample_id: round(losses[2 * i + 1] - losses[2 * i], 4) for i, (sample_id, _, _) in enumerate(scored)}
 
 
 def figures(margins: Iterable[float], prefix: str) -> dict[str, Any]:

@@ -321,20 +321,21 @@ class HFBackend(TokenizerSide):
         batch = self.tokenizer.pad({"input_ids": [self.encode(p) for p in prompts]}, return_tensors="pt")
         return {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
 
-    def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
-        """Teacher-forced: the summed loss of the answer tokens of each (ids, answer start), and their count."""
+    def answer_losses(self, spans: Sequence[tuple[list[int], int]]) -> list[float]:
+        """Teacher-forced: the summed loss (nats) of the answer tokens of each (ids, answer start)."""
         import torch
 
-        total, count = 0.0, 0
+        losses = []
         for full, start in spans:
             ids = torch.tensor([full], device=self.device)
             labels = ids.clone()
             labels[0, :start] = -100
             with torch.no_grad():
-                loss = self.model(input_ids=ids, labels=labels).loss.item()
-            total += loss * (len(full) - start)
-            count += len(full) - start
-        return total, count
+                losses.append(self.model(input_ids=ids, labels=labels).loss.item() * (len(full) - start))
+        return losses
+
+    def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
+        return sum(self.answer_losses(spans)), sum(len(full) - start for full, start in spans)  # and the count
 
     def _stop_criteria(self, stop: tuple[str, ...]):
         """`StopStringCriteria` for `stop`, built once per backend. Passed as `stop_strings`, transformers

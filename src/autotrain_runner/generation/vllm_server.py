@@ -414,11 +414,20 @@ class VLLMBackend(TokenizerSide):
 
         return Streamed(pieces(), finish, stop, self.tokenizer.eos_token, cancel)
 
+    def answer_losses(self, spans: Sequence[tuple[list[int], int]]) -> list[float]:
+        """The teacher-forced loss of each span's answer tokens, from vLLM's prompt logprobs (each id's
+        log-probability given those before), CHUNK spans a request."""
+        return [loss for loss, _ in self._span_losses(spans)]
+
     def answer_loss(self, spans: Sequence[tuple[list[int], int]]) -> tuple[float, int]:
-        """The same teacher-forced loss from vLLM's prompt logprobs (each id's log-probability given those before)."""
+        """The summed loss of every span's answer tokens, and how many tokens vLLM scored."""
+        found = self._span_losses(spans)
+        return sum(loss for loss, _ in found), sum(count for _, count in found)
+
+    def _span_losses(self, spans: Sequence[tuple[list[int], int]]) -> list[tuple[float, int]]:
         import httpx
 
-        total, count = 0.0, 0
+        found: list[tuple[float, int]] = []
         spans = list(spans)
         with httpx.Client(timeout=None) as client:
             for first in range(0, len(spans), CHUNK):
@@ -426,10 +435,11 @@ class VLLMBackend(TokenizerSide):
                 payload = {"model": self.served, "prompt": [f for f, _ in part], "max_tokens": 1, "prompt_logprobs": 0}
                 choices = sorted(self._post(client, payload)["choices"], key=lambda c: c["index"])
                 for (full, start), choice in zip(part, choices, strict=True):
-                    rows = choice["prompt_logprobs"]
+                    rows, total, count = choice["prompt_logprobs"], 0.0, 0
                     for position in range(start, len(full)):
-                        found = (rows[position] or {}).get(str(full[position]))
-                        if found is not None:
-                            total -= float(found["logprob"])
+                        scored = (rows[position] or {}).get(str(full[position]))
+                        if scored is not None:
+                            total -= float(scored["logprob"])
                             count += 1
-        return total, count
+                    found.append((total, count))
+        return found

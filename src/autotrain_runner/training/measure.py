@@ -36,11 +36,26 @@ def peak_memory_gb() -> tuple[float, str]:
     return kib * 1024 / 1e9, "peak RSS"
 
 
+# The columns a prepared preference dataset holds, by trainer: each pair runs the prompt with the
+# chosen answer and the prompt with the rejected one (ORPO's and the reward model's columns hold
+# the prompt already; DPO's hold it apart)
+_PAIR_COLUMNS = (("chosen_input_ids", "rejected_input_ids", None), ("chosen_ids", "rejected_ids", "prompt_ids"))
+
+
 def dataset_tokens(dataset: Any) -> int | None:
+    """The tokens one epoch runs through the model: every sequence, or both sides of every pair."""
     try:
-        return sum(len(ids) for ids in dataset["input_ids"])
-    except (KeyError, TypeError, ValueError):
+        columns = dataset.column_names
+        if "input_ids" in columns:
+            return sum(len(ids) for ids in dataset["input_ids"])
+        for chosen, rejected, prompt in _PAIR_COLUMNS:
+            if chosen in columns and rejected in columns:
+                pairs = sum(len(a) + len(b) for a, b in zip(dataset[chosen], dataset[rejected], strict=True))
+                shared = prompt in columns if prompt else False
+                return pairs + (2 * sum(len(ids) for ids in dataset[prompt]) if shared else 0)
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
+    return None
 
 
 class StepClock(TrainerCallback):

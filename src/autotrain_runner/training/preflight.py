@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from autotrain_runner import hardware
 from autotrain_runner.config import models
+from autotrain_runner.config.keys import PAIR_TRAINERS
 from autotrain_runner.config.value_checks import parse_param_count
 from autotrain_runner.errors import Problem
 from autotrain_runner.training.memory import (
@@ -142,8 +143,11 @@ def training_settings(config: Config, arch: Architecture | None = None) -> Train
         block = AUTOTRAIN_DEFAULT_BLOCK
         if arch is not None and arch.max_positions:
             block = min(block, arch.max_positions)
+    trainer = config.get("TRAINER")
+    # dpo, orpo and reward run the chosen and the rejected answer of each pair in one batch
+    pairs = 2 if trainer in PAIR_TRAINERS else 1
     return Training(
-        batch_size=int(config.get("BATCH_SIZE")),
+        batch_size=pairs * int(config.get("BATCH_SIZE")),
         block_size=block,
         peft=bool(config.get("PEFT")),
         quantization=config.quantization,
@@ -152,6 +156,7 @@ def training_settings(config: Config, arch: Architecture | None = None) -> Train
         lora_r=max([int(config.get("LORA_R")), *(config.get("SWEEP_LORA_R") or [])]),  # a sweep's largest rank
         lora_dropout=float(config.get("LORA_DROPOUT")),
         targets=resolve_targets(config.get("TARGET_MODULES")),
+        fused_lm_head=trainer == "sft",  # the other trainers take the full logits (TRL's DPO/ORPO, Trainer)
     )
 
 
