@@ -88,7 +88,7 @@ def shell_line(argv: list[str]) -> str:
 
 
 def engine_options(config: Config) -> dict[str, Any]:
-    """What the trainer is asked beyond AutoTrain's fields (`engine.Options`)."""
+    """What the trainer is asked beyond AutoTrain's fields (`options.Options`)."""
     options = {"loss_on": _loss_on(config), "template": config.template.describe(), "thinking": config.get("THINKING")}
     if config.get("LIGER_KERNEL"):  # only when on: a sweep's identity (which includes these) is unchanged otherwise
         options["liger_kernel"] = True

@@ -33,27 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner.training import trainer_fixes
+from autotrain_runner.training.options import OPTIONS
 
 VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
 OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
 LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
-
-
-@dataclass
-class Options:
-    loss_on: str = "all"  # "answer": loss on the final answer and its end (completion mask); "all": the whole text
-    template: dict[str, Any] | None = None  # the run's PromptTemplate, described (`PromptTemplate.describe`)
-    thinking: str = "off"  # THINKING: how thinking templates are rendered
-    base_dtype: str = "float32"  # the frozen base's dtype, set by `run` from the params (`precision.base_dtype`)
-    liger_kernel: bool = False  # LIGER_KERNEL: TRL's use_liger_kernel (its layer kernels; TRL keeps its own LM head)
-
-    def prompt_template(self):
-        from autotrain_runner.config.templates import NAMED, PromptTemplate
-
-        return PromptTemplate.from_record(self.template) if self.template else NAMED["tokenizer"]
-
-
-OPTIONS = Options()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ PREFERENCE_TRAINERS = ("dpo", "orpo", "reward")
 def renderer_for(config, tokenizer):
     """The run's renderer (`engine.OPTIONS` carries the template and THINKING) for this tokenizer."""
     from autotrain_runner.rendering import Renderer, generation_eos_ids
-    from autotrain_runner.training.engine import OPTIONS
+    from autotrain_runner.training.options import OPTIONS
 
     return Renderer(tokenizer, OPTIONS.prompt_template(), OPTIONS.thinking, generation_eos_ids(config.model))
 

@@ -1,0 +1,24 @@
+"""What the runner asks of the trainer process beyond AutoTrain's fields (`engine.json` in the run
+folder, read by `engine.main`): one `OPTIONS` object that every fix in that process reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Options:
+    loss_on: str = "all"  # "answer": loss on the final answer and its end (completion mask); "all": the whole text
+    template: dict[str, Any] | None = None  # the run's PromptTemplate, described (`PromptTemplate.describe`)
+    thinking: str = "off"  # THINKING: how thinking templates are rendered
+    base_dtype: str = "float32"  # the frozen base's dtype, set by `run` from the params (`precision.base_dtype`)
+    liger_kernel: bool = False  # LIGER_KERNEL: TRL's use_liger_kernel (its layer kernels; TRL keeps its own LM head)
+
+    def prompt_template(self):
+        from autotrain_runner.config.templates import NAMED, PromptTemplate
+
+        return PromptTemplate.from_record(self.template) if self.template else NAMED["tokenizer"]
+
+
+OPTIONS = Options()
