@@ -180,6 +180,13 @@ def test_bad_grids_are_one_line_errors(style_project, args, message):
     assert message in result.err and "Traceback" not in result.text
 
 
+def test_a_reward_model_is_not_swept(style_project):
+    result = atr("sweep", str(style_project), "--epochs", "1,2", "--set", "TRAINER=reward")
+    assert result.code == 2 and "Traceback" not in result.text
+    assert "TRAINER=reward: a sweep ranks what its trials generate, and a reward model does not generate" in result.err
+    assert not (style_project / "sweeps").exists()
+
+
 def test_sweep_needs_something_to_evaluate(tiny_project):
     result = atr("sweep", str(tiny_project), "--epochs", "1,2")
     assert result.code == 2

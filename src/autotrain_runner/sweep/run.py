@@ -60,6 +60,11 @@ def sweep(
 
     started = time.monotonic()
     config = load_config(project, overrides, cuda=hardware.use_cuda(cpu))
+    if config.get("TRAINER") == "reward":  # before anything is built or trained
+        raise ConfigError(
+            f"{config.env_file}: TRAINER=reward: a sweep ranks what its trials generate, and a reward model "
+            "does not generate; train each setting with atr train and compare reward_accuracy with atr eval"
+        )
     if config.get("DATA_BUILDER") and data.ensure_built(project, overrides, echo=echo).status == "built":
         config = load_config(project, overrides, cuda=hardware.use_cuda(cpu))  # the trials train on what was just built
     trials = grid(config)
