@@ -59,8 +59,8 @@ def command(args: argparse.Namespace, out: Console) -> int:
     argv = [redact(a) for a in build_argv(config)]
     print(json.dumps(argv, ensure_ascii=False) if args.json else shell_line(argv))
     print(
-        f"note: `atr train` runs {describe()}; a bare `autotrain llm` on this stack lacks those fixes "
-        "and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
+        f"note: `atr train` runs {describe(config.get('TRAINER'))}; a bare `autotrain llm` on this stack lacks "
+        "those fixes and fails (use_flash_attention_2, max_seq_length, warmup_ratio)",
         file=sys.stderr,
     )
     return EXIT_OK

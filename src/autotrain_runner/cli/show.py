@@ -46,7 +46,7 @@ def check_report(config: Config, out: Console) -> None:
             f"data:     {_display(config.data_file)} -> staged as "
             f"{layout.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
         )
-    say(f"engine:   {engine.describe()}")
+    say(f"engine:   {engine.describe(config.get('TRAINER'))}")
     say(f"trainer:  {command.describe_trainer(config)}")
     say(f"loss on:  {command.describe_loss(config)}")
     say(f"prompts:  {command.describe_prompts(config)}")

@@ -4,7 +4,7 @@ AutoTrain's last release (2025-01) was written for transformers 4.48 and TRL 0.1
 stack its `llm --trainer sft` path fails in four places and misbehaves in three more. Every fix
 lives here, and only here: `apply_fixes()` replaces attributes of AutoTrain's own modules inside
 the training process, so nothing changes for any other code. Each `Fix` names what it repairs
-and why in one line; `FIX_NAMES` is what `atr check`, `atr command` and `run.json` show.
+and why in one line; `describe(trainer)` is what `atr check`, `atr command` and `run.json` show.
 
 `python -m autotrain_runner.training.engine PARAMS.json` is what `atr train` starts, in the run folder:
 1. `llm_munge_data` (AutoTrain's own local-data preparation) copies the staged files into
@@ -46,6 +46,7 @@ class Fix:
     reason: str
     targets: tuple[str, ...]  # "module:attribute": each attribute replaced (AutoTrain's modules, or trl's)
     wrap: Callable[[Any], Any]  # original (None where TRL 1.x dropped the name) -> replacement
+    trainers: tuple[str, ...] = ()  # the trainers whose runs it concerns (what check and run.json name); () all
 
 
 def _from_pretrained(original):
@@ -267,6 +268,7 @@ FIXES = (
         "trl 0.20 removed SFTConfig(max_seq_length=...); trl 0.19 packing cuts every sample at the block size",
         (f"{SFT}:SFTConfig",),
         _sft_config,
+        trainers=("sft",),
     ),
     Fix(
         "training-args",
@@ -286,6 +288,7 @@ FIXES = (
         "which tokens carry loss is recorded from the prepared training data (loss_tokens.json)",
         (f"{SFT}:SFTTrainer",),
         _recording_trainer,
+        trainers=("sft",),
     ),
     Fix(
         "valid-callback",
@@ -305,36 +308,42 @@ FIXES = (
         "each text is the renderer's ids",
         (f"{DEFAULT}:process_data",),
         trainer_fixes.default_data,
+        trainers=("default",),
     ),
     Fix(
         "default-tokenize",
         "the default trainer's tokenize step takes the renderer's ids as they are",
         (f"{U}:tokenize",),
         trainer_fixes.default_tokenize,
+        trainers=("default",),
     ),
     Fix(
         "processing-class",
         "transformers 5 removed Trainer(tokenizer=...): it is processing_class",
         (f"{DEFAULT}:Trainer",),
         trainer_fixes.processing_class,
+        trainers=("default",),
     ),
     Fix(
         "dpo-config",
         "trl 0.20 removed DPOConfig(max_prompt_length=, max_target_length=): sequences are cut at BLOCK_SIZE",
         (f"{DPO}:DPOConfig",),
         trainer_fixes.dpo_config,
+        trainers=("dpo",),
     ),
     Fix(
         "dpo-ids",
         "TRL tokenizes a text prompt with the tokenizer's BOS on top of the template's: DPO takes the renderer's ids",
         (f"{DPO}:DPOTrainer",),
         trainer_fixes.dpo_trainer,
+        trainers=("dpo",),
     ),
     Fix(
         "orpo-config",
         "trl 0.20 moved ORPOConfig to trl.experimental.orpo, without max_prompt_length",
         ("trl:ORPOConfig",),
         trainer_fixes.orpo_config,
+        trainers=("orpo",),
     ),
     Fix(
         "orpo-ids",
@@ -342,24 +351,28 @@ FIXES = (
         "ORPO takes the renderer's ids",
         ("trl:ORPOTrainer",),
         trainer_fixes.orpo_trainer,
+        trainers=("orpo",),
     ),
     Fix(
         "reward-ids",
         "AutoTrain tokenized reward pairs as text with the tokenizer's special tokens: they are the renderer's ids",
         (f"{U}:preprocess_reward",),
         trainer_fixes.reward_data,
+        trainers=("reward",),
     ),
 )
 FIX_NAMES = tuple(fix.name for fix in FIXES)
 
 
-def describe() -> str:
-    """`autotrain-advanced 0.8.36 + fixes [...]`: the engine, as check, command and run.json name it."""
+def describe(trainer: str = "sft") -> str:
+    """`autotrain-advanced 0.8.36 + fixes [...]`: the engine, as check, command and run.json name it,
+    with the fixes a run of `trainer` goes through (every fix is applied; the others concern other trainers)."""
     try:
         version = metadata.version("autotrain-advanced")
     except metadata.PackageNotFoundError:
         version = "(not installed)"
-    return f"autotrain-advanced {version} + fixes [{', '.join(FIX_NAMES)}]"
+    names = [fix.name for fix in FIXES if not fix.trainers or trainer in fix.trainers]
+    return f"autotrain-advanced {version} + fixes [{', '.join(names)}]"
 
 
 _applied = False

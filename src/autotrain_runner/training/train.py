@@ -441,7 +441,7 @@ def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Reda
         "ended_at": None,
         "runner": {"pid": os.getpid(), "host": socket.gethostname()},  # a run whose processes are gone is over
         "config": [{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
-        "engine": engine.describe(),
+        "engine": engine.describe(config.get("TRAINER")),
         "params": command.autotrain_fields(config),
         "model": {"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
         "argv": [redact(a) for a in argv],  # the equivalent `autotrain llm` command, for people who run it by hand
