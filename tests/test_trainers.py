@@ -155,6 +155,8 @@ def test_each_trainer_trains_through_atr_train(tmp_path, tiny_model, trainer):
     project = tmp_path / "projects" / "pairs"
     write(project / "pairs.json", json.dumps(_pairs(), ensure_ascii=False))
     env = PAIRS_ENV.format(model=tiny_model, trainer=trainer)
+    if trainer == "orpo":  # a text layout: the trainer process renders with the run's template, not a default
+        env = env.replace("PROMPT_TEMPLATE=tokenizer", "PROMPT_TEMPLATE=instruct-ko")
     # the default trainer reads text: the chosen answers, as sft would (PREFERENCE=chosen), in blocks
     # small enough that the three held-out samples fill one (a partial block is dropped, as AutoTrain does)
     write(project / "project.env", env + ("PREFERENCE=chosen\nBLOCK_SIZE=16\n" if trainer == "default" else ""))
