@@ -229,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
+        if args.cmd == "chat":
+            # Everything is closed by now. Leaving through the interpreter's teardown after a stopped
+            # generation sometimes aborted the process ("terminate called without an active exception"
+            # from a native thread of the torch stack): SIGABRT instead of 130. Leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except OSError as exc:  # the disk said no: name the path and what it means, not the exception class
         if args.debug:
