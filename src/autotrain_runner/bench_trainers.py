@@ -110,5 +110,6 @@ def _atr(*args: str) -> None:
         [sys.executable, "-m", "autotrain_runner", *args], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {' | '.join(tail)}")
+        from autotrain_runner.families.harness import failure_reason
+
+        raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {failure_reason(done)}")

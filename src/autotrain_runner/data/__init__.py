@@ -316,16 +316,10 @@ def write_training_file(
             writer.writerows([config.template.render(messages)] for messages in conversations)
 
 
-def validation_conversations(config: Config) -> list[list[dict[str, str]]]:
-    """The held-out split of the dataset that DATA_FILE belongs to, as whole conversations; [] if none.
-
-    Only a dataset that `atr data` built (its manifest names DATA_FILE) is known to have one.
-    """
-    return [conversation for conversation, _ in validation_samples(config)]
-
-
 def validation_samples(config: Config) -> list[tuple[list[dict[str, str]], str | None]]:
-    """The held-out split as (whole conversation, rejected answer or None) pairs; [] if none."""
+    """The held-out split of the dataset that DATA_FILE belongs to, as (whole conversation, rejected
+    answer or None); [] if none. Only a dataset that `atr data` built (its manifest names DATA_FILE)
+    is known to have one."""
     if config.data_file is None:
         return []
     folder = config.data_file.parent
