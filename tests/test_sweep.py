@@ -242,6 +242,32 @@ def test_nan_scores_and_missing_scores_never_win():
     ]
 
 
+def test_preference_trials_rank_by_held_out_pairs_in_every_table():
+    """SWEEP_METRIC=pref_accuracy ranked nothing: the rows carried no preference figure, and the
+    report's table, which shows every metric, failed on them."""
+    from autotrain_runner.evaluation.results import METRICS, leaderboard_csv, leaderboard_md
+
+    grid = {"epochs": [1, 2, 3, 5], "lora_r": [8], "alpha": "2r", "lr": [2e-4]}
+    record = _record("pref_accuracy", evaluation={"split": "test"}, grid=grid)
+    evals = _evals(
+        {
+            "a": {"split": {"pref_accuracy": 0.6, "pref_margin": 1.5, "leak_rate": 0.0, "repetition_rate": 0.0}},
+            "b": {"split": {"pref_accuracy": 0.9, "pref_margin": 4.0, "leak_rate": 0.0, "repetition_rate": 0.0}},
+            "c": {"split": {"pref_accuracy": 0.3, "pref_margin": -2.0, "leak_rate": 0.0, "repetition_rate": 0.0}},
+        }
+    )
+    rows = leaderboard(record, evals)
+    assert [(r["trial"], r["score"], r["best"]) for r in rows[:3]] == [
+        ("b", 0.9, True),
+        ("a", 0.6, False),
+        ("c", 0.3, False),
+    ]
+    assert all(set(METRICS) <= set(row) for row in rows)  # the report shows each of them
+    assert "pref_accuracy,pref_margin" in leaderboard_csv(rows).splitlines()[0]
+    table = leaderboard_md(record, rows, {})
+    assert "| valid_loss | pref_accuracy | pref_margin | leak_rate |" in table
+
+
 def test_the_sweep_id_follows_what_the_trials_train_on(style_project):
     from autotrain_runner.config.load import load_config
     from autotrain_runner.sweep.grid import grid, sweep_identity

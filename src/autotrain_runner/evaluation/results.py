@@ -50,6 +50,8 @@ COLUMNS = (
     "bleu",
     "cosine",
     "valid_loss",
+    "pref_accuracy",
+    "pref_margin",
     "leak_rate",
     "repetition_rate",
     "eos_rate",
@@ -126,7 +128,7 @@ def leaderboard(record: SweepRecord, evals: dict[str, dict[str, Any]]) -> list[d
         shown = ("trial", "epochs", "lora_r", "lora_alpha", "lr", "status", "run_id", "error")
         row: dict[str, Any] = {
             **{k: getattr(entry, k) for k in shown},
-            **{k: figure(split, k) for k in ("chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")},
+            **{k: figure(split, k) for k in METRICS},  # every metric a sweep can rank by
             "eos_rate": figure(split, "eos_rate") if split else figure(listed, "eos_rate"),
             "prompt_leak_rate": figure(listed, "leak_rate"),
             "prompt_repetition_rate": figure(listed, "repetition_rate"),
@@ -169,6 +171,12 @@ def score_rule(record: SweepRecord) -> str:
     return SCORE_RULE.format(metric=label, direction=direction, limit=limit)
 
 
+def shown_metrics(record: SweepRecord) -> list[str]:
+    """The metric columns of a sweep's tables: the preference figures only where they rank the trials."""
+    preference = ("pref_accuracy", "pref_margin")
+    return [m for m in METRICS if m not in preference or record.metric in preference]
+
+
 def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -179,7 +187,7 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def leaderboard_md(record: SweepRecord, rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
-    shown = ("rank", "trial", "score", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate")
+    shown = ("rank", "trial", "score", *shown_metrics(record))
     grid = record.grid
     out = [
         f"# Sweep {record.id}: {record.project}",

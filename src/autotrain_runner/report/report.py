@@ -19,11 +19,18 @@ from typing import Any
 from autotrain_runner import layout, plots
 from autotrain_runner.config.files import find_env_file
 from autotrain_runner.config.load import load_config
-from autotrain_runner.evaluation.results import METRICS, leaderboard, read_evals, score_rule, trial_evals
+from autotrain_runner.evaluation.results import (
+    leaderboard,
+    read_evals,
+    score_rule,
+    shown_metrics,
+    trial_evals,
+)
 from autotrain_runner.layout import outputs
 from autotrain_runner.layout.records import RunRecord, SweepRecord
 from autotrain_runner.redact import Redactor
 
+PAIR_FIGURES = ("pref_accuracy", "pref_margin", "reward_accuracy", "reward_margin")  # shown where an eval has one
 EVAL_FIGURES = (
     "n",
     "chrf",
@@ -65,6 +72,11 @@ def report(project: Path | str, out: Path | None = None) -> Path:
         "evaluations": _evaluations(project_dir),
         "font_note": plots.font_note(),
     }
+    page["eval_columns"] = [
+        k
+        for k in EVAL_FIGURES
+        if k not in PAIR_FIGURES or any(e["figures"][k] is not None for e in page["evaluations"])
+    ]
     page["comparison"] = _comparison(project_dir, page["evaluations"])
     page["short"] = {  # per column: models beside models, adapters beside adapters
         key: short_paths([e["signature"].get(key) for e in page["evaluations"]]) for key in ("model", "adapter")
@@ -165,6 +177,7 @@ def _sweep(project_dir: Path, record: SweepRecord) -> dict[str, Any]:
         "timing": record.timing,
         "rule": score_rule(record),
         "rows": rows,
+        "columns": shown_metrics(record),
         "base": base["split"].to_json() if base.get("split") else {},
         "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("[!.]*.png"))],
         "outputs": _side_by_side(columns, "prompts_predictions", None)
@@ -278,4 +291,4 @@ def _render(page: dict[str, Any]) -> str:
     environment.filters["num"] = layout.number
     environment.filters["flags"] = lambda p: ", ".join(k for k, on in (p or {}).get("flags", {}).items() if on)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
-    return environment.from_string(template).render(**page, metric_columns=list(METRICS))
+    return environment.from_string(template).render(**page)
