@@ -15,10 +15,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.rendering import answer_start
 from autotrain_runner.training import command, engine
+from autotrain_runner.training.supervise import supervise
 
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
 # What AutoTrain's trainer prints when it fails (AutoTrain's own CLI then exits 0).
@@ -90,7 +89,7 @@ def train(
         echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
         # --- train
         started = time.monotonic()
-        returncode, interrupted = _supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
+        returncode, interrupted = supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
     except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
         _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
         return RunResult(run_dir, "interrupted", record)
@@ -243,115 +242,6 @@ def _child_env(config: Config) -> dict[str, str]:
     if config.get("HF_TOKEN") and uses_hub:
         env["HF_TOKEN"] = str(config.get("HF_TOKEN"))
     return env
-
-
-def _supervise(
-    argv: list[str],
-    run_dir: Path,
-    env: dict[str, str],
-    redact: Redactor,
-    echo: Callable[[str], None],
-    on_start: Callable[[int], None],
-) -> tuple[int, bool]:
-    """Run the trainer in its own process group; stream its output; Ctrl-C stops the whole group."""
-    log_path = run_dir / layout.TRAIN_LOG
-    with _ctrl_c_deferred() as deferred:  # a Ctrl-C inside Popen would leave its trainer unknown, running
-        try:
-            child = subprocess.Popen(
-                argv,
-                cwd=run_dir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise WorkError(f"cannot start {argv[0]}: {exc}") from exc
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    interrupted = False
-    try:
-        if deferred:
-            raise KeyboardInterrupt
-        with log_path.open("w", encoding="utf-8") as log:  # first: a Ctrl-C from here on finds a log
-            on_start(child.pid)
-            assert child.stdout is not None
-            pending = b""
-            while chunk := os.read(child.stdout.fileno(), 65536):
-                pending += chunk
-                # tqdm redraws with \r: a line ends at either, so progress shows as it happens.
-                *lines, pending = re.split(rb"(?<=\n)|(?<=\r)(?!\n)", pending)
-                for raw in lines:
-                    _emit(raw, log, redact, echo)
-            if pending:
-                _emit(pending, log, redact, echo)
-        child.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to the runner, wherever it lands
-        interrupted = True
-        _stop_group_quietly(child)
-    except BaseException:
-        _stop_group_quietly(child)  # never leave training running behind a crashed runner
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return child.returncode, interrupted
-
-
-@contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[list[int]]:
-    """A Ctrl-C within the block is held back and listed, for the code after it to act on; the
-    handler is left alone where SIGINT is ignored, or off the main thread (which cannot set one)."""
-    held: list[int] = []
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
-        signal.SIG_IGN,
-        None,
-    ):
-        yield held
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
-    try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _emit(raw: bytes, log, redact: Redactor, echo: Callable[[str], None]) -> None:
-    text = redact(raw.decode("utf-8", errors="replace"))
-    log.write(text[:-1] + "\n" if text.endswith("\r") else text)
-    log.flush()
-    line = text.rstrip("\r\n")
-    if line.strip():
-        echo(line)
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_group_quietly(child: subprocess.Popen) -> None:
-    """Stop the group with further Ctrl-C and TERM ignored, so a second Ctrl-C cannot cut it short."""
-    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _stop_group(child)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
-def _stop_group(child: subprocess.Popen) -> None:
-    """SIGINT to the whole group (the trainer and any worker it started), then TERM, then KILL."""
-    for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            child.wait(timeout=grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):  # a worker may outlive the trainer's main process
-        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _scrub_training_params(output_dir: Path, secrets: list[str]) -> None:
