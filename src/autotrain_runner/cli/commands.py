@@ -69,7 +69,19 @@ def command(args: argparse.Namespace, out: Console) -> int:
 def train(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.training.train import train
 
-    result = train(args.project, args.overrides, run_id=args.run_id, cpu=args.cpu, echo=_lines(out))
+    if args.resume and args.run_id:
+        raise ConfigError("--run-id names a new run; --resume RUN_ID names the run to continue")
+    if args.force and not args.resume:
+        raise ConfigError("--force goes with --resume (a new run never reuses a folder)")
+    result = train(
+        args.project,
+        args.overrides,
+        run_id=args.run_id,
+        cpu=args.cpu,
+        echo=_lines(out),
+        resume=args.resume,
+        force=args.force,
+    )
     out.print(f"{result.status}: run folder {result.run_dir}", markup=False)
     return _exit_code(result.status)
 
@@ -181,7 +193,8 @@ def runs(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.config.files import find_env_file
     from autotrain_runner.layout import list_runs
 
-    show.runs_table(list_runs(find_env_file(args.project).parent), out)
+    project_dir = find_env_file(args.project).parent
+    show.runs_table(list_runs(project_dir), out, project_dir)
     return EXIT_OK
 
 

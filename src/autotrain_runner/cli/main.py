@@ -44,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     train = project_command("train", "run AutoTrain in a new run folder and verify that it worked")
     train.add_argument("--run-id", help="name of the run folder (default: time and config hash)")
     train.add_argument("--cpu", action="store_true", help="train on the CPU even where CUDA is present")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_ID",
+        help="continue a run from its last checkpoint, in its folder (default: the latest that did not succeed)",
+    )
+    train.add_argument("--force", action="store_true", help="with --resume: resume even though the config changed")
     data = project_command("data", "build the dataset from RAW_DATA with DATA_BUILDER (skipped when up to date)")
     data.add_argument("--force", action="store_true", help="rebuild even when inputs and options are unchanged")
 

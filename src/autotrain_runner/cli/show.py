@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,7 @@ from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path as _display
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
+from autotrain_runner.layout import checkpoints
 from autotrain_runner.layout.records import RunRecord
 from autotrain_runner.redact import Redactor
 from autotrain_runner.training import command, engine, preflight
@@ -94,7 +96,8 @@ def keys_table(out: Console) -> None:
     out.print(table)
 
 
-def runs_table(records: list[RunRecord], out: Console) -> None:
+def runs_table(records: list[RunRecord], out: Console, project_dir: Path | None = None) -> None:
+    """Every run; one that did not succeed shows the step `atr train --resume` would continue from."""
     table = Table(
         "id",
         "status",
@@ -105,6 +108,7 @@ def runs_table(records: list[RunRecord], out: Console) -> None:
         "train loss",
         "eval loss",
         "duration",
+        "resume from",
         box=None,
         pad_edge=False,
     )
@@ -124,6 +128,7 @@ def runs_table(records: list[RunRecord], out: Console) -> None:
                     layout.number(loss),
                     layout.number(eval_loss),
                     "" if r.duration_s is None else f"{r.duration_s:.0f} s",
+                    _resume_point(project_dir, r),
                 ),
             )
         )
@@ -131,6 +136,13 @@ def runs_table(records: list[RunRecord], out: Console) -> None:
     for r in records:
         if r.status == "damaged":
             out.print(_from_record(f"damaged: {r.error}"))
+
+
+def _resume_point(project_dir: Path | None, record: RunRecord) -> str:
+    if project_dir is None or record.status not in ("interrupted", "failed") or not record.output_dir:
+        return ""
+    found = checkpoints.latest(project_dir / layout.RUNS_DIR / record.id / record.output_dir)
+    return f"step {found.step}/{found.max_steps}" if found else "step 0"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

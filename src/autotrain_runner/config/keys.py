@@ -20,6 +20,7 @@ from autotrain_runner.config.value_checks import (
     above,
     between,
     block_size,
+    check_checkpoint_interval,
     check_param_count,
     encoding,
     repo_id,
@@ -160,6 +161,21 @@ _RUNNER_KEYS = [
         "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) through TRL's use_liger_kernel: CUDA and the "
         "liger-kernel package only",
         default=False,
+    ),
+    Key(
+        "CHECKPOINT_EVERY",
+        "str",
+        "When a run saves a resumable checkpoint (adapter, optimizer, scheduler, RNG, data position): epoch, a "
+        "step count (200), a time (30m, 2h), several (epoch,30m), or no; atr train --resume continues from it",
+        default="epoch,30m",
+        check=check_checkpoint_interval,
+    ),
+    Key(
+        "EARLY_STOPPING",
+        "int",
+        "Stop when the held-out loss has not improved for this many evaluations (needs a validation split); "
+        "the model of the last epoch is kept",
+        check=between(1, 1000),
     ),
     Key(
         "TRUST_REMOTE_CODE",
@@ -397,6 +413,15 @@ _SWEEP_KEYS = [
         "Sweep on Ray: CPUs a trial asks for",
         default=1.0,
         check=above(0),
+        group="sweep",
+    ),
+    Key(
+        "SWEEP_EPOCHS_FROM",
+        "str",
+        "Sweep: trainings trains every epoch count on its own; checkpoints trains each (rank, lr) once to the "
+        "largest and evaluates its checkpoint at each epoch of SWEEP_EPOCHS",
+        default="trainings",
+        choices=("trainings", "checkpoints"),
         group="sweep",
     ),
     Key(

@@ -91,3 +91,35 @@ def block_size(v: Any) -> str | None:
     if v == -1 or 0 < v <= MAX_CONTEXT:
         return None
     return f"must be a number of tokens from 1 to {MAX_CONTEXT:,} (or -1 for the model's maximum), got {v}"
+
+
+_EVERY_PART = re.compile(r"^(?:(epoch)|(\d+)(?:\s*steps?)?|(\d+(?:\.\d+)?)\s*(m|min|minutes?|h|hours?))$")
+
+
+def checkpoint_interval(value: Any) -> dict[str, Any] | None:
+    """CHECKPOINT_EVERY as {"epoch": bool, "steps": int | None, "minutes": float | None}, or None for
+    `no`: `epoch`, a step count (`200`), a time (`30m`, `2h`), or several of them (`epoch,30m`).
+    Raises ValueError naming the part it cannot read."""
+    text = str(value).strip().lower()
+    if text in ("no", "none", "0", "off", "false"):
+        return None
+    found: dict[str, Any] = {"epoch": False, "steps": None, "minutes": None}
+    for part in (p.strip() for p in text.split(",")):
+        match = _EVERY_PART.match(part)
+        if not match or (match[2] and int(match[2]) < 1) or (match[3] and float(match[3]) <= 0):
+            raise ValueError(f"{part!r} is not epoch, a step count (200), a time (30m, 2h) or no")
+        if match[1]:
+            found["epoch"] = True
+        elif match[2]:
+            found["steps"] = int(match[2])
+        else:
+            found["minutes"] = float(match[3]) * (60 if match[4].startswith("h") else 1)
+    return found
+
+
+def check_checkpoint_interval(value: Any) -> str | None:
+    try:
+        checkpoint_interval(value)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -115,6 +115,8 @@ def model_card(
         weights=record.weights or None,
         train_loss=None if record.train_loss is None else f"{record.train_loss:.4f}",
         duration="?" if record.duration_s is None else record.duration_s,
+        resumed=[int(s.get("from_step") or 0) for s in record.segments[1:] if isinstance(s, dict)],
+        stopped=record.stopped,
         versions=[f"{k} {v}" for k, v in versions.items() if v],
         cuda=bool(record.cuda),
         evaluation=_evaluation(layout.run_evaluation(run_dir), base_name(model)),

@@ -124,6 +124,9 @@ class RunRecord(_Record):
     eval_loss_epochs: list[Any] = field(default_factory=list)
     artifacts: list[Any] = field(default_factory=list)
     error: str | None = None
+    # one per process that trained it: started_at, ended_at, status, why, from_step, saved_step
+    segments: list[Any] = field(default_factory=list)
+    stopped: str | None = None  # why it ended before its last step (early stopping)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

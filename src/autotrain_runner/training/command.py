@@ -95,6 +95,16 @@ def engine_options(config: Config) -> dict[str, Any]:
     return options
 
 
+def checkpoint_options(config: Config) -> dict[str, Any]:
+    """When the trainer saves checkpoints and stops early (`options.Options`); not part of a sweep's identity."""
+    from autotrain_runner.config.value_checks import checkpoint_interval
+
+    return {
+        "checkpoint_every": checkpoint_interval(config.get("CHECKPOINT_EVERY") or "no"),
+        "early_stopping": config.get("EARLY_STOPPING"),
+    }
+
+
 def _loss_on(config: Config) -> str:
     if config.get("TRAINER") not in ("sft", None):
         return "all"

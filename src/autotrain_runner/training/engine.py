@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import itertools
 import json
 import os
 import sys
@@ -37,7 +36,6 @@ from autotrain_runner.training.options import OPTIONS
 
 VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
 OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
-LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
 
 
 @dataclass(frozen=True)
@@ -127,11 +125,6 @@ def _training_args(original):
         # TRL >= 0.19 turns bf16 on unless told otherwise; fp16/bf16 without CUDA train in fp32.
         args["bf16"] = cuda and config.mixed_precision == "bf16"
         args["fp16"] = cuda and config.mixed_precision == "fp16"
-        if config.valid_split is not None:
-            # An eval loss every epoch, but the model of the last epoch is the one kept: a sweep over
-            # epochs compares epochs, which loading the "best" checkpoint would hide.
-            args["load_best_model_at_end"] = False
-            args["save_strategy"] = "no"
         return args
 
     return configure
@@ -186,39 +179,6 @@ def tokenized(example, renderer, column: str, answer_only: bool) -> dict[str, li
     return {"input_ids": sample.ids, "completion_mask": mask}
 
 
-def _recording_trainer(original):
-    """An SFTTrainer that writes, once its dataset is prepared, which tokens of the first packed
-    sequences carry loss (`loss_tokens.json` in the run folder): what "loss on the answer" means,
-    shown on the real training data rather than asserted."""
-
-    class RecordingTrainer(original):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            try:
-                _write_loss_record(self.train_dataset, self.processing_class, Path(LOSS_RECORD_JSON))
-            except Exception as exc:  # a record, not the training: never stop a run for it
-                print(f"autotrain-runner: could not write {LOSS_RECORD_JSON}: {exc}", file=sys.stderr)
-
-    RecordingTrainer.__name__ = RecordingTrainer.__qualname__ = original.__name__
-    return RecordingTrainer
-
-
-def _write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> None:
-    """Each sequence as runs of consecutive tokens that do or do not carry loss (label != -100)."""
-    from autotrain_runner.layout import write_json_atomic
-
-    record = []
-    for row in dataset.select(range(min(sequences, len(dataset)))):
-        ids, labels = row["input_ids"], row.get("labels") or row["input_ids"]
-        segments = []
-        for loss, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda pair: pair[1] != -100):
-            tokens = [token for token, _ in run]
-            text = tokenizer.decode(tokens, skip_special_tokens=False)
-            segments.append({"loss": loss, "tokens": len(tokens), "text": text})
-        record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
-    write_json_atomic(path, {"loss_on": OPTIONS.loss_on, "sequences": record})
-
-
 def _callbacks(original):
     """Drop `LoadBestPeftModelCallback`: it looks for `adapter_model.bin`, PEFT writes safetensors."""
 
@@ -241,6 +201,15 @@ def _measured(original):
         return [*original(config), StepClock()]
 
     return callbacks
+
+
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """A wrap from `training.<module>`, imported in the trainer process only (it imports transformers)."""
+
+    def wrap(original):
+        return getattr(importlib.import_module(f"autotrain_runner.training.{module}"), name)(original)
+
+    return wrap
 
 
 U = "autotrain.trainers.clm.utils"
@@ -287,7 +256,7 @@ FIXES = (
         "loss-record",
         "which tokens carry loss is recorded from the prepared training data (loss_tokens.json)",
         (f"{SFT}:SFTTrainer",),
-        _recording_trainer,
+        _lazy("measure", "recording_trainer"),
         trainers=("sft",),
     ),
     Fix(
@@ -301,6 +270,20 @@ FIXES = (
         "AutoTrain records no step time, tokens or peak memory: train_metrics.json has them",
         (f"{U}:get_callbacks",),
         _measured,
+    ),
+    Fix(
+        "checkpoints",
+        "AutoTrain saves no checkpoint without a validation split, and loads the 'best' epoch with one: "
+        "resumable checkpoints as CHECKPOINT_EVERY says, and the last epoch's model kept",
+        (f"{U}:configure_training_args",),
+        _lazy("checkpointing", "training_args"),
+    ),
+    Fix(
+        "checkpoint-callbacks",
+        "AutoTrain's SavePeftModelCallback writes an empty pytorch_model.bin into each checkpoint, so resuming "
+        "loaded no adapter: the Trainer saves the adapter; timed saves and EARLY_STOPPING are added",
+        (f"{U}:get_callbacks",),
+        _lazy("checkpointing", "callbacks"),
     ),
     Fix(
         "default-data",
@@ -359,6 +342,13 @@ FIXES = (
         (f"{U}:preprocess_reward",),
         trainer_fixes.reward_data,
         trainers=("reward",),
+    ),
+    Fix(
+        "resume",
+        "AutoTrain calls trainer.train() with no checkpoint: atr train --resume continues from one (last: it "
+        "subclasses each trainer as the fixes above left it)",
+        (f"{SFT}:SFTTrainer", f"{DEFAULT}:Trainer", f"{DPO}:DPOTrainer", "trl:ORPOTrainer", f"{REWARD}:RewardTrainer"),
+        _lazy("checkpointing", "resuming"),
     ),
 )
 FIX_NAMES = tuple(fix.name for fix in FIXES)

@@ -13,6 +13,7 @@ The engine adds `StepClock` to AutoTrain's callbacks, so every run folder gets `
 
 from __future__ import annotations
 
+import itertools
 import resource
 import statistics
 import sys
@@ -23,8 +24,10 @@ from typing import Any
 from transformers import TrainerCallback
 
 from autotrain_runner import layout
+from autotrain_runner.training.options import OPTIONS
 
 METRICS_JSON = layout.TRAIN_METRICS_JSON
+LOSS_RECORD_JSON = "loss_tokens.json"  # written in the run folder: which tokens of the first sequences carry loss
 
 
 def peak_memory_gb() -> tuple[float, str]:
@@ -101,6 +104,10 @@ class StepClock(TrainerCallback):
             "peak_memory": how,
             "last_loss": losses[-1] if losses else None,
             "train_loss": summary.get("train_loss"),
+            "max_steps": state.max_steps,
+            "best_metric": state.best_metric,  # with EARLY_STOPPING: the best held-out loss, and its step
+            "best_step": state.best_global_step,
+            "log_history": state.log_history,  # a resumed run's whole history, restored from its checkpoint
         }
         try:
             from autotrain_runner.layout import write_json_atomic
@@ -108,3 +115,34 @@ class StepClock(TrainerCallback):
             write_json_atomic(self.path, record)
         except OSError as exc:  # a record, not the training
             print(f"autotrain-runner: could not write {self.path}: {exc}", file=sys.stderr)
+
+
+def recording_trainer(original):
+    """An SFTTrainer that writes, once its dataset is prepared, which tokens of the first packed
+    sequences carry loss (`loss_tokens.json` in the run folder): what "loss on the answer" means,
+    shown on the real training data rather than asserted."""
+
+    class RecordingTrainer(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            try:
+                write_loss_record(self.train_dataset, self.processing_class, Path(LOSS_RECORD_JSON))
+            except Exception as exc:  # a record, not the training: never stop a run for it
+                print(f"autotrain-runner: could not write {LOSS_RECORD_JSON}: {exc}", file=sys.stderr)
+
+    RecordingTrainer.__name__ = RecordingTrainer.__qualname__ = original.__name__
+    return RecordingTrainer
+
+
+def write_loss_record(dataset, tokenizer, path: Path, sequences: int = 4) -> None:
+    """Each sequence as runs of consecutive tokens that do or do not carry loss (label != -100)."""
+    record = []
+    for row in dataset.select(range(min(sequences, len(dataset)))):
+        ids, labels = row["input_ids"], row.get("labels") or row["input_ids"]
+        segments = []
+        for loss, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda pair: pair[1] != -100):
+            tokens = [token for token, _ in run]
+            text = tokenizer.decode(tokens, skip_special_tokens=False)
+            segments.append({"loss": loss, "tokens": len(tokens), "text": text})
+        record.append({"tokens": len(ids), "loss_tokens": sum(label != -100 for label in labels), "segments": segments})
+    layout.write_json_atomic(path, {"loss_on": OPTIONS.loss_on, "sequences": record})

@@ -3,7 +3,7 @@ folder, read by `engine.main`): one `OPTIONS` object that every fix in that proc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,6 +14,11 @@ class Options:
     thinking: str = "off"  # THINKING: how thinking templates are rendered
     base_dtype: str = "float32"  # the frozen base's dtype, set by `run` from the params (`precision.base_dtype`)
     liger_kernel: bool = False  # LIGER_KERNEL: TRL's use_liger_kernel (its layer kernels; TRL keeps its own LM head)
+    # CHECKPOINT_EVERY, parsed (`value_checks.checkpoint_interval`): {"epoch", "steps", "minutes"}; None saves none
+    checkpoint_every: dict[str, Any] | None = None
+    early_stopping: int | None = None  # EARLY_STOPPING: evaluations without a better held-out loss
+    resume_from: str | None = None  # `atr train --resume`: the checkpoint folder the trainer continues from
+    keep_epochs: list[int] = field(default_factory=list)  # SWEEP_EPOCHS_FROM=checkpoints: adapters kept per epoch
 
     def prompt_template(self):
         from autotrain_runner.config.templates import NAMED, PromptTemplate

@@ -24,6 +24,7 @@ def supervise(
     redact: Redactor,
     echo: Callable[[str], None],
     on_start: Callable[[int], None],
+    append: bool = False,
 ) -> tuple[int, bool]:
     """Run the trainer in its own process group; stream its output; Ctrl-C stops the whole group."""
     log_path = run_dir / layout.TRAIN_LOG
@@ -45,7 +46,7 @@ def supervise(
     try:
         if deferred:
             raise KeyboardInterrupt
-        with log_path.open("w", encoding="utf-8") as log:  # first: a Ctrl-C from here on finds a log
+        with log_path.open("a" if append else "w", encoding="utf-8") as log:  # first: a Ctrl-C from here on finds a log
             on_start(child.pid)
             assert child.stdout is not None
             pending = b""

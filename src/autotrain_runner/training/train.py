@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import functools
 import json
 import os
 import re
@@ -31,9 +32,11 @@ from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
+from autotrain_runner.layout import checkpoints
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.rendering import answer_start
-from autotrain_runner.training import command, engine
+from autotrain_runner.training import command, engine, resume
+from autotrain_runner.training.resume import reopen
 from autotrain_runner.training.supervise import supervise
 
 VERSIONED = ("autotrain-runner", "autotrain-advanced", "transformers", "peft", "trl", "accelerate", "torch")
@@ -62,7 +65,11 @@ def train(
     run_id: str | None = None,
     cpu: bool = False,
     echo: Callable[[str], None] = print,
+    resume: bool | str = False,
+    force: bool = False,
 ) -> RunResult:
+    """Train in a new run folder; with `resume` (True: the latest run that did not succeed, or a run
+    id), continue that run from its newest whole checkpoint, in its folder."""
     # --- setup
     config = load_config(target, overrides, cuda=hardware.use_cuda(cpu))
     if config.get("DATA_BUILDER") and data.ensure_built(target, overrides, echo=echo).status == "built":
@@ -74,9 +81,14 @@ def train(
     gguf.ensure_converted(config.model, log=echo)
     argv = command.build_argv(config)
     redact = Redactor(config.secrets())
-    digest = layout.config_hash({"argv": argv, "config": config.resolved_table()})
-    run_dir = layout.create_run_dir(config.project_dir, run_id, digest)
-    record = _initial_record(config, run_dir, argv, redact)
+    if resume:
+        fresh = functools.partial(_initial_record, config, argv=argv, redact=redact)
+        run_dir, record, resume_from = reopen(config, None if resume is True else resume, force, fresh, echo)
+    else:
+        digest = layout.config_hash({"argv": argv, "config": config.resolved_table()})
+        run_dir = layout.create_run_dir(config.project_dir, run_id, digest)
+        record, resume_from = _initial_record(config, run_dir, argv, redact), None
+        record["segments"] = [{"started_at": record["started_at"], "from_step": 0}]
 
     def started_child(pid: int) -> None:  # recorded so that a stale "running" run can be recognised
         record["pid"] = pid
@@ -84,22 +96,28 @@ def train(
 
     try:
         layout.write_run(run_dir, record)
-        launch = _prepare(config, run_dir, record)
+        launch = _prepare(config, run_dir, record, resume_from)
         echo(f"run {run_dir.name}: {record['engine']}")
         echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
         # --- train
         started = time.monotonic()
-        returncode, interrupted = supervise(launch, run_dir, _child_env(config), redact, echo, started_child)
+        env = _child_env(config)
+        returncode, interrupted = supervise(launch, run_dir, env, redact, echo, started_child, append=bool(resume))
     except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
         _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
         return RunResult(run_dir, "interrupted", record)
-    record["duration_s"] = round(time.monotonic() - started, 1)
+    record["segments"][-1]["duration_s"] = round(time.monotonic() - started, 1)
+    record["duration_s"] = round(sum(s.get("duration_s") or 0 for s in record["segments"]), 1)
 
     # --- verify and record
     _scrub_training_params(run_dir / config.project_name, config.secrets())
     log = run_dir / layout.TRAIN_LOG  # none when a Ctrl-C came before the trainer said anything
     log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-    record.update(losses_from_log(log_text))
+    measured = layout.read_json(run_dir / layout.TRAIN_METRICS_JSON) or {}
+    # a resumed run's log holds the steps after its last checkpoint twice: the Trainer's own history does not
+    history = measured.get("log_history") if len(record["segments"]) > 1 else None
+    record.update(losses_from_history(history) if history else losses_from_log(log_text))
+    record["stopped"] = _stopped_early(config, measured)
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
     if interrupted:
@@ -110,13 +128,29 @@ def train(
         _finish(record, run_dir, "failed", error=error)
         raise WorkError(f"training failed (run {run_dir}):\n{error}")
     _finish(record, run_dir, "succeeded")
+    checkpoints.remove_all(run_dir / config.project_name)  # for resuming; the run is done, its model saved
     return RunResult(run_dir, "succeeded", record)
 
 
-def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]:
-    """Stage the data and write params.json; the trainer's argv."""
+def _stopped_early(config: Config, measured: dict[str, Any]) -> str | None:
+    """Why a run ended before its last step (EARLY_STOPPING), from the trainer's own count."""
+    steps, planned = measured.get("steps"), measured.get("max_steps")
+    if not config.get("EARLY_STOPPING") or not steps or not planned or steps >= planned:
+        return None
+    best = measured.get("best_metric")
+    return (
+        f"early stopping: the held-out loss did not improve for {config.get('EARLY_STOPPING')} evaluations "
+        f"(best {best:.4f} at step {measured.get('best_step')}); stopped at step {steps} of {planned}"
+        if isinstance(best, float)
+        else f"early stopping at step {steps} of {planned}"
+    )
+
+
+def _prepare(config: Config, run_dir: Path, record: dict[str, Any], resume_from: str | None = None) -> list[str]:
+    """Stage the data (a resumed run keeps what it staged) and write params.json; the trainer's argv."""
     try:
-        record["data"] = _stage_data(config, run_dir)
+        if not record.get("data") or not (run_dir / layout.STAGED_DATA_DIR).is_dir():
+            record["data"] = _stage_data(config, run_dir)
     except OSError as exc:
         _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
         raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
@@ -124,7 +158,7 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
     if record["data"].get("valid"):
         fields["valid_split"] = command.STAGED_VALID_SPLIT
     record["params"] = fields
-    options = command.engine_options(config)
+    options = {**command.engine_options(config), **command.checkpoint_options(config), "resume_from": resume_from}
     record["trainer"] = command.describe_trainer(config)
     record["loss_on"] = command.describe_loss(config)
     record["weights"] = command.describe_weights(config)
@@ -137,6 +171,12 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any]) -> list[str]
 def refuse_what_cannot_run_here(config: Config) -> None:
     if config.data_file is None and config.get("DATA_PATH") is None:
         raise ConfigError("no training data: set DATA_FILE")
+    if config.get("EARLY_STOPPING") and not data.validation_samples(config):
+        raise ConfigError(
+            f"EARLY_STOPPING={config.get('EARLY_STOPPING')}: it watches the held-out loss, and "
+            f"{display_path(config.data_file) if config.data_file else 'DATA_PATH'} has no validation split; "
+            "build the data with atr data (SPLIT holds one out)"
+        )
     _check_answers_found(config)
 
 
@@ -320,6 +360,28 @@ def losses_from_log(log_text: str) -> dict[str, Any]:
     }
 
 
+def losses_from_history(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """`losses_from_log`'s figures from the Trainer's own `log_history`: for a resumed run, whose
+    log holds the steps between its last checkpoint and the stop twice. Its mean training loss is
+    the logged losses weighted by the steps each covers (the Trainer's own mean covers only the
+    last segment's steps)."""
+    train = [e for e in history if "loss" in e and "step" in e]
+    held_out = [e for e in history if "eval_loss" in e]
+    covered, previous = 0.0, 0
+    for entry in train:
+        covered += float(entry["loss"]) * (int(entry["step"]) - previous)
+        previous = int(entry["step"])
+    return {
+        "train_loss": covered / previous if previous else None,
+        "last_step_loss": float(train[-1]["loss"]) if train else None,
+        "loss_history": [float(e["loss"]) for e in train],
+        "loss_epochs": [round(float(e.get("epoch", 0.0)), 4) for e in train],
+        "eval_loss": float(held_out[-1]["eval_loss"]) if held_out else None,
+        "eval_loss_history": [float(e["eval_loss"]) for e in held_out],
+        "eval_loss_epochs": [round(float(e.get("epoch", 0.0)), 4) for e in held_out],
+    }
+
+
 def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Redactor) -> dict[str, Any]:
     return {
         "id": run_dir.name,
@@ -353,6 +415,10 @@ def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | Non
     record["status"] = status
     record["ended_at"] = _now()
     record["error"] = error
+    if record.get("segments"):
+        last = checkpoints.latest(run_dir / record["output_dir"]) if status != "succeeded" else None
+        why = error.splitlines()[0] if error else record.get("stopped")
+        resume.close_segment(record, status, why, last.step if last else None, record["ended_at"])
     layout.write_run(run_dir, record)
 
 

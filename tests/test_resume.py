@@ -1,0 +1,171 @@
+"""Checkpoints and `atr train --resume`: a run killed in any of the ways a rented GPU dies continues
+from its last whole checkpoint and ends with the losses of a run that was never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from autotrain_runner.layout import checkpoints
+from conftest import atr, write
+
+RESUME_ENV = """\
+MODEL={model}
+DATA_BUILDER=txt
+RAW_DATA=style.txt
+PROMPT_TEMPLATE=instruct-ko
+PEFT=true
+QUANTIZATION=none
+LORA_R=4
+LORA_ALPHA=8
+LORA_DROPOUT=0.1
+BLOCK_SIZE=64
+BATCH_SIZE=2
+GRADIENT_ACCUMULATION=1
+LR=1e-3
+EPOCHS=4
+LOGGING_STEPS=1
+CHECKPOINT_EVERY=5
+SAVE_TOTAL_LIMIT=2
+"""
+
+
+@pytest.fixture
+def resume_project(tmp_path, tiny_model) -> Path:
+    project = tmp_path / "projects" / "style"
+    write(
+        project / "style.txt",
+        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
+    )
+    write(project / "project.env", RESUME_ENV.format(model=tiny_model))
+    assert atr("data", str(project)).code == 0
+    return project
+
+
+def _run(project: Path, run_id: str) -> dict:
+    return json.loads((project / "runs" / run_id / "run.json").read_text())
+
+
+def _start(project: Path, *args: str) -> subprocess.Popen:
+    """`atr train` in its own session, as a terminal or a job scheduler would start it."""
+    return subprocess.Popen(
+        ["atr", "train", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _when_saved(project: Path, run_id: str, step: int, runner: subprocess.Popen) -> None:
+    state = project / "runs" / run_id / "style" / f"checkpoint-{step}" / checkpoints.STATE
+    deadline = time.monotonic() + 600
+    while checkpoints.read_checkpoint(state.parent) is None:
+        assert runner.poll() is None, f"the run ended before checkpoint-{step}: {runner.stdout.read().decode()[-3000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def _saved(project: Path) -> int:
+    found = checkpoints.latest(project / "runs" / "cut" / "style")
+    assert found is not None
+    return found.step
+
+
+def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resume_project):
+    """kill -9 of the whole process group (the machine taken back), Ctrl-C, kill -9 of the trainer
+    alone with its newest checkpoint cut short mid-save, each resumed: the same loss at every step,
+    the same held-out loss, as an uninterrupted run of the same seed."""
+    project = resume_project
+    whole = atr("train", str(project), "--run-id", "whole")
+    assert whole.code == 0, whole.text[-3000:]
+
+    # 1. the machine taken back: the runner and the trainer die at once, without a word
+    runner = _start(project, "--run-id", "cut")
+    _when_saved(project, "cut", 10, runner)
+    os.killpg(_run(project, "cut")["pid"], signal.SIGKILL)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
+    saved = [_saved(project)]  # 10, or later where the kill came after another save
+    assert _run(project, "cut")["status"] == "running"  # as the dead process left it
+    listed = atr("runs", str(project))
+    assert "interrupted" in listed.out and f"step {saved[0]}/56" in listed.out, listed.out  # read as interrupted
+
+    changed = atr("train", str(project), "--resume", "--set", "LR=5e-4")
+    assert changed.code == 2 and "Traceback" not in changed.text
+    assert "run cut: LR changed since it started" in changed.err and "--force" in changed.err
+
+    # 2. Ctrl-C: the runner stops its trainer's group and records the run as interrupted
+    runner = _start(project, "--resume")
+    _when_saved(project, "cut", saved[0] + 10, runner)
+    runner.send_signal(signal.SIGINT)
+    out = runner.communicate(timeout=120)[0].decode()
+    assert runner.returncode == 130 and f"resuming from step {saved[0]} of 56" in out, out[-3000:]
+    assert _run(project, "cut")["status"] == "interrupted"
+    saved.append(_saved(project))
+
+    # 3. the trainer killed alone while it saves: its newest checkpoint is cut short
+    runner = _start(project, "--resume", "cut")
+    _when_saved(project, "cut", saved[1] + 10, runner)
+    os.killpg(_run(project, "cut")["pid"], signal.SIGKILL)
+    out = runner.communicate(timeout=120)[0].decode()
+    assert runner.returncode == 1 and _run(project, "cut")["status"] == "failed", out[-3000:]
+    newest = checkpoints.latest(project / "runs" / "cut" / "style")
+    assert newest is not None and newest.step >= saved[1] + 10
+    state = newest.path / checkpoints.STATE
+    state.write_text(state.read_text()[:100])  # what a kill while writing it leaves
+
+    final = atr("train", str(project), "--resume")
+    assert final.code == 0, final.text[-3000:]
+    assert f"removing {newest.path.name}: its save did not finish" in final.out
+    assert f"resuming from step {newest.step - 5} of 56" in final.out
+
+    a, b = _run(project, "whole"), _run(project, "cut")
+    assert len(b["loss_history"]) == len(a["loss_history"]) == 56
+    assert b["loss_history"] == pytest.approx(a["loss_history"], abs=1e-4)
+    assert b["eval_loss_history"] == pytest.approx(a["eval_loss_history"], abs=1e-4)
+    assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-3)
+    segments = b["segments"]
+    assert [s["status"] for s in segments] == ["interrupted", "interrupted", "failed", "succeeded"]
+    assert [s["from_step"] for s in segments] == [0, *saved, newest.step - 5]
+    assert "processes are gone" in segments[0]["why"] and "Ctrl-C" in segments[1]["why"]
+    assert not list((project / "runs" / "cut" / "style").glob("checkpoint-*"))  # done: no optimizer states left
+
+    card = atr("push", str(project), "--run", "cut", "--repo", "me/cut", "--dry-run")  # prints the card
+    assert card.code == 0, card.text[-2000:]
+    assert f"Resumed 3 times (from steps {saved[0]}, {saved[1]}, {newest.step - 5})" in card.out
+
+
+def test_resume_refuses_what_it_cannot_continue(trained_copy):
+    done = atr("train", str(trained_copy), "--resume")
+    assert done.code == 2 and "no interrupted or failed run to resume" in done.err
+    named = atr("train", str(trained_copy), "--resume", "r1")
+    assert named.code == 2 and "run r1 succeeded: there is nothing to resume" in named.err
+    both = atr("train", str(trained_copy), "--resume", "r1", "--run-id", "x")
+    assert both.code == 2 and "--resume RUN_ID names the run to continue" in both.err
+    assert "Traceback" not in done.text + named.text + both.text
+
+
+def test_checkpoint_every_is_checked_and_early_stopping_needs_a_held_out_split(tiny_project):
+    bad = atr("check", str(tiny_project), "--set", "CHECKPOINT_EVERY=epoch,soon")
+    assert bad.code == 2 and "CHECKPOINT_EVERY" in bad.err and "'soon' is not epoch" in bad.err
+    early = atr("train", str(tiny_project), "--set", "EARLY_STOPPING=2")
+    assert early.code == 2 and "EARLY_STOPPING=2: it watches the held-out loss" in early.err
+    assert not (tiny_project / "runs").exists() or not any((tiny_project / "runs").iterdir())
+
+
+def test_early_stopping_ends_a_run_whose_held_out_loss_stops_improving(resume_project):
+    # a learning rate far too high, unclipped and constant: the held-out loss bounces after the first epoch
+    too_fast = ("LR=1", "MAX_GRAD_NORM=1e6", "SCHEDULER=constant", "WARMUP_RATIO=0", "EARLY_STOPPING=1")
+    result = atr("train", str(resume_project), "--run-id", "early", *(f"--set={s}" for s in too_fast))
+    assert result.code == 0, result.text[-3000:]
+    run = _run(resume_project, "early")
+    assert run["stopped"].startswith("early stopping: the held-out loss did not improve for 1 evaluations")
+    assert "of 56" in run["stopped"] and len(run["loss_history"]) < 56
+    assert run["segments"][-1]["why"] == run["stopped"]
