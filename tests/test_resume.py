@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from autotrain_runner.layout import checkpoints
-from conftest import atr, write
+from conftest import Background, atr, start_atr, write
 
 RESUME_ENV = """\
 MODEL={model}
@@ -52,22 +51,16 @@ def _run(project: Path, run_id: str) -> dict:
     return json.loads((project / "runs" / run_id / "run.json").read_text())
 
 
-def _start(project: Path, *args: str) -> subprocess.Popen:
-    """`atr train` in its own session, as a terminal or a job scheduler would start it."""
-    return subprocess.Popen(
-        ["atr", "train", str(project), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def _start(project: Path, *args: str) -> Background:
+    """`atr train` in its own session, as a job scheduler would start it, with SIGINT at its default."""
+    return start_atr("train", str(project), *args, new_session=True)
 
 
-def _when_saved(project: Path, run_id: str, step: int, runner: subprocess.Popen) -> None:
+def _when_saved(project: Path, run_id: str, step: int, runner: Background) -> None:
     state = project / "runs" / run_id / "style" / f"checkpoint-{step}" / checkpoints.STATE
     deadline = time.monotonic() + 600
     while checkpoints.read_checkpoint(state.parent) is None:
-        assert runner.poll() is None, f"the run ended before checkpoint-{step}: {runner.stdout.read().decode()[-3000:]}"
+        assert runner.poll() is None, f"the run ended before checkpoint-{step}: {runner.finish(10)[1][-3000:]}"
         assert time.monotonic() < deadline
         time.sleep(0.02)
 
@@ -78,6 +71,7 @@ def _saved(project: Path) -> int:
     return found.step
 
 
+@pytest.mark.slow
 def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resume_project):
     """kill -9 of the whole process group (the machine taken back), Ctrl-C, kill -9 of the trainer
     alone with its newest checkpoint cut short mid-save, each resumed: the same loss at every step,
@@ -91,7 +85,7 @@ def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resu
     _when_saved(project, "cut", 10, runner)
     os.killpg(_run(project, "cut")["pid"], signal.SIGKILL)
     os.killpg(runner.pid, signal.SIGKILL)
-    runner.wait()
+    runner.finish(60)
     saved = [_saved(project)]  # 10, or later where the kill came after another save
     assert _run(project, "cut")["status"] == "running"  # as the dead process left it
     listed = atr("runs", str(project))
@@ -105,8 +99,8 @@ def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resu
     runner = _start(project, "--resume")
     _when_saved(project, "cut", saved[0] + 10, runner)
     runner.send_signal(signal.SIGINT)
-    out = runner.communicate(timeout=120)[0].decode()
-    assert runner.returncode == 130 and f"resuming from step {saved[0]} of 56" in out, out[-3000:]
+    code, out = runner.finish(120)
+    assert code == 130 and f"resuming from step {saved[0]} of 56" in out, out[-3000:]
     assert _run(project, "cut")["status"] == "interrupted"
     saved.append(_saved(project))
 
@@ -114,8 +108,8 @@ def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resu
     runner = _start(project, "--resume", "cut")
     _when_saved(project, "cut", saved[1] + 10, runner)
     os.killpg(_run(project, "cut")["pid"], signal.SIGKILL)
-    out = runner.communicate(timeout=120)[0].decode()
-    assert runner.returncode == 1 and _run(project, "cut")["status"] == "failed", out[-3000:]
+    code, out = runner.finish(120)
+    assert code == 1 and _run(project, "cut")["status"] == "failed", out[-3000:]
     newest = checkpoints.latest(project / "runs" / "cut" / "style")
     assert newest is not None and newest.step >= saved[1] + 10
     state = newest.path / checkpoints.STATE
@@ -160,6 +154,7 @@ def test_checkpoint_every_is_checked_and_early_stopping_needs_a_held_out_split(t
     assert not (tiny_project / "runs").exists() or not any((tiny_project / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_held_out_loss_stops_improving(resume_project):
     # a learning rate far too high, unclipped and constant: the held-out loss bounces after the first epoch
     too_fast = ("LR=1", "MAX_GRAD_NORM=1e6", "SCHEDULER=constant", "WARMUP_RATIO=0", "EARLY_STOPPING=1")
@@ -169,3 +164,28 @@ def test_early_stopping_ends_a_run_whose_held_out_loss_stops_improving(resume_pr
     assert run["stopped"].startswith("early stopping: the held-out loss did not improve for 1 evaluations")
     assert "of 56" in run["stopped"] and len(run["loss_history"]) < 56
     assert run["segments"][-1]["why"] == run["stopped"]
+
+
+@pytest.mark.slow
+def test_a_sweep_resumes_its_interrupted_trial_from_the_checkpoint(resume_project):
+    project = resume_project
+    args = ("sweep", str(project), "--epochs", "4", "--set", "MAX_NEW_TOKENS=4", "--set", "EVAL_BATCH_SIZE=8")
+    sweeper = start_atr(*args, new_session=True)
+    deadline = time.monotonic() + 600
+    while not list((project / "runs").glob("sweep-*/style/checkpoint-10/" + checkpoints.STATE)):
+        assert sweeper.poll() is None and time.monotonic() < deadline, sweeper.finish(10)[1][-3000:]
+        time.sleep(0.02)
+    (run_dir,) = (project / "runs").iterdir()
+    os.killpg(_run(project, run_dir.name)["pid"], signal.SIGKILL)  # the machine taken back
+    os.killpg(sweeper.pid, signal.SIGKILL)
+    sweeper.finish(60)
+    saved = checkpoints.latest(run_dir / "style")
+    assert saved is not None
+
+    again = atr(*args)
+    assert again.code == 0, again.text[-3000:]
+    assert "1 trials (1 to train (1 resumed from a checkpoint)" in again.out
+    assert [p.name for p in (project / "runs").iterdir()] == [run_dir.name]  # the same run, continued
+    run = _run(project, run_dir.name)
+    assert run["status"] == "succeeded" and [s["from_step"] for s in run["segments"]] == [0, saved.step]
+    assert len(run["loss_history"]) == 56

@@ -16,6 +16,7 @@ from autotrain_runner import layout
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation.targets import generation_settings, prompts_path
+from autotrain_runner.layout import checkpoints
 from autotrain_runner.sweep.grid import SWEPT_FIELDS, Trial, alpha_rule, unique
 
 
@@ -104,18 +105,27 @@ def load_record(
 def plan_trials(
     folder: Path, config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool
 ) -> dict[str, str]:
-    """Per trial: train (and evaluate), evaluate only (its run succeeded), or reuse as it is."""
+    """Per trial: train (and evaluate), resume its interrupted run from its last checkpoint, evaluate
+    only (its run succeeded), or reuse as it is."""
     plan = {}
     for entry in record["trials"]:
-        run = layout.read_json(config.project_dir / layout.RUNS_DIR / str(entry["run_id"]) / layout.RUN_JSON) or {}
+        run_dir = config.project_dir / layout.RUNS_DIR / str(entry["run_id"])
+        found = layout.read_run(run_dir) if entry["run_id"] and (run_dir / layout.RUN_JSON).is_file() else None
+        run = {"status": found.status} if found else {}
         evaluated = layout.trial_eval_dir(folder, entry["trial"]) / layout.METRICS_JSON
-        if force or run.get("status") != "succeeded":
+        if not force and found and found.status in ("interrupted", "failed") and _resumable(run_dir, found):
+            plan[entry["trial"]] = "resume"
+        elif force or run.get("status") != "succeeded":
             plan[entry["trial"]] = "train"
         elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded" or not evaluated.is_file():
             plan[entry["trial"]] = "eval"
         else:
             plan[entry["trial"]] = "reuse"
     return plan
+
+
+def _resumable(run_dir: Path, run) -> bool:
+    return bool(run.output_dir) and checkpoints.latest(run_dir / run.output_dir) is not None
 
 
 def mark_running(record: dict[str, Any], spec: dict[str, Any]) -> None:

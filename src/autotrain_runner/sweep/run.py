@@ -90,9 +90,11 @@ def sweep(
     record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
     layout.write_sweep(folder, record)
     plan = plan_trials(folder, config, record, evaluation, force)
+    resumed = _count(plan, "resume")
     echo(
-        f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train')} to train, "
-        f"{_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
+        f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train') + resumed} to train"
+        + (f" ({resumed} resumed from a checkpoint)" if resumed else "")
+        + f", {_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
     )
 
     # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent

@@ -33,14 +33,18 @@ def trial_spec(
     as its argument."""
     evaluation = record["evaluation"]
     entry = next(e for e in record["trials"] if e["trial"] == trial.name)
-    run_id = entry["run_id"] if step == "eval" else _free_run_id(config.project_dir, f"{record['id']}-{trial.name}")
+    if step in ("eval", "resume"):  # the trial's run: evaluated, or continued from its last checkpoint
+        run_id = entry["run_id"]
+    else:
+        run_id = _free_run_id(config.project_dir, f"{record['id']}-{trial.name}")
     return {
         "project": str(project),
         "overrides": [*overrides, *trial.overrides()],
         "cpu": cpu,
         "trial": trial.name,
         "run_id": run_id,
-        "train": step == "train",
+        "train": step in ("train", "resume"),
+        "resume": step == "resume",
         "split": evaluation["split"],
         "prompts": evaluation["prompts"],
         "eval_out": str(layout.trial_eval_dir(folder, trial.name)),
@@ -57,7 +61,9 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
     outcome: dict[str, Any] = {}
     if spec["train"]:
         try:
-            result = train(spec["project"], spec["overrides"], run_id=spec["run_id"], cpu=spec["cpu"], echo=echo)
+            resume = spec["run_id"] if spec.get("resume") else False
+            run_id = None if resume else spec["run_id"]
+            result = train(spec["project"], spec["overrides"], run_id=run_id, cpu=spec["cpu"], echo=echo, resume=resume)
         except Exception as exc:  # AutoTrain crashed or rejected this trial's values, or worse
             record = layout.read_json(_run_json(spec)) or {}
             return {"status": "failed", "error": failure(exc), "train_s": record.get("duration_s", 0.0)}
