@@ -260,6 +260,18 @@ def bench_trainers(args: argparse.Namespace, out: Console) -> int:
         raise ConfigError(str(exc)) from None
 
 
+def bench_resume(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench_resume as bench
+
+    try:
+        fractions = [float(x) for x in args.at.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--at: {args.at!r} is not a list of fractions, e.g. 0.3,0.6,0.9") from None
+    if not fractions or any(not 0 < f < 1 for f in fractions):
+        raise ConfigError(f"--at: each fraction must be between 0 and 1, got {args.at!r}")
+    return _print_json(bench.run(args.project, fractions, args.overrides, echo=_to_stderr))
+
+
 def bench_families(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.families import harness, real
 
@@ -306,6 +318,7 @@ BENCHMARKS: dict[str, Handler] = {
     "memory": bench_memory,
     "train": bench_train,
     "trainers": bench_trainers,
+    "resume": bench_resume,
     "families": bench_families,
     "sweep-eval": bench_sweep_eval,
     "loss-on": bench_loss_on,

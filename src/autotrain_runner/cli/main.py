@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_tr.add_argument("--deadline", type=float, metavar="S", help="skip the rows not started S seconds in")
     bench_tr.add_argument("--out", type=Path, help="write the JSON here too, after every row")
+    bench_resume = bench_sub.add_parser(
+        "resume", help="a run killed at 30/60/90% of its epochs and resumed, against one never stopped"
+    )
+    bench_resume.add_argument("project", type=Path, help="project folder holding project.env, or an .env file")
+    bench_resume.add_argument("--at", default="0.3,0.6,0.9", help="fractions of the epochs to kill at")
+    bench_resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     bench_trainers = bench_sub.add_parser(
         "trainers", help="sft, default, dpo, orpo and reward through atr train on one tiny model: wall time"
     )
