@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -189,3 +190,34 @@ def test_a_sweep_resumes_its_interrupted_trial_from_the_checkpoint(resume_projec
     run = _run(project, run_dir.name)
     assert run["status"] == "succeeded" and [s["from_step"] for s in run["segments"]] == [0, saved.step]
     assert len(run["loss_history"]) == 56
+
+
+@pytest.mark.slow
+def test_a_sweep_takes_its_shorter_epochs_from_the_longest_runs_checkpoints(resume_project):
+    project = resume_project
+    swept = atr(
+        "sweep", str(project), "--epochs", "1,2", "--set", "SWEEP_EPOCHS_FROM=checkpoints", "--set", "MAX_NEW_TOKENS=4"
+    )
+    assert swept.code == 0, swept.text[-3000:]
+    assert "2 trials (1 to train, 1 to evaluate (1 from checkpoints), 0 done)" in swept.out
+    (run_dir,) = (project / "runs").iterdir()  # one training, to the most epochs
+    run = _run(project, run_dir.name)
+    assert run["params"]["epochs"] == 2 and (run_dir / "style" / "epoch-1" / "adapter_model.safetensors").is_file()
+    (folder,) = (project / "sweeps").iterdir()
+    record = json.loads((folder / "sweep.json").read_text())
+    assert [(t["trial"], t.get("schedule"), t["run_id"]) for t in record["trials"]] == [
+        ("e1of2-r4-a8", 2, run_dir.name),
+        ("e2-r4-a8", None, run_dir.name),
+    ]
+    # the checkpoint row is that run at epoch 1: its held-out loss is the one the run logged there
+    metrics = json.loads((folder / "trials" / "e1of2-r4-a8" / "metrics.json").read_text())
+    assert metrics["valid_loss"] == pytest.approx(run["eval_loss_history"][0], abs=1e-3)
+    assert metrics["signature"]["adapter"].endswith("/epoch-1")
+    board = (folder / "leaderboard.md").read_text()
+    assert re.search(r"\| (★ \*\*)?e1of2-r4-a8(\*\*)?‡ \|", board) and "‡ epoch k of a K-epoch schedule" in board
+
+    kept = atr("eval", str(project), "--run", run_dir.name, "--epoch", "1", "--limit", "2", "--set", "MAX_NEW_TOKENS=4")
+    assert kept.code == 0, kept.text[-2000:]
+    assert (run_dir / "eval" / "epoch-1" / "metrics.json").is_file()
+    missing = atr("eval", str(project), "--run", run_dir.name, "--epoch", "5")
+    assert missing.code == 2 and f"run {run_dir.name} kept no adapter for epoch 5" in missing.err

@@ -97,6 +97,8 @@ def data(args: argparse.Namespace, out: Console) -> int:
 def evaluate(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.evaluation.evaluate import evaluate
 
+    if args.epoch is not None and args.base:
+        raise ConfigError("--epoch K picks a run's adapter at epoch K; the base model has none")
     if args.out is not None:
         outputs.check_output(args.out, "an evaluation", outputs.eval_folder, folder=True)
     results = evaluate(
@@ -111,6 +113,7 @@ def evaluate(args: argparse.Namespace, out: Console) -> int:
         compare_base=args.compare_base,
         backend=args.backend,
         echo=_lines(out),
+        epoch=args.epoch,
     )
     for result in results:
         out.print(show.headline_figures(result), markup=False)

@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=("test", "valid", "train"))
     ev.add_argument("--prompts", type=Path, help="a prompt list (one per line, or JSONL): outputs and flags only")
     ev.add_argument("--limit", type=int, help="only the first N samples")
+    ev.add_argument("--epoch", type=int, metavar="K", help="the run's adapter at epoch K (kept with KEEP_EPOCHS)")
     ev.add_argument("--out", type=Path, help="output folder (default: <run>/eval, or eval/base-<model>)")
     ev.add_argument("--compare-base", action="store_true", help="also evaluate the base model; write compare.md")
     ev.add_argument(

@@ -352,6 +352,14 @@ def _each(check: Check) -> Check:
 
 
 _SWEEP_KEYS = [
+    Key(
+        "KEEP_EPOCHS",
+        "int_list",
+        "Keep the adapter as it was at the end of these epochs, in epoch-K/ beside the final one (atr eval "
+        "--epoch K evaluates it); SWEEP_EPOCHS_FROM=checkpoints sets it",
+        check=_each(between(1, 1000)),
+        group="training",
+    ),
     Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(between(1, 1000)), group="sweep"),
     Key(
         "SWEEP_LORA_R", "int_list", "Sweep: LoRA ranks to try, e.g. 8,16", check=_each(between(1, 65536)), group="sweep"

@@ -52,6 +52,7 @@ def evaluate(
     backend: str = "hf",
     engine: str | None = None,
     echo: Callable[[str], None] = print,
+    epoch: int | None = None,
 ) -> list[dict[str, Any]]:
     config = load_config(project, overrides)
     if backend == "openai":
@@ -65,7 +66,7 @@ def evaluate(
             f"{config.env_file}: BLEU_TOKENIZE={config.get('BLEU_TOKENIZE')}: {exc} "
             "(ko-mecab needs: pip install 'sacrebleu[ko]')"
         ) from None
-    targets = [base_target(config, out)] if base else [run_target(config, run_id, out)]
+    targets = [base_target(config, out)] if base else [run_target(config, run_id, out, epoch)]
     # every input read and checked before a model or an engine starts
     samples = _samples(config, split, prompts_file, limit)
     if targets[0].trainer == "reward":  # scores held-out pairs; nothing to generate, no base to compare

@@ -26,6 +26,10 @@ SCORE_RULE = (
     "(test split or prompt list) is above {limit:g} is flagged and ranks below every clean trial. "
     "Trials that did not succeed come last. ★ marks the best."
 )
+CHECKPOINT_NOTE = (
+    "‡ epoch k of a K-epoch schedule (SWEEP_EPOCHS_FROM=checkpoints): the adapter of the K-epoch trial's run "
+    "at epoch k, evaluated as its own row; its learning rate had not decayed as a k-epoch run's would."
+)
 METRICS = {  # name -> (label, lower is better)
     "chrf": ("chrF (0-100)", False),
     "bleu": ("BLEU (0-100)", False),
@@ -41,6 +45,7 @@ COLUMNS = (
     "best",
     "trial",
     "epochs",
+    "schedule",
     "lora_r",
     "lora_alpha",
     "lr",
@@ -125,14 +130,14 @@ def leaderboard(record: SweepRecord, evals: dict[str, dict[str, Any]]) -> list[d
     for entry in record.entries():
         found = evals.get(entry.trial, {})
         split, listed, run = found.get("split"), found.get("prompts"), found.get("run")
-        shown = ("trial", "epochs", "lora_r", "lora_alpha", "lr", "status", "run_id", "error")
+        shown = ("trial", "epochs", "schedule", "lora_r", "lora_alpha", "lr", "status", "run_id", "error")
         row: dict[str, Any] = {
             **{k: getattr(entry, k) for k in shown},
             **{k: figure(split, k) for k in METRICS},  # every metric a sweep can rank by
             "eos_rate": figure(split, "eos_rate") if split else figure(listed, "eos_rate"),
             "prompt_leak_rate": figure(listed, "leak_rate"),
             "prompt_repetition_rate": figure(listed, "repetition_rate"),
-            "train_loss": run.train_loss if run else None,
+            "train_loss": run.train_loss if run and not entry.schedule else None,  # a checkpoint: not its run's
             "train_s": entry.train_s,
             "eval_s": entry.eval_s,
         }
@@ -202,12 +207,14 @@ def leaderboard_md(record: SweepRecord, rows: list[dict[str, Any]], base: dict[s
     ]
     for row in rows:
         cells = [layout.number(row.get(k)) for k in shown]
-        cells[1] = f"★ **{row['trial']}**" if row["best"] else row["trial"]
+        cells[1] = (f"★ **{row['trial']}**" if row["best"] else row["trial"]) + ("‡" if row.get("schedule") else "")
         out.append("| " + " | ".join(cells) + f" | {_flags(row)} |")
     if base.get("split") or base.get("prompts"):
         reference = base.get("split")
         cells = ["", "base (reference)", "", *[layout.number(figure(reference, k)) for k in shown[3:]]]
         out.append("| " + " | ".join(cells) + " |  |")
+    if any(row.get("schedule") for row in rows):
+        out += ["", CHECKPOINT_NOTE]
     missing = [row for row in rows if row["status"] != "succeeded"]
     if missing:
         out += ["", "## Missing", ""]

@@ -15,6 +15,7 @@ from autotrain_runner.config import models, templates
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.generation.generate import Settings
+from autotrain_runner.layout import checkpoints
 from autotrain_runner.rendering import DEFAULT_THINKING, THINKING_MODES
 
 
@@ -40,16 +41,27 @@ class Target:
             )
 
 
-def run_target(config: Config, run_id: str | None, out: Path | None) -> Target:
+def run_target(config: Config, run_id: str | None, out: Path | None, epoch: int | None = None) -> Target:
+    """A run's adapter (or merged model); with `epoch`, the adapter it kept at that epoch (KEEP_EPOCHS)."""
     run_dir, record = layout.succeeded_run(config.project_dir, run_id, "evaluate", "train first, or use --base")
     run_id = run_dir.name
     output = run_dir / record.output_dir
+    label = f"run {run_id}"
+    if epoch is not None:
+        kept = output / checkpoints.EPOCH_DIR.format(epoch)
+        if not (kept / "adapter_config.json").is_file():
+            raise ConfigError(
+                f"run {run_id} kept no adapter for epoch {epoch} (it keeps the epochs KEEP_EPOCHS names; "
+                f"it trained {record.params.get('epochs')})"
+            )
+        output, label = kept, f"run {run_id}, epoch {epoch} of {record.params.get('epochs')}"
+        out = out or layout.run_eval_dir(run_dir) / kept.name
     template = templates.PromptTemplate.from_record(record.template)
     params = record.params
     merged = (output / "config.json").is_file() and not (output / "adapter_config.json").is_file()
     model = str(output) if merged else record.model["path"]
     return Target(
-        f"run {run_id}",
+        label,
         model,
         None if merged else output,
         template,

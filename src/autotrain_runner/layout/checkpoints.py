@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "checkpoint-"
+EPOCH_DIR = "epoch-{}"  # in a run's output folder: the adapter at the end of that epoch (KEEP_EPOCHS)
 STATE = "trainer_state.json"
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
 _WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")

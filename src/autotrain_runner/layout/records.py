@@ -153,6 +153,7 @@ class TrialEntry(_Record):
     train_s: float | None = None
     eval_s: float | None = None
     node: str | None = None  # the Ray node that ran it
+    schedule: int | None = None  # SWEEP_EPOCHS_FROM=checkpoints: epoch `epochs` of a run trained for this many
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -20,6 +20,7 @@ from autotrain_runner import layout, plots
 from autotrain_runner.config.files import find_env_file
 from autotrain_runner.config.load import load_config
 from autotrain_runner.evaluation.results import (
+    CHECKPOINT_NOTE,
     leaderboard,
     read_evals,
     score_rule,
@@ -178,6 +179,7 @@ def _sweep(project_dir: Path, record: SweepRecord) -> dict[str, Any]:
         "rule": score_rule(record),
         "rows": rows,
         "columns": shown_metrics(record),
+        "checkpoint_note": CHECKPOINT_NOTE if any(row.get("schedule") for row in rows) else None,
         "base": base["split"].to_json() if base.get("split") else {},
         "images": [(p.stem, _data_uri(p)) for p in sorted(folder.glob("[!.]*.png"))],
         "outputs": _side_by_side(columns, "prompts_predictions", None)

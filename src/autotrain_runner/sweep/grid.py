@@ -24,14 +24,28 @@ class Trial:
     lora_r: int
     lora_alpha: int
     lr: float | None  # None: the project's LR
+    # SWEEP_EPOCHS_FROM=checkpoints: the epochs of the schedule this trial is a checkpoint of (None:
+    # trained to its own epochs), and, for the trial that trains the schedule, the epochs it keeps
+    schedule: int | None = None
+    keep: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
-        name = f"e{self.epochs}-r{self.lora_r}-a{self.lora_alpha}"
+        epochs = f"e{self.epochs}" if self.schedule is None else f"e{self.epochs}of{self.schedule}"
+        name = f"{epochs}-r{self.lora_r}-a{self.lora_alpha}"
         return name if self.lr is None else f"{name}-lr{self.lr:g}"
 
+    @property
+    def trained_by(self) -> str:
+        """The trial whose run trains this one: itself, or the whole schedule it is a checkpoint of."""
+        if self.schedule is None:
+            return self.name
+        return Trial(self.schedule, self.lora_r, self.lora_alpha, self.lr).name
+
     def overrides(self) -> list[str]:
-        sets = [f"EPOCHS={self.epochs}", f"LORA_R={self.lora_r}", f"LORA_ALPHA={self.lora_alpha}"]
+        sets = [f"EPOCHS={self.schedule or self.epochs}", f"LORA_R={self.lora_r}", f"LORA_ALPHA={self.lora_alpha}"]
+        if self.keep:
+            sets.append(f"KEEP_EPOCHS={','.join(map(str, self.keep))}")
         return sets if self.lr is None else [*sets, f"LR={self.lr!r}"]
 
 
@@ -87,6 +101,15 @@ def grid(config: Config) -> list[Trial]:
     else:  # the rank is not swept: the project's alpha stays as it is
         pairs = [(r, config.get("LORA_ALPHA")) for r in ranks]
     lrs: list[float | None] = unique(config.get("SWEEP_LR") or [None])
+    if config.get("SWEEP_EPOCHS_FROM") == "checkpoints" and len(epochs) > 1:
+        # each (rank, lr) trains once, to the most epochs; the others are its checkpoints
+        most, fewer = max(epochs), tuple(sorted(e for e in epochs if e < max(epochs)))
+        return [
+            Trial(e, r, a, lr, keep=fewer) if e == most else Trial(e, r, a, lr, schedule=most)
+            for lr in lrs
+            for r, a in pairs
+            for e in epochs
+        ]
     return [Trial(e, r, a, lr) for lr in lrs for r, a in pairs for e in epochs]
 
 
@@ -107,6 +130,8 @@ def sweep_identity(config: Config, trials: list[Trial]) -> str:
     fields = {k: v for k, v in command.autotrain_fields(config).items() if k not in swept}
     payload = {"trials": sorted(t.name for t in trials), "fields": fields, "model": config.model.spec}
     payload["engine"] = command.engine_options(config)  # LOSS_ON: the same grid on another loss is another sweep
+    if any(t.schedule for t in trials):  # epochs from checkpoints: another sweep than separate trainings
+        payload["epochs_from"] = "checkpoints"
     if config.data_file is not None:
         payload["data"] = layout.sha256_file(config.data_file)
     return layout.config_hash(payload)

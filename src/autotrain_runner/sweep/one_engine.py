@@ -46,7 +46,7 @@ def evaluate_on_one_engine(
     root = out_root or folder
     # (the trial's entry, or None for the base model; its target)
     pairs: list[tuple[dict[str, Any] | None, Any]] = [
-        (e, run_target(config, e["run_id"], layout.trial_eval_dir(root, e["trial"])))
+        (e, run_target(config, e["run_id"], layout.trial_eval_dir(root, e["trial"]), _epoch(e)))
         for e in record["trials"]
         if e["status"] == "trained"
     ]
@@ -88,3 +88,8 @@ def evaluate_on_one_engine(
     if start_s is not None:
         record["evaluation_engine"]["start_s"] = start_s
     return seconds
+
+
+def _epoch(entry: dict[str, Any]) -> int | None:
+    """A checkpoint trial (SWEEP_EPOCHS_FROM=checkpoints) is its run's adapter at its epoch."""
+    return entry["epochs"] if entry.get("schedule") else None

@@ -92,6 +92,7 @@ def load_record(
             "trial": t.name,
             **{field: getattr(t, field) for field in SWEPT_FIELDS},
             "lr": t.lr if t.lr is not None else config.get("LR"),
+            **({"schedule": t.schedule} if t.schedule else {}),
             "status": "pending",
             "run_id": None,
             "attempts": [],
@@ -106,9 +107,14 @@ def plan_trials(
     folder: Path, config: Config, record: dict[str, Any], evaluation: dict[str, Any], force: bool
 ) -> dict[str, str]:
     """Per trial: train (and evaluate), resume its interrupted run from its last checkpoint, evaluate
-    only (its run succeeded), or reuse as it is."""
+    only (its run succeeded), evaluate a checkpoint of another trial's run, or reuse as it is."""
     plan = {}
     for entry in record["trials"]:
+        if entry.get("schedule"):  # a checkpoint of another trial's run: evaluated once that one is trained
+            evaluated = layout.trial_eval_dir(folder, entry["trial"]) / layout.METRICS_JSON
+            done = entry["status"] == "succeeded" and entry.get("eval_key") == evaluation["key"]
+            plan[entry["trial"]] = "reuse" if done and not force and evaluated.is_file() else "checkpoint"
+            continue
         run_dir = config.project_dir / layout.RUNS_DIR / str(entry["run_id"])
         found = layout.read_run(run_dir) if entry["run_id"] and (run_dir / layout.RUN_JSON).is_file() else None
         run = {"status": found.status} if found else {}

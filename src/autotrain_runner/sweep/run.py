@@ -94,7 +94,9 @@ def sweep(
     echo(
         f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train') + resumed} to train"
         + (f" ({resumed} resumed from a checkpoint)" if resumed else "")
-        + f", {_count(plan, 'eval')} to evaluate, {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
+        + f", {_count(plan, 'eval') + _count(plan, 'checkpoint')} to evaluate"
+        + (f" ({_count(plan, 'checkpoint')} from checkpoints)" if _count(plan, "checkpoint") else "")
+        + f", {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
     )
 
     # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
@@ -111,20 +113,22 @@ def sweep(
         record["evaluation_engine"] = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
         if base_due and not together:
             work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
-        todo = [t for t in trials if plan[t.name] != "reuse"]
         where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
-        specs = [trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
-        for spec in specs:
-            spec["evaluate"] = not together
-        for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
-            with record_lock:
-                apply_outcome(record, spec, outcome, evaluation["key"])
-                if "eval_s" in outcome:
-                    count_evaluation(record, outcome["eval_s"], loads=1)
-                layout.write_sweep(folder, record)
-            work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
-            why = f" ({outcome['error']})" if outcome.get("error") else ""
-            echo(f"trial {spec['trial']}: {outcome['status']}{why}")
+        # the trials that train (or are evaluated alone) first; then the checkpoints of their runs
+        for phase in ({"train", "resume", "eval"}, {"checkpoint"}):
+            todo = [t for t in trials if plan[t.name] in phase and _trainable(record, t, echo)]
+            specs = [trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
+            for spec in specs:
+                spec["evaluate"] = not together
+            for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
+                with record_lock:
+                    apply_outcome(record, spec, outcome, evaluation["key"])
+                    if "eval_s" in outcome:
+                        count_evaluation(record, outcome["eval_s"], loads=1)
+                    layout.write_sweep(folder, record)
+                work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
+                why = f" ({outcome['error']})" if outcome.get("error") else ""
+                echo(f"trial {spec['trial']}: {outcome['status']}{why}")
         if together:
             work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
     except KeyboardInterrupt:
@@ -151,6 +155,20 @@ def sweep(
     record["timing"] = timing(time.monotonic() - started, work_s, parallel)
     layout.write_sweep(folder, record)
     return SweepResult(folder, record["status"], record)
+
+
+def _trainable(record: dict[str, Any], trial, echo: Callable[[str], None]) -> bool:
+    """A checkpoint trial is evaluated once the trial that trains its schedule has succeeded (or
+    trained, for one engine); otherwise it fails with that trial's reason."""
+    if trial.schedule is None:
+        return True
+    source = next(e for e in record["trials"] if e["trial"] == trial.trained_by)
+    if source["status"] in ("succeeded", "trained"):
+        return True
+    entry = next(e for e in record["trials"] if e["trial"] == trial.name)
+    entry.update(status="failed", error=f"{trial.trained_by}, whose run it is a checkpoint of, {source['status']}")
+    echo(f"trial {trial.name}: failed ({entry['error']})")
+    return False
 
 
 def _count(plan: dict[str, str], step: str) -> int:

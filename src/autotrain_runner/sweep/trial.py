@@ -33,7 +33,9 @@ def trial_spec(
     as its argument."""
     evaluation = record["evaluation"]
     entry = next(e for e in record["trials"] if e["trial"] == trial.name)
-    if step in ("eval", "resume"):  # the trial's run: evaluated, or continued from its last checkpoint
+    if step == "checkpoint":  # the run of the trial that trains its schedule, at this trial's epoch
+        run_id = next(e for e in record["trials"] if e["trial"] == trial.trained_by)["run_id"]
+    elif step in ("eval", "resume"):  # the trial's run: evaluated, or continued from its last checkpoint
         run_id = entry["run_id"]
     else:
         run_id = _free_run_id(config.project_dir, f"{record['id']}-{trial.name}")
@@ -45,6 +47,7 @@ def trial_spec(
         "run_id": run_id,
         "train": step in ("train", "resume"),
         "resume": step == "resume",
+        "epoch": trial.epochs if step == "checkpoint" else None,
         "split": evaluation["split"],
         "prompts": evaluation["prompts"],
         "eval_out": str(layout.trial_eval_dir(folder, trial.name)),
@@ -78,6 +81,7 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
             spec["project"],
             spec["overrides"],
             run_id=spec["run_id"],
+            epoch=spec.get("epoch"),
             out=Path(spec["eval_out"]),
             **eval_inputs(spec["split"], spec["prompts"]),
             echo=echo,

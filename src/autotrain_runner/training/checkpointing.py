@@ -4,7 +4,7 @@ Used by `engine`'s fixes, inside the trainer process only:
 - `save_args`: the Trainer's save strategy from CHECKPOINT_EVERY (AutoTrain saved none without a
   validation split, and one per evaluation with it, to load the "best" epoch at the end);
 - `SaveClock`: the saves a strategy cannot express (every N minutes; each epoch besides every N steps);
-- `EpochKeeper`: with SWEEP_EPOCHS_FROM=checkpoints, the adapter of each epoch a sweep evaluates,
+- `EpochKeeper`: the adapter of each epoch in KEEP_EPOCHS (SWEEP_EPOCHS_FROM=checkpoints sets it),
   copied out of its checkpoint into `epoch-K/` before rotation deletes the checkpoint;
 - `resuming`: the trainer classes' `train()` continues from `OPTIONS.resume_from` (AutoTrain calls
   `trainer.train()` with no argument);
@@ -24,9 +24,9 @@ from typing import Any
 
 from transformers import EarlyStoppingCallback, TrainerCallback
 
+from autotrain_runner.layout.checkpoints import EPOCH_DIR
 from autotrain_runner.training.options import OPTIONS
 
-EPOCH_DIR = "epoch-{}"  # in the run's output folder: the adapter as it was at the end of that epoch
 _ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 

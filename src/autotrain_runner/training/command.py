@@ -102,6 +102,7 @@ def checkpoint_options(config: Config) -> dict[str, Any]:
     return {
         "checkpoint_every": checkpoint_interval(config.get("CHECKPOINT_EVERY") or "no"),
         "early_stopping": config.get("EARLY_STOPPING"),
+        "keep_epochs": sorted(config.get("KEEP_EPOCHS") or []),
     }
 
 

@@ -298,6 +298,18 @@ def estimate_training(arch: Architecture, t: Training, device: str = "cuda") -> 
     return Estimate(parts)
 
 
+def checkpoint_bytes(arch: Architecture, t: Training) -> tuple[float, str]:
+    """Disk for one resumable checkpoint: the trained weights and AdamW's two moments, in the
+    trainable parameters' dtype (fp32 LoRA: 4 + 8 bytes a parameter; QLoRA's bf16 LoRA: 2 + 4), or
+    the whole model and its moments for full fine-tuning. The tokenizer files come on top."""
+    if t.peft:
+        trainable = lora_params(arch, t)
+        per = 6.0 if (t.quantization or "none") != "none" else 12.0
+        return trainable * per, f"LoRA {short_count(trainable)} + AdamW states"
+    base = precision.base_dtype(t.mixed_precision, t.peft, cuda=True, cpu_bf16=False)
+    return arch.params * (precision.BYTES[base] + 8.0), "every weight + AdamW states"
+
+
 def estimate_inference(arch: Architecture, batch: int, tokens: int, int4: bool) -> Estimate:
     weights = arch.linear_params * (NF4_BYTES if int4 else 2.0) + (arch.params - arch.linear_params) * 2.0
     kv_cache = 2 * arch.layers * arch.kv * 2.0 * batch * tokens

@@ -25,6 +25,7 @@ from autotrain_runner.training.memory import (
     LLAMA_LINEARS,
     Architecture,
     Training,
+    checkpoint_bytes,
     estimate_inference,
     estimate_training,
     from_config_json,
@@ -183,6 +184,12 @@ def preflight(config: Config, capacity: Capacity | None) -> Preflight:
     serve = estimate_inference(arch, batch, t.block_size, int4)
     lines = [f"model: {arch.describe()}; from {arch.source}", f"train: {train.describe()}"]
     lines.append(f"inference: {serve.describe()}")
+    size, what = checkpoint_bytes(arch, t)
+    kept = config.get("SAVE_TOTAL_LIMIT") or 1
+    lines.append(
+        f"checkpoint: {gb(size)} GB each on disk ({what}, plus the tokenizer); CHECKPOINT_EVERY="
+        f"{config.get('CHECKPOINT_EVERY')}, SAVE_TOTAL_LIMIT={kept} keeps {gb(size * kept)} GB at most"
+    )
     if note:
         lines.append(note)
     warnings: list[Problem] = []
