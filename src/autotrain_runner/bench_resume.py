@@ -48,7 +48,10 @@ def run(
         killed_at = _train_and_kill(project, project_dir / layout.RUNS_DIR / run_id, run_id, fraction * epochs, sets)
         killed_s = time.perf_counter() - started
         started = time.perf_counter()
-        _atr("train", str(project), "--resume", run_id, *sets)
+        resumed = _atr("train", str(project), "--resume", run_id, *sets)
+        for line in resumed.splitlines():  # what the user sees: from which step, and how it ended
+            if line.startswith(("run ", "succeeded:", "  removing")):
+                echo(line)
         total_s = killed_s + time.perf_counter() - started
         echo(f"killed at epoch {killed_at:.2f}, resumed: {total_s:.1f} s in all")
         rows.append(_row(project, project_dir, run_id, killed_at, total_s, whole_s, sets))
@@ -112,7 +115,7 @@ def _row(
     }
 
 
-def _atr(*args: str) -> None:
+def _atr(*args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "autotrain_runner", *args],
         capture_output=True,
@@ -123,3 +126,4 @@ def _atr(*args: str) -> None:
     if done.returncode != 0:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {tail}")
+    return done.stdout
