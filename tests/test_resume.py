@@ -137,6 +137,26 @@ def test_a_run_killed_three_ways_resumes_to_the_losses_of_one_never_stopped(resu
     assert f"Resumed 3 times (from steps {saved[0]}, {saved[1]}, {newest.step - 5})" in card.out
 
 
+def test_check_warns_when_checkpoints_would_fill_the_disk(legacy_project):
+    """A full fine-tune of a 700B model: each checkpoint is every weight and its AdamW moments."""
+    huge = atr(
+        "check", str(legacy_project), "--set", "MODEL_PARAMS=700B", "--set", "USE_PEFT=false", "--set", "USE_INT4=false"
+    )
+    assert "CHECKPOINT_EVERY: checkpoints need about" in huge.err + huge.out, huge.text
+    assert "GB are free on" in huge.text and "set CHECKPOINT_EVERY=no" in huge.text
+    off = atr(
+        "check",
+        str(legacy_project),
+        "--set",
+        "MODEL_PARAMS=700B",
+        "--set",
+        "USE_PEFT=false",
+        "--set",
+        "CHECKPOINT_EVERY=no",
+    )
+    assert "checkpoints need about" not in off.text
+
+
 def test_resume_refuses_what_it_cannot_continue(trained_copy):
     done = atr("train", str(trained_copy), "--resume")
     assert done.code == 2 and "no interrupted or failed run to resume" in done.err
@@ -148,6 +168,10 @@ def test_resume_refuses_what_it_cannot_continue(trained_copy):
 
 
 def test_checkpoint_every_is_checked_and_early_stopping_needs_a_held_out_split(tiny_project):
+    shown = atr("check", str(tiny_project), "--set", "SAVE_TOTAL_LIMIT=2")
+    assert shown.code == 0, shown.text
+    assert re.search(r"checkpoint: [0-9.]+ GB each on disk \(LoRA [0-9.]+[KM]? \+ AdamW states", shown.out), shown.out
+    assert "CHECKPOINT_EVERY=epoch,30m, SAVE_TOTAL_LIMIT=2 keeps" in shown.out
     bad = atr("check", str(tiny_project), "--set", "CHECKPOINT_EVERY=epoch,soon")
     assert bad.code == 2 and "CHECKPOINT_EVERY" in bad.err and "'soon' is not epoch" in bad.err
     early = atr("train", str(tiny_project), "--set", "EARLY_STOPPING=2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,6 +172,28 @@ def resolve_targets(value: str | None) -> tuple[str, ...]:
     return tuple(n for n in LLAMA_LINEARS if n in names)
 
 
+def _disk_warnings(config: Config, needed: float) -> list[Problem]:
+    """Checkpoints that would not fit on the project's disk (SAVE_TOTAL_LIMIT of them, and one more
+    while the next is written): a warning before hours of training end in a full disk."""
+    if config.get("CHECKPOINT_EVERY") in (None, "no"):
+        return []
+    try:
+        free = shutil.disk_usage(config.project_dir).free
+    except OSError:
+        return []
+    if needed <= free:
+        return []
+    return [
+        Problem(
+            "warning",
+            str(config.source("CHECKPOINT_EVERY")),
+            "CHECKPOINT_EVERY",
+            f"checkpoints need about {gb(needed)} GB while the next is written, and {gb(free)} GB are free "
+            f"on {config.project_dir}'s disk; free space, lower SAVE_TOTAL_LIMIT, or set CHECKPOINT_EVERY=no",
+        )
+    ]
+
+
 def preflight(config: Config, capacity: Capacity | None) -> Preflight:
     """The `memory:` lines of `atr check`, and a warning for each estimate over `capacity`
     (None: no GPU known)."""
@@ -192,7 +215,7 @@ def preflight(config: Config, capacity: Capacity | None) -> Preflight:
     )
     if note:
         lines.append(note)
-    warnings: list[Problem] = []
+    warnings: list[Problem] = _disk_warnings(config, size * (kept + 1))
     if capacity is None:
         lines.append("GPU: none here; set GPU_MEMORY_GB to the card you will use to check the fit")
         return Preflight(lines, warnings)
