@@ -34,11 +34,11 @@ def run(
     project_dir, epochs = config.project_dir, float(config.get("EPOCHS") or 1)
     sets = [f"--set={item}" for item in overrides]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    _atr("data", str(project), *sets)
+    run_atr("data", str(project), *sets)
 
     whole_id = f"bench-resume-{stamp}-whole"
     started = time.perf_counter()
-    _atr("train", str(project), "--run-id", whole_id, *sets)
+    run_atr("train", str(project), "--run-id", whole_id, *sets)
     whole_s = time.perf_counter() - started
     echo(f"uninterrupted: {whole_s:.1f} s")
     rows = [_row(project, project_dir, whole_id, None, whole_s, whole_s, sets)]
@@ -48,7 +48,7 @@ def run(
         killed_at = _train_and_kill(project, project_dir / layout.RUNS_DIR / run_id, run_id, fraction * epochs, sets)
         killed_s = time.perf_counter() - started
         started = time.perf_counter()
-        resumed = _atr("train", str(project), "--resume", run_id, *sets)
+        resumed = run_atr("train", str(project), "--resume", run_id, *sets)
         for line in resumed.splitlines():  # what the user sees: from which step, and how it ended
             if line.startswith(("run ", "succeeded:", "  removing")):
                 echo(line)
@@ -98,7 +98,7 @@ def _row(
 ) -> dict[str, Any]:
     run_dir = project_dir / layout.RUNS_DIR / run_id
     record = layout.read_json(run_dir / layout.RUN_JSON) or {}
-    _atr("eval", str(project), "--run", run_id, *sets)
+    run_atr("eval", str(project), "--run", run_id, *sets)
     evaluated = layout.run_evaluation(run_dir)
     metrics = (layout.read_json(evaluated / layout.METRICS_JSON) or {}) if evaluated else {}
     segments = record.get("segments") or []
@@ -115,7 +115,8 @@ def _row(
     }
 
 
-def _atr(*args: str) -> str:
+def run_atr(*args: str) -> str:
+    """The real `atr`, its output captured; a failure raises with its last lines."""
     done = subprocess.run(
         [sys.executable, "-m", "autotrain_runner", *args],
         capture_output=True,

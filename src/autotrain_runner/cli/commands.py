@@ -275,6 +275,12 @@ def bench_resume(args: argparse.Namespace, out: Console) -> int:
     return _print_json(bench.run(args.project, fractions, args.overrides, echo=_to_stderr))
 
 
+def bench_sweep_epochs(args: argparse.Namespace, out: Console) -> int:
+    from autotrain_runner import bench_sweep_epochs as bench
+
+    return _print_json(bench.run(args.project, args.overrides, echo=_to_stderr))
+
+
 def bench_families(args: argparse.Namespace, out: Console) -> int:
     from autotrain_runner.families import harness, real
 
@@ -322,6 +328,7 @@ BENCHMARKS: dict[str, Handler] = {
     "train": bench_train,
     "trainers": bench_trainers,
     "resume": bench_resume,
+    "sweep-epochs": bench_sweep_epochs,
     "families": bench_families,
     "sweep-eval": bench_sweep_eval,
     "loss-on": bench_loss_on,

@@ -163,6 +163,11 @@ def _parser() -> argparse.ArgumentParser:
     bench_resume.add_argument("project", type=Path, help="project folder holding project.env, or an .env file")
     bench_resume.add_argument("--at", default="0.3,0.6,0.9", help="fractions of the epochs to kill at")
     bench_resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    bench_epochs = bench_sub.add_parser(
+        "sweep-epochs", help="a sweep's epochs trained separately against taken from checkpoints: time, chrF, loss"
+    )
+    bench_epochs.add_argument("project", type=Path, help="project folder with a sweep grid (SWEEP_EPOCHS)")
+    bench_epochs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     bench_trainers = bench_sub.add_parser(
         "trainers", help="sft, default, dpo, orpo and reward through atr train on one tiny model: wall time"
     )
