@@ -170,13 +170,7 @@ _RUNNER_KEYS = [
         default="epoch,30m",
         check=check_checkpoint_interval,
     ),
-    Key(
-        "EARLY_STOPPING",
-        "int",
-        "Stop when the held-out loss has not improved for this many evaluations (needs a validation split); "
-        "the model of the last epoch is kept",
-        check=between(1, 1000),
-    ),
+    Key("EARLY_STOPPING", "int", "Stop after N evaluations without a better held-out loss", check=between(1, 1000)),
     Key(
         "TRUST_REMOTE_CODE",
         "bool",
@@ -355,10 +349,8 @@ _SWEEP_KEYS = [
     Key(
         "KEEP_EPOCHS",
         "int_list",
-        "Keep the adapter as it was at the end of these epochs, in epoch-K/ beside the final one (atr eval "
-        "--epoch K evaluates it); SWEEP_EPOCHS_FROM=checkpoints sets it",
+        "Keep the adapter of these epochs in epoch-K/ (atr eval --epoch K)",
         check=_each(between(1, 1000)),
-        group="training",
     ),
     Key("SWEEP_EPOCHS", "int_list", "Sweep: epochs to try, e.g. 1,2,3,5", check=_each(between(1, 1000)), group="sweep"),
     Key(
