@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from autotrain_runner import hardware
 from autotrain_runner.config import models
+from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.keys import PAIR_TRAINERS
 from autotrain_runner.config.value_checks import parse_param_count
 from autotrain_runner.errors import Problem
@@ -188,8 +189,8 @@ def _disk_warnings(config: Config, needed: float) -> list[Problem]:
             "warning",
             str(config.source("CHECKPOINT_EVERY")),
             "CHECKPOINT_EVERY",
-            f"checkpoints need about {gb(needed)} GB while the next is written, and {gb(free)} GB are free "
-            f"on {config.project_dir}'s disk; free space, lower SAVE_TOTAL_LIMIT, or set CHECKPOINT_EVERY=no",
+            f"checkpoints need about {gb(needed)} GB while the next is written, and {gb(free)} GB are free on "
+            f"{display_path(config.project_dir)}'s disk; free space, lower SAVE_TOTAL_LIMIT or set CHECKPOINT_EVERY=no",
         )
     ]
 
