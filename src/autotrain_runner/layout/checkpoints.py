@@ -78,7 +78,3 @@ def remove_all(output_dir: Path) -> None:
         for folder in output_dir.iterdir():
             if _NAME.match(folder.name) and folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def size_bytes(checkpoint: Checkpoint) -> int:
-    return sum(p.stat().st_size for p in checkpoint.path.rglob("*") if p.is_file())
