@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import atr
+from helpers import atr
 
 ROOT = Path(__file__).resolve().parent.parent
 

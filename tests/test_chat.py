@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import _sigint_default, write, write_csv
+from helpers import sigint_default, write, write_csv
 from tinymodel import build_tiny_model
 
 
@@ -67,7 +67,7 @@ def start_chat(project):
         stdout=follower,
         stderr=subprocess.STDOUT,
         close_fds=True,
-        preexec_fn=_sigint_default,
+        preexec_fn=sigint_default,
     )
     os.close(follower)
     return leader, child

@@ -10,7 +10,7 @@ import pytest
 
 from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError
-from conftest import atr, write
+from helpers import atr, write
 
 
 def project(tmp_path: Path, env: str, model: str = "org/model") -> Path:

@@ -9,7 +9,7 @@ from autotrain_runner.config import autotrain_fields
 from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.training import autotrain_schema
-from conftest import LEGACY_ENV, atr, write, write_csv
+from helpers import LEGACY_ENV, atr, write, write_csv
 
 EXPECTED_FLAGS = (
     "--model LDCC/LDCC-Instruct-Llama-2-ko-13B-v1.4 --lr 0.0002 --epochs 2 --batch-size 2 --block_size 1024 "

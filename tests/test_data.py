@@ -12,7 +12,7 @@ import pytest
 
 from autotrain_runner.data import build_data
 from autotrain_runner.errors import ConfigError
-from conftest import atr, write
+from helpers import atr, write
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EMOTION_HEADER = [

@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from autotrain_runner.data import emotion, summary
 from autotrain_runner.data.base import BadRows, Options, conversation_problem
 from autotrain_runner.errors import ConfigError
-from conftest import atr, write
+from helpers import atr, write
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUMMARY_ITEM = json.loads((FIXTURES / "dialogue_summary.json").read_text(encoding="utf-8"))["data"][0]

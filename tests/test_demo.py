@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import atr
+from helpers import atr
 
 DEMO = Path(__file__).resolve().parents[1] / "projects" / "demo"
 

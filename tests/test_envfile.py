@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from autotrain_runner.config.envfile import expand, read_entries
-from conftest import write
+from helpers import write
 
 
 def entries_of(tmp_path: Path, text: str):

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import atr, write
+from helpers import atr, write
 
 METRIC_KEYS = {
     "chrf",

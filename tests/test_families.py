@@ -9,7 +9,7 @@ import json
 import pytest
 
 from autotrain_runner.families import catalog, harness
-from conftest import atr
+from helpers import atr
 
 NAMES = list(catalog.FAMILIES)
 

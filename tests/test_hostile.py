@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import atr, write
+from helpers import atr, write
 
 
 @pytest.mark.parametrize(

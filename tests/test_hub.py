@@ -16,7 +16,7 @@ from autotrain_runner.hub.files import stale
 from autotrain_runner.hub.push import push
 from autotrain_runner.hub.repo import resolve_repo, token_warnings
 from autotrain_runner.hub.scan import Hit, scan_text
-from conftest import CANARY, STYLE_ENV, atr, write
+from helpers import CANARY, STYLE_ENV, atr, write
 
 ENV = STYLE_ENV + "USERNAME=me\nMAX_NEW_TOKENS=8\nEVAL_BATCH_SIZE=4\n"
 

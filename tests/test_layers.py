@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -25,7 +26,10 @@ def test_import_linter_contracts_are_kept():
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     kept = [line for line in done.stdout.splitlines() if line.endswith(" KEPT")]
-    assert len(kept) == 5, done.stdout  # every contract was read and checked
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"][
+        "contracts"
+    ]
+    assert len(kept) == len(contracts) > 0, done.stdout  # every contract written down was read and checked
 
 
 def test_no_module_imports_itself_through_others():

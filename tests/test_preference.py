@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import atr, write
+from helpers import atr, write
 
 PREFERENCE = Path(__file__).parent / "fixtures" / "preference"
 SOURCES = json.loads((PREFERENCE / "SOURCES.json").read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ from autotrain_runner.training.memory import (
     inference_fixes,
     training_fixes,
 )
-from conftest import atr, write, write_csv
+from helpers import atr, write, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("style-13b", "empathy-8b", "diary-10.8b", "chat-70b")

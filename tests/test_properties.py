@@ -1,5 +1,5 @@
-"""Generated env files and data files never give a traceback: `atr check` / `atr data` exit 0 or 2,
-and an exit 2 names the file it is about.
+"""Generated env files and data files never meet an unforeseen exception: `atr check` / `atr data`
+exit 0 or 2 (cli.main turns any other exception into exit 1), and an exit 2 names the file it is about.
 
 The CLI runs in this process (`cli.main`), so thousands of examples take a minute or two; the fast
 lane runs a few hundred of each, the slow lane 2,000 (`ATR_HYPOTHESIS_EXAMPLES` sets it: the long
@@ -54,8 +54,7 @@ def _check_env(capsys, content: bytes) -> None:
         project.mkdir()
         (project / "project.env").write_bytes(content)
         code, text = _run(capsys, "check", str(project))
-    assert code in (0, 2), text
-    assert "Traceback" not in text
+    assert code in (0, 2), text  # 1 would be an unforeseen exception, reported as one line by cli.main
     if code == 2:
         assert all("project.env" in line or "--set" in line for line in text.splitlines() if line.startswith("error:"))
 
@@ -126,8 +125,7 @@ def _build(capsys, builder: str, name: str, text: str) -> None:
         (project / "project.env").write_text(f"MODEL=org/model\nDATA_BUILDER={builder}\nRAW_DATA={name}\n")
         (project / name).write_bytes(text.encode("utf-8", "surrogatepass"))
         code, output = _run(capsys, "data", str(project))
-    assert code in (0, 2), output
-    assert "Traceback" not in output
+    assert code in (0, 2), output  # 1 would be an unforeseen exception, reported as one line by cli.main
     if code == 2:  # each problem names the file (or the env file); a closing hint may name only its key
         errors = [line for line in output.splitlines() if line.startswith("error:")]
         assert errors and any(name in line or "project.env" in line for line in errors), output

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autotrain_runner.cli import main as cli
-from conftest import CANARY
+from helpers import CANARY
 
 EXAMPLES = int(os.environ.get("ATR_HYPOTHESIS_EXAMPLES", "100"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, atr, start_atr
+from helpers import CANARY, atr, start_atr
 from test_sweep import HOOKS, make_project, sweep_json
 
 pytest.importorskip("ray")

@@ -13,7 +13,7 @@ from autotrain_runner.config.templates import NAMED
 from autotrain_runner.evaluation.evaluate import evenly
 from autotrain_runner.families import real
 from autotrain_runner.rendering import Renderer, generation_eos_ids, special_affixes
-from conftest import atr, write
+from helpers import atr, write
 
 SPECS = {spec.name: spec for spec in real.load_all()}
 CONVERSATION = [

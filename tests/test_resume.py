@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotrain_runner.layout import checkpoints
-from conftest import Background, atr, start_atr, write
+from helpers import Background, atr, start_atr, style_txt, write
 
 RESUME_ENV = """\
 MODEL={model}
@@ -39,10 +39,7 @@ SAVE_TOTAL_LIMIT=2
 @pytest.fixture
 def resume_project(tmp_path, tiny_model) -> Path:
     project = tmp_path / "projects" / "style"
-    write(
-        project / "style.txt",
-        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
-    )
+    write(project / "style.txt", style_txt())
     write(project / "project.env", RESUME_ENV.format(model=tiny_model))
     assert atr("data", str(project)).code == 0
     return project

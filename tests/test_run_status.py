@@ -3,7 +3,7 @@ the machine taken back) is interrupted, on the host that ran it."""
 
 import json
 
-from conftest import atr, write
+from helpers import atr, write
 
 
 def test_a_run_whose_processes_are_gone_is_interrupted_wherever_it_is_read(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, atr, write
+from helpers import CANARY, atr, write
 
 TOKEN_LINES = [
     f"{CANARY}",  # a line without '='

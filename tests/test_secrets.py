@@ -10,7 +10,7 @@ from autotrain_runner.config.load import load_config, sanitize_project_name
 from autotrain_runner.hub.scan import Hit, scan_text
 from autotrain_runner.redact import MASK, Redactor, as_text, hide_credentials
 from autotrain_runner.training.train import _child_env
-from conftest import CANARY, atr, write
+from helpers import CANARY, atr, write
 
 HF = "a Hugging Face token (hf_...)"
 # Another token shape, written in a value (not the configured HF_TOKEN).

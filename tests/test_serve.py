@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import _sigint_default, atr, read_events
+from helpers import atr, read_events, sigint_default
 
 CONCURRENT = 30
 
@@ -113,7 +113,7 @@ def start(project: Path, folder: Path, *flags: str) -> tuple[subprocess.Popen, L
             stderr=stderr,
             text=True,
             start_new_session=True,
-            preexec_fn=_sigint_default,
+            preexec_fn=sigint_default,
         )
     match = None
     deadline = time.monotonic() + 120
@@ -526,7 +526,7 @@ LONG = 300  # tokens: an answer long enough that holding the model for it shows
 @pytest.fixture(scope="module")
 def long_project(tmp_path_factory, tiny_model) -> Path:
     """A project on the tiny model with 4,096 positions (RoPE has no fixed length): answers as long as asked."""
-    from conftest import STYLE_ENV
+    from helpers import STYLE_ENV
 
     root = tmp_path_factory.mktemp("long")
     model = root / "long-model"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from autotrain_runner.evaluation.results import leaderboard
 from autotrain_runner.layout.records import Metrics, SweepRecord
-from conftest import CANARY, STYLE_ENV, atr, start_atr, write
+from helpers import CANARY, STYLE_ENV, atr, start_atr, style_txt, write
 
 HOOKS = Path(__file__).parent / "hooks"
 PROMPTS = "오늘 기분 어때?\n주말에 뭐 할까?\n"
@@ -23,10 +23,7 @@ PROMPTS = "오늘 기분 어때?\n주말에 뭐 할까?\n"
 
 def make_project(root: Path, model: Path) -> Path:
     project = root / "projects" / "style"
-    write(
-        project / "style.txt",
-        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
-    )
+    write(project / "style.txt", style_txt())
     write(project / "prompts.txt", PROMPTS)
     write(project / "project.env", STYLE_ENV.format(model=model) + "MAX_NEW_TOKENS=12\nEVAL_PROMPTS=prompts.txt\n")
     assert atr("data", str(project)).code == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, atr, start_atr, write
+from helpers import CANARY, atr, start_atr, write
 
 
 def files_containing(folder, needle: str) -> list[str]:
@@ -376,7 +376,7 @@ def test_loss_on_all_puts_loss_on_every_token(tmp_path, tiny_model, style_projec
 def test_loss_on_answer_names_the_row_whose_answer_it_cannot_find(tiny_project):
     """A text without the template's answer marker cannot be split into prompt and answer: exit 2
     before anything trains, naming the file, the row and the key; LOSS_ON=all trains it whole."""
-    from conftest import style_rows, write_csv
+    from helpers import style_rows, write_csv
 
     rows = style_rows(6)
     rows[3] = "그냥 문장 하나, 답변 표시가 없어요"

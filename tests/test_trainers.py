@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from autotrain_runner.training import engine, trainer_fixes
-from conftest import atr, write
+from helpers import atr, write
 
 
 def _fix(name: str) -> engine.Fix:

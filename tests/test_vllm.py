@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STYLE_ENV, atr, read_events, write
+from helpers import STYLE_ENV, atr, read_events, style_txt, write
 
 vllm_installed = pytest.mark.skipif(
     __import__("importlib").util.find_spec("vllm") is None,
@@ -32,10 +32,7 @@ ENV = STYLE_ENV + "MAX_NEW_TOKENS=12\nSWEEP_EPOCHS=1,2\nGENERATION_ENGINE=vllm\n
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, tiny_model_vllm):
     project = tmp_path_factory.mktemp("vllm") / "style"
-    write(
-        project / "style.txt",
-        "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(40)),
-    )
+    write(project / "style.txt", style_txt())
     write(project / "prompts.txt", "오늘 기분 어때?\n주말에 뭐 해?\n")
     write(project / "project.env", ENV.format(model=tiny_model_vllm))
     result = atr("sweep", str(project), timeout=1500)
