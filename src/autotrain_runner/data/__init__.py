@@ -154,8 +154,15 @@ def _fingerprint(builder: str, options: dict[str, Any], config: Config, inputs: 
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.cache
-def _sha256(path: Path) -> str:  # cached: fingerprint and manifest both hash every input
+def _sha256(path: Path) -> str:
+    """The file's hash, computed once per version of it: fingerprint and manifest both hash every input,
+    and a file changed since (another size, time or inode) is hashed again."""
+    stat = path.stat()
+    return _sha256_of(path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: Path, size: int, mtime_ns: int, inode: int) -> str:
     return layout.sha256_file(path)
 
 

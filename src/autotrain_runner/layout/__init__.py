@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,8 +63,6 @@ DATASET_FILES = frozenset(
     {DATASET_MARKER, MANIFEST_JSON, "train.csv", "train.jsonl", VALID_JSONL, TEST_JSONL, TRAIN_EVAL_JSONL, "pairs.json"}
 )
 REPORT_HTML = "report.html"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -72,14 +70,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temp file beside `path` to write; renamed onto `path` when the block ends without an
     error, removed otherwise. A reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is for sharing, like any new file
-    os.close(fd)
+    tmp = _new_file_beside(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _new_file_beside(path: Path) -> str:
+    """A new, empty file with a name of its own beside `path`, made with mode 0666 less the umask, as
+    any new file is (mkstemp's 0600 would keep a report from the people it is for)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -1,0 +1,32 @@
+"""Files as `layout` writes them: atomic, with the mode any new file gets; inputs hashed per version."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from autotrain_runner import layout
+from autotrain_runner.data import _sha256
+
+
+def test_an_atomic_write_gets_the_mode_of_any_new_file_under_the_umask_of_the_moment(tmp_path):
+    before = os.umask(0o027)
+    try:
+        layout.write_text_atomic(tmp_path / "report.md", "for the team\n")
+        os.umask(0o022)
+        layout.write_text_atomic(tmp_path / "card.md", "for everyone\n")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md", "report.md"]  # no temporary file left
+
+
+def test_an_input_changed_in_place_is_hashed_again(tmp_path):
+    data = tmp_path / "style.txt"
+    data.write_text("first version\n", encoding="utf-8")
+    first = _sha256(data)
+    assert _sha256(data) == first
+    data.write_text("other version\n", encoding="utf-8")  # the same size
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1_000_000))
+    assert _sha256(data) == layout.sha256_file(data) != first
