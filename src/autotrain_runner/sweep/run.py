@@ -77,84 +77,84 @@ def sweep(
     folder = layout.sweep_dir(config.project_dir, sweep_id)
     on_ray = sweep_ray.executor(config) == "ray"
     slots = [{}] if on_ray else worker_slots(config)
-    _held = _lock(folder)  # held until sweep() returns: one `atr sweep` per sweep folder
-    record = load_record(folder, sweep_id, config, trials, evaluation, identity, force)
-    cluster = sweep_ray.connect(config, echo) if on_ray else None
-    ray_task = (
-        {"resources": sweep_ray.task_resources(config, cluster), "needs": sweep_ray.shared_paths(config)}
-        if cluster
-        else None
-    )
-    parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
-    record.update(status="running", parallel=parallel, updated_at=now())
-    record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
-    layout.write_sweep(folder, record)
-    plan = plan_trials(folder, config, record, evaluation, force)
-    resumed = _count(plan, "resume")
-    echo(
-        f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train') + resumed} to train"
-        + (f" ({resumed} resumed from a checkpoint)" if resumed else "")
-        + f", {_count(plan, 'eval') + _count(plan, 'checkpoint')} to evaluate"
-        + (f" ({_count(plan, 'checkpoint')} from checkpoints)" if _count(plan, "checkpoint") else "")
-        + f", {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
-    )
-
-    # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
-    work_s = 0.0
-    interrupted = False
-    record_lock = threading.RLock()  # worker threads mark trials running while this one records outcomes
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        base_due = force or record["base"].get("eval_key") != evaluation["key"]
-        if base_due or any(step != "reuse" for step in plan.values()):
-            gguf.ensure_converted(config.model, log=echo)  # once, here, before any worker needs it
-        # vLLM: the trials only train, then one engine evaluates the base model and every adapter
-        together = evaluates_on_one_engine(config)
-        record["evaluation_engine"] = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
-        if base_due and not together:
-            work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
-        where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
-        # the trials that train (or are evaluated alone) first; then the checkpoints of their runs
-        for phase in ({"train", "resume", "eval"}, {"checkpoint"}):
-            todo = [t for t in trials if plan[t.name] in phase and _trainable(record, t, echo)]
-            specs = [trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
-            for spec in specs:
-                spec["evaluate"] = not together
-            for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
-                with record_lock:
-                    apply_outcome(record, spec, outcome, evaluation["key"])
-                    if "eval_s" in outcome:
-                        count_evaluation(record, outcome["eval_s"], loads=1)
-                    layout.write_sweep(folder, record)
-                work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
-                why = f" ({outcome['error']})" if outcome.get("error") else ""
-                echo(f"trial {spec['trial']}: {outcome['status']}{why}")
-        if together:
-            work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if on_ray:
-            sweep_ray.disconnect()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        close_record(record, interrupted)
-        record["timing"] = timing(time.monotonic() - started, work_s, parallel)
-        record["updated_at"] = now()
+    with _lock(folder):  # held until sweep() returns: one `atr sweep` per sweep folder
+        record = load_record(folder, sweep_id, config, trials, evaluation, identity, force)
+        cluster = sweep_ray.connect(config, echo) if on_ray else None
+        ray_task = (
+            {"resources": sweep_ray.task_resources(config, cluster), "needs": sweep_ray.shared_paths(config)}
+            if cluster
+            else None
+        )
+        parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
+        record.update(status="running", parallel=parallel, updated_at=now())
+        record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
         layout.write_sweep(folder, record)
+        plan = plan_trials(folder, config, record, evaluation, force)
+        resumed = _count(plan, "resume")
+        echo(
+            f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train') + resumed} to train"
+            + (f" ({resumed} resumed from a checkpoint)" if resumed else "")
+            + f", {_count(plan, 'eval') + _count(plan, 'checkpoint')} to evaluate"
+            + (f" ({_count(plan, 'checkpoint')} from checkpoints)" if _count(plan, "checkpoint") else "")
+            + f", {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
+        )
 
-    # --- results
-    from autotrain_runner.evaluation.results import write_results
-    from autotrain_runner.layout.records import SweepRecord
-    from autotrain_runner.plots import font_note
+        # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
+        work_s = 0.0
+        interrupted = False
+        record_lock = threading.RLock()  # worker threads mark trials running while this one records outcomes
+        previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            base_due = force or record["base"].get("eval_key") != evaluation["key"]
+            if base_due or any(step != "reuse" for step in plan.values()):
+                gguf.ensure_converted(config.model, log=echo)  # once, here, before any worker needs it
+            # vLLM: the trials only train, then one engine evaluates the base model and every adapter
+            together = evaluates_on_one_engine(config)
+            record["evaluation_engine"] = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
+            if base_due and not together:
+                work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
+            where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
+            # the trials that train (or are evaluated alone) first; then the checkpoints of their runs
+            for phase in ({"train", "resume", "eval"}, {"checkpoint"}):
+                todo = [t for t in trials if plan[t.name] in phase and _trainable(record, t, echo)]
+                specs = [trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
+                for spec in specs:
+                    spec["evaluate"] = not together
+                for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
+                    with record_lock:
+                        apply_outcome(record, spec, outcome, evaluation["key"])
+                        if "eval_s" in outcome:
+                            count_evaluation(record, outcome["eval_s"], loads=1)
+                        layout.write_sweep(folder, record)
+                    work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
+                    why = f" ({outcome['error']})" if outcome.get("error") else ""
+                    echo(f"trial {spec['trial']}: {outcome['status']}{why}")
+            if together:
+                work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if on_ray:
+                sweep_ray.disconnect()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            close_record(record, interrupted)
+            record["timing"] = timing(time.monotonic() - started, work_s, parallel)
+            record["updated_at"] = now()
+            layout.write_sweep(folder, record)
 
-    for path in write_results(config, folder, SweepRecord.from_json(record)):
-        echo(f"wrote {path}")
-    if font_note():
-        echo(f"note: {font_note()}")
-    record["timing"] = timing(time.monotonic() - started, work_s, parallel)
-    layout.write_sweep(folder, record)
-    return SweepResult(folder, record["status"], record)
+        # --- results
+        from autotrain_runner.evaluation.results import write_results
+        from autotrain_runner.layout.records import SweepRecord
+        from autotrain_runner.plots import font_note
+
+        for path in write_results(config, folder, SweepRecord.from_json(record)):
+            echo(f"wrote {path}")
+        if font_note():
+            echo(f"note: {font_note()}")
+        record["timing"] = timing(time.monotonic() - started, work_s, parallel)
+        layout.write_sweep(folder, record)
+        return SweepResult(folder, record["status"], record)
 
 
 def _trainable(record: dict[str, Any], trial, echo: Callable[[str], None]) -> bool:
@@ -242,7 +242,8 @@ def _execute(
 
 
 def _lock(folder: Path):
-    """An exclusive lock on the sweep folder, released when this process ends however it ends."""
+    """An exclusive lock on the sweep folder: the open lock file, which releases it when closed (as the
+    `with` block ends) or when this process ends however it ends."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)

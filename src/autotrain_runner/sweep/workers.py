@@ -17,9 +17,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from autotrain_runner import hardware
@@ -122,12 +121,12 @@ def execute_in_workers(
     pending = {pool.submit(work, spec): spec for spec in specs}
     try:
         while pending:
-            for future in [f for f in pending if f.done()]:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
                 spec = pending.pop(future)
                 outcome = future.result()
                 if outcome["status"] != "pending":
                     yield spec, outcome
-            time.sleep(0.2)
     except KeyboardInterrupt:
         stop_children()
         handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
