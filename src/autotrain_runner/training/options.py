@@ -3,7 +3,7 @@ folder, read by `engine.main`): one `OPTIONS` object that every fix in that proc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -19,6 +19,16 @@ class Options:
     early_stopping: int | None = None  # EARLY_STOPPING: evaluations without a better held-out loss
     resume_from: str | None = None  # `atr train --resume`: the checkpoint folder the trainer continues from
     keep_epochs: list[int] = field(default_factory=list)  # SWEEP_EPOCHS_FROM=checkpoints: adapters kept per epoch
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set the options `engine.json` names; a name that is not an option is an error, never ignored
+        (a runner and an engine of different versions would otherwise disagree in silence)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"engine options: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        for name, value in values.items():
+            setattr(self, name, value)
 
     def prompt_template(self):
         from autotrain_runner.config.templates import NAMED, PromptTemplate
