@@ -55,3 +55,20 @@ def test_no_module_is_longer_than_about_500_lines():
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST
     }
     assert long == {}
+
+
+def test_environment_variables_are_read_in_settings_only_and_documented():
+    import re
+
+    from autotrain_runner import settings
+
+    by_name = re.compile(r"os\.(environ\.get|getenv)\(|os\.environ\[")
+    elsewhere = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "settings.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if by_name.search(line)
+    ]
+    assert elsewhere == [], "read it through autotrain_runner.settings"
+    assert settings.markdown_table() in (ROOT / "docs" / "environment.md").read_text(encoding="utf-8")

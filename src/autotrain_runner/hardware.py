@@ -6,12 +6,14 @@ import os
 from functools import cache
 from pathlib import Path
 
+from autotrain_runner import settings
+
 
 @cache
 def cuda_available() -> bool:
     """True when a CUDA device is usable. Without an NVIDIA driver the answer is known at once;
     with one, torch decides (it also honours CUDA_VISIBLE_DEVICES)."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+    if settings.cuda_hidden():
         return False
     if not (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()):
         return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autotrain_runner import layout
+from autotrain_runner import layout, settings
 from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path as _display
 from autotrain_runner.config.keys import KEYS
@@ -25,7 +24,7 @@ from autotrain_runner.training import command, engine, preflight
 
 
 def console(stderr: bool = False) -> Console:
-    plain = os.environ.get("CI", "").lower() == "true" or not sys.stdout.isatty()
+    plain = settings.plain_output() or not sys.stdout.isatty()
     # emoji off: a path or value with `:x:` in it is text, not a picture
     return Console(
         stderr=stderr, no_color=plain, highlight=False, emoji=False, soft_wrap=plain, width=1000 if plain else None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from autotrain_runner import settings
 from autotrain_runner.errors import ConfigError
 
 BUNDLED = {
@@ -39,10 +39,7 @@ class ModelRef:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("ATR_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autotrain-runner"
-    )
-    return Path(root)
+    return settings.cache_dir()
 
 
 def resolve(spec: str, base_dir: Path) -> ModelRef:

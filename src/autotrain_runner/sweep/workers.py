@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
-from autotrain_runner import hardware
+from autotrain_runner import hardware, settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.sweep.trial import run_trial
@@ -38,7 +38,7 @@ def worker_slots(config: Config) -> list[dict[str, str]]:
     if count == 1:
         return [{}]
     if devices:  # the devices this process may use, as CUDA_VISIBLE_DEVICES names them
-        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        visible = settings.visible_cuda_devices()
         ids = visible[:devices] if visible else [str(i) for i in range(devices)]
         return [{"CUDA_VISIBLE_DEVICES": ids[i % len(ids)]} for i in range(count)]
     cores = sorted(os.sched_getaffinity(0))
@@ -50,7 +50,7 @@ def worker_slots(config: Config) -> list[dict[str, str]]:
     shares = [cores[i::count] for i in range(count)]
     return [
         {
-            "ATR_CPU_CORES": ",".join(map(str, share)),
+            settings.ATR_CPU_CORES.name: ",".join(map(str, share)),
             **dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(len(share))),
         }
         for share in shares
@@ -155,8 +155,8 @@ def main() -> int:
     """One trial in a worker process: the spec on stdin, the outcome as the last stdout line."""
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        if os.environ.get("ATR_CPU_CORES"):
-            os.sched_setaffinity(0, {int(c) for c in os.environ["ATR_CPU_CORES"].split(",")})
+        if cores := settings.pinned_cores():
+            os.sched_setaffinity(0, cores)
         spec = json.loads(sys.stdin.read())
         outcome = run_trial(spec, lambda line: print(line, flush=True))
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner import settings
 from autotrain_runner.training import trainer_fixes
 from autotrain_runner.training.options import OPTIONS
 
@@ -399,7 +400,7 @@ def run(fields: dict[str, Any]) -> None:
     params = LLMTrainingParams(**fields)
     OPTIONS.base_dtype = _base_dtype(params)
     keep_valid = params.valid_split is not None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several GPUs: the main process prepares, once
+    if settings.world_size() > 1:  # several GPUs: the main process prepares, once
         from accelerate import PartialState
 
         state = PartialState()
