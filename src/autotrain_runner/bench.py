@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner import layout
+from autotrain_runner.layout.records import Status
 
 SUMMARY_CORPUS_SIZE = 71_139  # dialogues in the AI Hub Korean dialogue-summarization corpus
 TOPICS = (
@@ -449,7 +450,7 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
         (config.project_dir / layout.SWEEPS_DIR).glob(f"*/{layout.SWEEP_JSON}"), key=lambda p: p.stat().st_mtime
     )
     records = [(p.parent, layout.read_sweep(p.parent)) for p in found]
-    done = [(folder, record) for folder, record in records if record and record.status == "succeeded"]
+    done = [(folder, record) for folder, record in records if record and record.status == Status.SUCCEEDED]
     if not done:
         raise ConfigError(f"{config.project_dir}: no finished sweep to evaluate again; run `atr sweep` first")
     folder, finished = done[-1]
@@ -459,7 +460,7 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
     for engine in ("hf", "vllm"):
         again = copy.deepcopy(record)
         for entry in again["trials"]:
-            entry["status"] = "trained" if entry["status"] == "succeeded" else entry["status"]
+            entry["status"] = Status.TRAINED if entry["status"] == Status.SUCCEEDED else entry["status"]
         with tempfile.TemporaryDirectory(prefix="atr-bench-") as tmp:
             seconds = evaluate_on_one_engine(
                 config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)

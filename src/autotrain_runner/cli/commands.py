@@ -13,6 +13,7 @@ from rich.console import Console
 from autotrain_runner.cli import show
 from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED, ConfigError
 from autotrain_runner.layout import outputs
+from autotrain_runner.layout.records import Status
 
 EXIT_INTERRUPTED = 130
 
@@ -20,9 +21,9 @@ Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def _exit_code(status: str) -> int:
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         return EXIT_INTERRUPTED
-    return EXIT_OK if status == "succeeded" else EXIT_WORK_FAILED
+    return EXIT_OK if status == Status.SUCCEEDED else EXIT_WORK_FAILED
 
 
 def _lines(out: Console) -> Callable[[str], None]:

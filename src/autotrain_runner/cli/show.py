@@ -18,7 +18,7 @@ from autotrain_runner.config.envfile import display_path as _display
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
 from autotrain_runner.layout import checkpoints
-from autotrain_runner.layout.records import RunRecord
+from autotrain_runner.layout.records import RunRecord, Status
 from autotrain_runner.redact import Redactor
 from autotrain_runner.training import command, engine, preflight
 
@@ -133,12 +133,12 @@ def runs_table(records: list[RunRecord], out: Console, project_dir: Path | None 
         )
     out.print(table)
     for r in records:
-        if r.status == "damaged":
+        if r.status == Status.DAMAGED:
             out.print(_from_record(f"damaged: {r.error}"))
 
 
 def _resume_point(project_dir: Path | None, record: RunRecord) -> str:
-    if project_dir is None or record.status not in ("interrupted", "failed") or not record.output_dir:
+    if project_dir is None or record.status not in (Status.INTERRUPTED, Status.FAILED) or not record.output_dir:
         return ""
     found = checkpoints.latest(project_dir / layout.RUNS_DIR / record.id / record.output_dir)
     return f"step {found.step}/{found.max_steps}" if found else "step 0"

@@ -19,7 +19,7 @@ from typing import Any
 from autotrain_runner import layout, plots
 from autotrain_runner.config.records import Config
 from autotrain_runner.evaluation.evaluate import md_cell
-from autotrain_runner.layout.records import Metrics, SweepRecord, TrialEntry
+from autotrain_runner.layout.records import Metrics, Status, SweepRecord, TrialEntry
 
 SCORE_RULE = (
     "Ranked by {metric} on the test split ({direction}). A trial whose template-leak or repetition rate "
@@ -110,7 +110,7 @@ def read_evals(eval_dir: Path, record: SweepRecord) -> dict[str, Any]:
 
 def trial_evals(project_dir: Path, folder: Path, record: SweepRecord, entry: TrialEntry) -> dict[str, Any]:
     """A trial's evaluation, when it was made with the sweep's current settings, and its run."""
-    if entry.status != "succeeded" or not entry.run_id or entry.eval_key != record.eval_key:
+    if entry.status != Status.SUCCEEDED or not entry.run_id or entry.eval_key != record.eval_key:
         return {}
     run_dir = project_dir / layout.RUNS_DIR / entry.run_id
     return {**read_evals(layout.trial_eval_dir(folder, entry.trial), record), "run": layout.read_run(run_dir)}
@@ -141,7 +141,7 @@ def leaderboard(record: SweepRecord, evals: dict[str, dict[str, Any]]) -> list[d
             "train_s": entry.train_s,
             "eval_s": entry.eval_s,
         }
-        done = entry.status == "succeeded"
+        done = entry.status == Status.SUCCEEDED
         if not split and not listed and done:
             row.update(status="not evaluated", error="no evaluation with the current settings; rerun the sweep")
             done = False
@@ -152,14 +152,14 @@ def leaderboard(record: SweepRecord, evals: dict[str, dict[str, Any]]) -> list[d
         rows.append(row)
 
     def order(row: dict[str, Any]) -> tuple:
-        missing = row["status"] != "succeeded"
+        missing = row["status"] != Status.SUCCEEDED
         score = row["score"]
         value = (score if lower_is_better else -score) if score is not None else float("inf")
         return (missing, row["flagged"], score is None, value, row["trial"])
 
     rows.sort(key=order)
     for rank, row in enumerate(rows, 1):
-        row["rank"] = rank if row["status"] == "succeeded" else None
+        row["rank"] = rank if row["status"] == Status.SUCCEEDED else None
         row["best"] = rank == 1 and row["score"] is not None  # no score (a prompt list only): no winner
     return rows
 
@@ -215,7 +215,7 @@ def leaderboard_md(record: SweepRecord, rows: list[dict[str, Any]], base: dict[s
         out.append("| " + " | ".join(cells) + " |  |")
     if any(row.get("schedule") for row in rows):
         out += ["", CHECKPOINT_NOTE]
-    missing = [row for row in rows if row["status"] != "succeeded"]
+    missing = [row for row in rows if row["status"] != Status.SUCCEEDED]
     if missing:
         out += ["", "## Missing", ""]
         out += [f"- `{row['trial']}`: {row['status']}: {row.get('error') or 'not run yet'}" for row in missing]
@@ -230,7 +230,7 @@ def leaderboard_md(record: SweepRecord, rows: list[dict[str, Any]], base: dict[s
 
 
 def _flags(row: dict[str, Any]) -> str:
-    if row["status"] != "succeeded":
+    if row["status"] != Status.SUCCEEDED:
         return f"missing ({row['status']})"
     names = {
         "leak_rate": "leak",
@@ -357,7 +357,7 @@ def _plots(
 
 
 def _value(row: dict[str, Any] | None, metric: str) -> float | None:
-    if row is None or row["status"] != "succeeded":
+    if row is None or row["status"] != Status.SUCCEEDED:
         return None
     return row.get(metric)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.layout.records import Manifest, Metrics, RecordError, RunRecord, SweepRecord
+from autotrain_runner.layout.records import Manifest, Metrics, RecordError, RunRecord, Status, SweepRecord
 
 R = TypeVar("R", Metrics, SweepRecord, Manifest)
 
@@ -181,7 +181,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
     try:
         return _settled(RunRecord.from_json(data))
     except RecordError as exc:
-        return RunRecord(id=run_dir.name, status="damaged", output_dir="", error=f"{run_dir / RUN_JSON}: {exc}")
+        return RunRecord(id=run_dir.name, status=Status.DAMAGED, output_dir="", error=f"{run_dir / RUN_JSON}: {exc}")
 
 
 GONE = "its processes are gone without recording an end (killed, or the machine was taken back)"
@@ -192,11 +192,11 @@ def _settled(record: RunRecord) -> RunRecord:
     the machine taken back and restarted) is interrupted, wherever it is read. A run started on
     another host (a Ray node) is left as written: its processes cannot be seen from here."""
     runner = record.runner or {}
-    if record.status != "running" or not runner.get("pid") or runner.get("host") != socket.gethostname():
+    if record.status != Status.RUNNING or not runner.get("pid") or runner.get("host") != socket.gethostname():
         return record
     if any(isinstance(pid, int) and process_alive(pid) for pid in (runner.get("pid"), record.pid)):
         return record
-    return dataclasses.replace(record, status="interrupted", error=record.error or GONE)
+    return dataclasses.replace(record, status=Status.INTERRUPTED, error=record.error or GONE)
 
 
 def process_alive(pid: int) -> bool:
@@ -235,7 +235,7 @@ def list_runs(project_dir: Path) -> list[RunRecord]:
 def latest_succeeded(project_dir: Path) -> str | None:
     """The succeeded run that finished last. Ids sort by time only when they are the default
     ones: `--run-id` and sweep trials (`sweep-<id>-e2-r16-a32`) name runs otherwise."""
-    done = [r for r in list_runs(project_dir) if r.status == "succeeded"]
+    done = [r for r in list_runs(project_dir) if r.status == Status.SUCCEEDED]
     if not done:
         return None
     return max(done, key=lambda r: (r.ended_at or "", r.id)).id
@@ -252,9 +252,9 @@ def succeeded_run(
             raise ConfigError(f"{project_dir}: no succeeded run to {use}; {hint}")
     run_dir = find_run(project_dir, run_id)
     record = read_run(run_dir)
-    if record is not None and record.status == "damaged":
+    if record is not None and record.status == Status.DAMAGED:
         raise ConfigError(f"{record.error}; the record is damaged, so run {run_id} cannot be used to {use}")
-    if record is None or record.status != "succeeded":
+    if record is None or record.status != Status.SUCCEEDED:
         status = record.status if record else None
         raise ConfigError(f"run {run_id} is {status}: only a succeeded run can be used to {use}")
     return run_dir, record
@@ -331,7 +331,7 @@ def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
     """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
     for record in read_sweeps(project_dir):
         for entry in record.entries():
-            if entry.run_id == run_id and entry.status == "succeeded":
+            if entry.run_id == run_id and entry.status == Status.SUCCEEDED:
                 return trial_eval_dir(sweep_dir(project_dir, record.id), entry.trial)
     return None
 

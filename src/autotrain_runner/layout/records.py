@@ -13,7 +13,20 @@ import functools
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Self
+
+
+class Status(StrEnum):
+    """What became of a run or a trial, as run.json and sweep.json spell it (a member is that string)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped from outside: Ctrl-C, TERM, a process that vanished
+    DAMAGED = "damaged"  # run.json could not be read
+    TRAINED = "trained"  # a sweep trial trained, its evaluation still to come (one engine for all)
+    PENDING = "pending"  # a sweep worker's answer before its trial started
 
 
 class RecordError(ValueError):
@@ -91,7 +104,7 @@ class RunRecord(_Record):
     LABEL = "run record"
 
     id: str
-    status: str  # running, succeeded, failed, interrupted (or "damaged" when the file is)
+    status: str  # a Status
     output_dir: str  # the adapter's (or model's) folder inside the run folder
     project: str | None = None
     project_name: str | None = None

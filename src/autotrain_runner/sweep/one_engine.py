@@ -17,6 +17,7 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.evaluation.engines import Engine
 from autotrain_runner.evaluation.evaluate import evaluate_targets
 from autotrain_runner.evaluation.targets import base_target, run_target
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.trial import eval_inputs, failure
 
 
@@ -48,7 +49,7 @@ def evaluate_on_one_engine(
     pairs: list[tuple[dict[str, Any] | None, Any]] = [
         (e, run_target(config, e["run_id"], layout.trial_eval_dir(root, e["trial"]), _epoch(e)))
         for e in record["trials"]
-        if e["status"] == "trained"
+        if e["status"] == Status.TRAINED
     ]
     if base_due:
         pairs.insert(0, (None, base_target(config, root / layout.SWEEP_BASE_DIR)))
@@ -74,9 +75,11 @@ def evaluate_on_one_engine(
                     record["base"]["error"] = error
                     echo(f"warning: the base model's evaluation failed, the sweep goes on without it: {error}")
             else:
-                update = {"status": "succeeded", "error": None, "eval_key": evaluation["key"], "eval_s": seconds}
+                update = {"status": Status.SUCCEEDED, "error": None, "eval_key": evaluation["key"], "eval_s": seconds}
                 if error:
-                    update.update(status="failed", error="evaluation failed: " + error, eval_key=entry.get("eval_key"))
+                    update.update(
+                        status=Status.FAILED, error="evaluation failed: " + error, eval_key=entry.get("eval_key")
+                    )
                 entry.update(update)
                 echo(f"trial {entry['trial']}: {entry['status']}" + (f" ({entry['error']})" if error else ""))
             if out_root is None:

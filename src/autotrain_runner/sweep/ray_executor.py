@@ -29,6 +29,7 @@ from typing import Any
 
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.trial import run_trial
 
 CANCEL_WAIT_S = 90  # how long a cancelled task may take to stop its trainer and mark its run interrupted
@@ -175,11 +176,14 @@ def _outcome(ray, ref, spec: dict[str, Any], echo: Callable[[str], None], cancel
     try:
         outcome = ray.get(ref, timeout=CANCEL_WAIT_S if cancelled else None)
     except ray.exceptions.TaskCancelledError:
-        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled"}
+        outcome = {
+            "status": Status.INTERRUPTED,
+            "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled",
+        }
     except ray.exceptions.GetTimeoutError:
-        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C); its Ray task did not stop"}
+        outcome = {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C); its Ray task did not stop"}
     except ray.exceptions.RayError as exc:  # the node died, the worker crashed, Ray itself failed
-        outcome = {"status": "failed", "error": f"its Ray task failed: {str(exc).strip().splitlines()[-1][:300]}"}
+        outcome = {"status": Status.FAILED, "error": f"its Ray task failed: {str(exc).strip().splitlines()[-1][:300]}"}
     if outcome.get("node"):
         echo(f"[{spec['trial']}] ran on {outcome['node']}")
     return outcome
@@ -201,14 +205,17 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
             f"node {node} cannot see {missing[0]}: SWEEP_EXECUTOR=ray reads the project, its dataset and a local "
             "model where they lie, so every node must mount them at the same path (a shared filesystem)"
         )
-        return {"status": "failed", "error": error, "node": node}
+        return {"status": Status.FAILED, "error": error, "node": node}
     # Ray's workers block SIGINT and SIGTERM, and the trainer a trial starts would inherit that
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     trial = spec["trial"]
     try:
         outcome = run_trial(spec, lambda line: print(f"[{trial}] {line}", flush=True))
     except KeyboardInterrupt:
-        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled"}
+        outcome = {
+            "status": Status.INTERRUPTED,
+            "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled",
+        }
     return {**outcome, "node": node}
 
 

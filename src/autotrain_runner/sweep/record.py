@@ -17,6 +17,7 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation.targets import generation_settings, prompts_path
 from autotrain_runner.layout import checkpoints
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.grid import SWEPT_FIELDS, Trial, alpha_rule, unique
 
 
@@ -93,7 +94,7 @@ def load_record(
             **{field: getattr(t, field) for field in SWEPT_FIELDS},
             "lr": t.lr if t.lr is not None else config.get("LR"),
             **({"schedule": t.schedule} if t.schedule else {}),
-            "status": "pending",
+            "status": Status.PENDING,
             "run_id": None,
             "attempts": [],
             "error": None,
@@ -112,18 +113,20 @@ def plan_trials(
     for entry in record["trials"]:
         if entry.get("schedule"):  # a checkpoint of another trial's run: evaluated once that one is trained
             evaluated = layout.trial_eval_dir(folder, entry["trial"]) / layout.METRICS_JSON
-            done = entry["status"] == "succeeded" and entry.get("eval_key") == evaluation["key"]
+            done = entry["status"] == Status.SUCCEEDED and entry.get("eval_key") == evaluation["key"]
             plan[entry["trial"]] = "reuse" if done and not force and evaluated.is_file() else "checkpoint"
             continue
         run_dir = config.project_dir / layout.RUNS_DIR / str(entry["run_id"])
         found = layout.read_run(run_dir) if entry["run_id"] and (run_dir / layout.RUN_JSON).is_file() else None
         run = {"status": found.status} if found else {}
         evaluated = layout.trial_eval_dir(folder, entry["trial"]) / layout.METRICS_JSON
-        if not force and found and found.status in ("interrupted", "failed") and _resumable(run_dir, found):
+        if not force and found and found.status in (Status.INTERRUPTED, Status.FAILED) and _resumable(run_dir, found):
             plan[entry["trial"]] = "resume"
-        elif force or run.get("status") != "succeeded":
+        elif force or run.get("status") != Status.SUCCEEDED:
             plan[entry["trial"]] = "train"
-        elif entry.get("eval_key") != evaluation["key"] or entry["status"] != "succeeded" or not evaluated.is_file():
+        elif (
+            entry.get("eval_key") != evaluation["key"] or entry["status"] != Status.SUCCEEDED or not evaluated.is_file()
+        ):
             plan[entry["trial"]] = "eval"
         else:
             plan[entry["trial"]] = "reuse"
@@ -136,7 +139,7 @@ def _resumable(run_dir: Path, run) -> bool:
 
 def mark_running(record: dict[str, Any], spec: dict[str, Any]) -> None:
     entry = _entry(record, spec)
-    entry.update(status="running", run_id=spec["run_id"], error=None)
+    entry.update(status=Status.RUNNING, run_id=spec["run_id"], error=None)
     if spec["train"] and spec["run_id"] not in entry["attempts"]:
         entry["attempts"].append(spec["run_id"])
 
@@ -151,7 +154,7 @@ def apply_outcome(record: dict[str, Any], spec: dict[str, Any], outcome: dict[st
         run_id=spec["run_id"],
         node=outcome.get("node") or socket.gethostname(),
         error=outcome.get("error"),
-        eval_key=eval_key if outcome["status"] == "succeeded" else entry.get("eval_key"),
+        eval_key=eval_key if outcome["status"] == Status.SUCCEEDED else entry.get("eval_key"),
     )
     for timing in ("train_s", "eval_s"):
         if timing in outcome:
@@ -169,11 +172,13 @@ def count_evaluation(record: dict[str, Any], seconds: float, loads: int) -> None
 def close_record(record: dict[str, Any], interrupted: bool) -> None:
     """The sweep's status once its trials stopped; a trial cut short is marked interrupted."""
     for entry in record["trials"]:
-        if entry["status"] in ("running", "trained"):  # cut short (Ctrl-C, or a failure of this process)
+        if entry["status"] in (Status.RUNNING, Status.TRAINED):  # cut short (Ctrl-C, or a failure of this process)
             why = "interrupted by the user (Ctrl-C)" if interrupted else "the sweep itself stopped; see its output"
-            entry.update(status="interrupted", error=why)
+            entry.update(status=Status.INTERRUPTED, error=why)
     statuses = {entry["status"] for entry in record["trials"]}
-    record["status"] = "interrupted" if interrupted else "failed" if statuses - {"succeeded"} else "succeeded"
+    record["status"] = (
+        Status.INTERRUPTED if interrupted else Status.FAILED if statuses - {Status.SUCCEEDED} else Status.SUCCEEDED
+    )
 
 
 def timing(total: float, work: float, parallel: int) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 from autotrain_runner import data, gguf, hardware, layout
 from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError, WorkError
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep import ray_executor as sweep_ray
 from autotrain_runner.sweep.grid import grid, sweep_identity
 from autotrain_runner.sweep.one_engine import evaluate_on_one_engine, evaluates_on_one_engine
@@ -86,7 +87,7 @@ def sweep(
             else None
         )
         parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
-        record.update(status="running", parallel=parallel, updated_at=now())
+        record.update(status=Status.RUNNING, parallel=parallel, updated_at=now())
         record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
         layout.write_sweep(folder, record)
         plan = plan_trials(folder, config, record, evaluation, force)
@@ -163,10 +164,10 @@ def _trainable(record: dict[str, Any], trial, echo: Callable[[str], None]) -> bo
     if trial.schedule is None:
         return True
     source = next(e for e in record["trials"] if e["trial"] == trial.trained_by)
-    if source["status"] in ("succeeded", "trained"):
+    if source["status"] in (Status.SUCCEEDED, Status.TRAINED):
         return True
     entry = next(e for e in record["trials"] if e["trial"] == trial.name)
-    entry.update(status="failed", error=f"{trial.trained_by}, whose run it is a checkpoint of, {source['status']}")
+    entry.update(status=Status.FAILED, error=f"{trial.trained_by}, whose run it is a checkpoint of, {source['status']}")
     echo(f"trial {trial.name}: failed ({entry['error']})")
     return False
 
@@ -235,7 +236,7 @@ def _execute(
             running(spec)
             outcome = run_trial(spec, lambda line, name=spec["trial"]: echo(f"[{name}] {line}"))
             yield spec, outcome
-            if outcome["status"] == "interrupted":
+            if outcome["status"] == Status.INTERRUPTED:
                 raise KeyboardInterrupt
         return
     yield from execute_in_workers(specs, slots, running, echo)

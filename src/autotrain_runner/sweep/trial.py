@@ -16,6 +16,7 @@ from typing import Any
 from autotrain_runner import layout
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import RunnerError, WorkError
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.grid import Trial
 
 
@@ -69,12 +70,12 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
             result = train(spec["project"], spec["overrides"], run_id=run_id, cpu=spec["cpu"], echo=echo, resume=resume)
         except Exception as exc:  # AutoTrain crashed or rejected this trial's values, or worse
             record = layout.read_json(_run_json(spec)) or {}
-            return {"status": "failed", "error": failure(exc), "train_s": record.get("duration_s", 0.0)}
+            return {"status": Status.FAILED, "error": failure(exc), "train_s": record.get("duration_s", 0.0)}
         outcome["train_s"] = result.record.get("duration_s", 0.0)
-        if result.status != "succeeded":
+        if result.status != Status.SUCCEEDED:
             return {**outcome, "status": result.status, "error": result.record.get("error")}
     if not spec.get("evaluate", True):  # evaluated after all trials, on one engine (`sweep.one_engine`)
-        return {**outcome, "status": "trained"}
+        return {**outcome, "status": Status.TRAINED}
     began = time.monotonic()
     try:
         evaluate(
@@ -87,12 +88,12 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
             echo=echo,
         )
     except Exception as exc:
-        return {**outcome, "status": "failed", "error": "evaluation failed: " + failure(exc)}
+        return {**outcome, "status": Status.FAILED, "error": "evaluation failed: " + failure(exc)}
     except KeyboardInterrupt:
-        return {**outcome, "status": "interrupted", "error": "interrupted by the user (Ctrl-C) during evaluation"}
+        return {**outcome, "status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C) during evaluation"}
     finally:
         release_memory()  # the next trial trains in a child process: give the GPU back
-    return {**outcome, "status": "succeeded", "eval_s": round(time.monotonic() - began, 2)}
+    return {**outcome, "status": Status.SUCCEEDED, "eval_s": round(time.monotonic() - began, 2)}
 
 
 def eval_inputs(split: str | None, prompts: str | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from autotrain_runner import hardware, settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
+from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.trial import run_trial
 
 WORKER_MODULE = "autotrain_runner.sweep.workers"
@@ -73,7 +74,7 @@ def execute_in_workers(
     def work(spec: dict[str, Any]) -> dict[str, Any]:
         with lock:
             if stopping.is_set():
-                return {"status": "pending", "error": None}
+                return {"status": Status.PENDING, "error": None}
             slot = free.pop()
             mark_running(spec)
             child = subprocess.Popen(
@@ -107,8 +108,8 @@ def execute_in_workers(
                 free.append(slot)
                 children.pop(spec["trial"], None)
         if outcome is None and stopping.is_set():
-            return {"status": "interrupted", "error": "interrupted by the user (Ctrl-C) as the trial started"}
-        return outcome or {"status": "failed", "error": f"the trial's worker exited with code {child.returncode}"}
+            return {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C) as the trial started"}
+        return outcome or {"status": Status.FAILED, "error": f"the trial's worker exited with code {child.returncode}"}
 
     def stop_children() -> None:
         stopping.set()
@@ -125,7 +126,7 @@ def execute_in_workers(
             for future in done:
                 spec = pending.pop(future)
                 outcome = future.result()
-                if outcome["status"] != "pending":
+                if outcome["status"] != Status.PENDING:
                     yield spec, outcome
     except KeyboardInterrupt:
         stop_children()
@@ -133,7 +134,7 @@ def execute_in_workers(
         try:  # the workers stop their trials and report them interrupted
             for future, spec in pending.items():
                 outcome = future.result()
-                if outcome["status"] != "pending":
+                if outcome["status"] != Status.PENDING:
                     yield spec, outcome
             pending = {}
         finally:
@@ -160,7 +161,7 @@ def main() -> int:
         spec = json.loads(sys.stdin.read())
         outcome = run_trial(spec, lambda line: print(line, flush=True))
     except KeyboardInterrupt:
-        outcome = {"status": "interrupted", "error": "interrupted by the user (Ctrl-C)"}
+        outcome = {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C)"}
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome line must get out
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(_OUTCOME + json.dumps(outcome), flush=True)

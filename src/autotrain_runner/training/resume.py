@@ -22,7 +22,7 @@ from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.layout import checkpoints
-from autotrain_runner.layout.records import RunRecord
+from autotrain_runner.layout.records import RunRecord, Status
 
 # Keys that change how a run is saved, logged or shipped, not a step of its training: these may differ.
 UNTRAINED = {
@@ -73,7 +73,7 @@ def reopen(
         record[key] = now[key]  # this process's; with --force, the config it now trains with
     if changed:
         record["notes"] = [*record["notes"], f"resumed with --force: {', '.join(changed)} changed"]
-    record.update(status="running", ended_at=None, error=None, pid=None)
+    record.update(status=Status.RUNNING, ended_at=None, error=None, pid=None)
     record["segments"].append({"started_at": _stamp(), "from_step": saved or 0, "changed": changed or None})
     return run_dir, record, str(checkpoint.path.relative_to(run_dir)) if checkpoint else None
 
@@ -86,17 +86,17 @@ def _stamp(seconds: float | None = None) -> str:
 def pick_run(project_dir: Path, run_id: str | None) -> tuple[Path, RunRecord]:
     """The named run, or the latest one that did not succeed; refused where there is nothing to resume."""
     if run_id is None:
-        candidates = [r for r in layout.list_runs(project_dir) if r.status in ("interrupted", "failed")]
+        candidates = [r for r in layout.list_runs(project_dir) if r.status in (Status.INTERRUPTED, Status.FAILED)]
         if not candidates:
             raise ConfigError(f"{project_dir}: no interrupted or failed run to resume (atr runs lists them)")
         run_id = candidates[-1].id
     run_dir = layout.find_run(project_dir, run_id)
     record = layout.read_run(run_dir)
-    if record is None or record.status == "damaged":
+    if record is None or record.status == Status.DAMAGED:
         raise ConfigError(f"{record.error if record else run_dir}: the record is damaged, so it cannot be resumed")
-    if record.status == "succeeded":
+    if record.status == Status.SUCCEEDED:
         raise ConfigError(f"run {run_id} succeeded: there is nothing to resume")
-    if record.status == "running":
+    if record.status == Status.RUNNING:
         raise ConfigError(f"run {run_id} is still running (trainer pid {record.pid}): stop it first")
     return run_dir, record
 

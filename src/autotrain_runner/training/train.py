@@ -33,6 +33,7 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.layout import checkpoints
+from autotrain_runner.layout.records import Status
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.rendering import answer_start
 from autotrain_runner.training import command, engine, resume
@@ -104,8 +105,8 @@ def train(
         env = _child_env(config)
         returncode, interrupted = supervise(launch, run_dir, env, redact, echo, started_child, append=bool(resume))
     except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
-        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C) before training started")
-        return RunResult(run_dir, "interrupted", record)
+        _finish(record, run_dir, Status.INTERRUPTED, error="interrupted by the user (Ctrl-C) before training started")
+        return RunResult(run_dir, Status.INTERRUPTED, record)
     record["segments"][-1]["duration_s"] = round(time.monotonic() - started, 1)
     record["duration_s"] = round(sum(s.get("duration_s") or 0 for s in record["segments"]), 1)
 
@@ -121,15 +122,15 @@ def train(
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
     if interrupted:
-        _finish(record, run_dir, "interrupted", error="interrupted by the user (Ctrl-C)")
-        return RunResult(run_dir, "interrupted", record)
+        _finish(record, run_dir, Status.INTERRUPTED, error="interrupted by the user (Ctrl-C)")
+        return RunResult(run_dir, Status.INTERRUPTED, record)
     error = _failure(config, returncode, log_text, artifacts)
     if error:
-        _finish(record, run_dir, "failed", error=error)
+        _finish(record, run_dir, Status.FAILED, error=error)
         raise WorkError(f"training failed (run {run_dir}):\n{error}")
-    _finish(record, run_dir, "succeeded")
+    _finish(record, run_dir, Status.SUCCEEDED)
     checkpoints.remove_all(run_dir / config.project_name)  # for resuming; the run is done, its model saved
-    return RunResult(run_dir, "succeeded", record)
+    return RunResult(run_dir, Status.SUCCEEDED, record)
 
 
 def _stopped_early(config: Config, measured: dict[str, Any]) -> str | None:
@@ -152,7 +153,7 @@ def _prepare(config: Config, run_dir: Path, record: dict[str, Any], resume_from:
         if not record.get("data") or not (run_dir / layout.STAGED_DATA_DIR).is_dir():
             record["data"] = _stage_data(config, run_dir)
     except OSError as exc:
-        _finish(record, run_dir, "failed", error=f"could not stage the data: {exc}")
+        _finish(record, run_dir, Status.FAILED, error=f"could not stage the data: {exc}")
         raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
     fields = command.autotrain_fields(config)
     if record["data"].get("valid"):
@@ -385,7 +386,7 @@ def losses_from_history(history: list[dict[str, Any]]) -> dict[str, Any]:
 def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Redactor) -> dict[str, Any]:
     return {
         "id": run_dir.name,
-        "status": "running",
+        "status": Status.RUNNING,
         "project": config.display_name,
         "project_name": config.project_name,
         "env_file": str(config.env_file),
@@ -416,7 +417,7 @@ def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | Non
     record["ended_at"] = _now()
     record["error"] = error
     if record.get("segments"):
-        last = checkpoints.latest(run_dir / record["output_dir"]) if status != "succeeded" else None
+        last = checkpoints.latest(run_dir / record["output_dir"]) if status != Status.SUCCEEDED else None
         why = error.splitlines()[0] if error else record.get("stopped")
         resume.close_segment(record, status, why, last.step if last else None, record["ended_at"])
     layout.write_run(run_dir, record)
