@@ -8,17 +8,26 @@ process could not start). The CLI is the one place that turns them into exit cod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 EXIT_OK = 0
 EXIT_WORK_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
+class Level(StrEnum):
+    """How much a finding matters: an error stops the command (exit 2), a warning and a note are shown."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about the configuration, located where the user can fix it."""
 
-    level: str  # "error", "warning" or "note"
+    level: Level
     where: str  # "project.env:12", "environment", "--set", "default"
     key: str
     message: str
@@ -40,8 +49,8 @@ class ConfigError(RunnerError, ValueError):
 
     def __init__(self, problems: list[Problem] | str):
         if isinstance(problems, str):
-            problems = [Problem("error", "", "", problems)]
-        self.problems = [p for p in problems if p.level == "error"] or problems
+            problems = [Problem(Level.ERROR, "", "", problems)]
+        self.problems = [p for p in problems if p.level == Level.ERROR] or problems
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

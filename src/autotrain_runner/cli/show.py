@@ -17,6 +17,7 @@ from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path as _display
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
+from autotrain_runner.errors import Level
 from autotrain_runner.layout import checkpoints
 from autotrain_runner.layout.records import RunRecord, Status
 from autotrain_runner.redact import Redactor
@@ -73,7 +74,7 @@ def check_report(config: Config, out: Console) -> None:
         say(f"memory:   {line}")
     for problem in memory.warnings:
         say(f"{problem.level}: {problem}")
-    warnings = sum(p.level == "warning" for p in config.problems) + len(memory.warnings)
+    warnings = sum(p.level == Level.WARNING for p in config.problems) + len(memory.warnings)
     say(f"ok: no errors, {warnings} warning(s)")
 
 

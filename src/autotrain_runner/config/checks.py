@@ -14,7 +14,7 @@ from autotrain_runner.config.files import local_env_file
 from autotrain_runner.config.inputs import input_problems
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 from autotrain_runner.redact import is_secret_key
 
 
@@ -28,7 +28,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if explicit_quant and explicit_quant.value in ("int4", "int8") and not get("PEFT"):
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 str(explicit_quant.source),
                 explicit_quant.written_as,
                 f"{explicit_quant.value} quantization trains LoRA adapters only; set PEFT=true "
@@ -38,7 +38,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if config.quantization in ("int4", "int8") and not config.cuda:
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 where("QUANTIZATION"),
                 written("QUANTIZATION"),
                 f"{config.quantization} without CUDA: bitsandbytes quantizes on the CPU, which trains slowly",
@@ -47,7 +47,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if get("MIXED_PRECISION") in ("fp16", "bf16") and not config.cuda:
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 where("MIXED_PRECISION"),
                 written("MIXED_PRECISION"),
                 f"{get('MIXED_PRECISION')} needs CUDA; without it training runs in fp32",
@@ -62,7 +62,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
         if not get("HF_TOKEN") and (hosted or not _login_token()):
             problems.append(
                 Problem(
-                    "error",
+                    Level.ERROR,
                     where("PUSH_TO_HUB" if config.push else "BACKEND"),
                     "HF_TOKEN",
                     f"{reason} needs a token: put HF_TOKEN=... in "
@@ -73,7 +73,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
         if not get("USERNAME") and not get("HUB_REPO"):
             problems.append(
                 Problem(
-                    "error",
+                    Level.ERROR,
                     where("PUSH_TO_HUB" if config.push else "BACKEND"),
                     "USERNAME",
                     f"{reason} needs a Hub user or organisation: set USERNAME or HUB_REPO=owner/name",
@@ -82,7 +82,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if get("BACKEND") != "local" and not config.push:
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 where("BACKEND"),
                 "BACKEND",
                 f"AutoTrain's hosted backend {get('BACKEND')} needs PUSH_TO_HUB=true",
@@ -92,7 +92,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
         if given.source.kind == "--set" and is_secret_key(name) and KEYS[name].kind == "str":
             problems.append(
                 Problem(
-                    "warning",
+                    Level.WARNING,
                     "--set",
                     name,
                     "a secret on the command line stays in shell history and is visible to `ps`; put it in "
@@ -103,7 +103,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if token and token.source.kind in ("file", "preset"):
         problems.append(
             Problem(
-                "warning",
+                Level.WARNING,
                 str(token.source),
                 token.written_as,
                 f"a token in a tracked env file; move it to {local_env_file(config.env_file).name} "
@@ -113,7 +113,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if "VALID_SPLIT" in config.values:
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 where("VALID_SPLIT"),
                 "VALID_SPLIT",
                 "AutoTrain drops the validation split of local data; held-out evaluation is atr's job",
@@ -122,7 +122,7 @@ def cross_checks(config: Config, problems: list[Problem]) -> None:
     if get("DISTRIBUTED_BACKEND") and not config.cuda:
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 where("DISTRIBUTED_BACKEND"),
                 "DISTRIBUTED_BACKEND",
                 "takes effect only with several CUDA devices",
@@ -152,7 +152,7 @@ def _kernel_problems(config: Config) -> list[Problem]:
             why = f"{key}=true needs the {package} package: .venv/bin/pip install {package}"
         else:
             continue
-        problems.append(Problem("error", str(config.source(key)), key, why))
+        problems.append(Problem(Level.ERROR, str(config.source(key)), key, why))
     return problems
 
 

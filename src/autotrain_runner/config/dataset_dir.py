@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from autotrain_runner import layout
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import PROJECT_ENV
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 
 if TYPE_CHECKING:
     from autotrain_runner.config.records import Config, Value
@@ -72,7 +72,7 @@ def dataset_dir_problems(config: Config) -> list[Problem]:
         )
     except (OSError, RuntimeError) as exc:  # a name too long, a link loop, no permission
         problem = f"cannot be used as a folder ({getattr(exc, 'strerror', None) or exc})"
-    return [Problem("error", where, "DATASET_DIR", f"{shown} {problem}")] if problem else []
+    return [Problem(Level.ERROR, where, "DATASET_DIR", f"{shown} {problem}")] if problem else []
 
 
 def file_problem(folder: Path) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 from autotrain_runner.redact import Redactor, is_secret_key, unicode_encoding
 
 
@@ -63,20 +63,22 @@ def _read_text(path: Path) -> tuple[str, list[Problem]]:
     where = display_path(path)
     try:
         if not path.is_file():
-            return "", [Problem("error", where, "", "is not a regular file; give the path of an env file")]
+            return "", [Problem(Level.ERROR, where, "", "is not a regular file; give the path of an env file")]
         if path.stat().st_size > MAX_ENV_BYTES:
-            return "", [Problem("error", where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
+            return "", [Problem(Level.ERROR, where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
         data = path.read_bytes()[: MAX_ENV_BYTES + 1]
     except OSError as exc:
-        return "", [Problem("error", where, "", f"cannot be read: {exc.strerror or exc}")]
+        return "", [Problem(Level.ERROR, where, "", f"cannot be read: {exc.strerror or exc}")]
     if len(data) > MAX_ENV_BYTES:  # a file that says it is empty and is not (/proc, a device)
-        return "", [Problem("error", where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
+        return "", [Problem(Level.ERROR, where, "", f"is larger than {MAX_ENV_BYTES >> 20} MB: not an env file")]
     encoding = unicode_encoding(data) or "utf-8"  # PowerShell's `>` writes UTF-16 with a BOM
     try:
         return data.decode(encoding), []
     except UnicodeDecodeError:
         if encoding != "utf-8":
-            return "", [Problem("error", where, "", f"is not valid {encoding.upper()} text; save the file as UTF-8")]
+            return "", [
+                Problem(Level.ERROR, where, "", f"is not valid {encoding.upper()} text; save the file as UTF-8")
+            ]
     lines, problems = [], []
     for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
         try:
@@ -84,7 +86,7 @@ def _read_text(path: Path) -> tuple[str, list[Problem]]:
         except UnicodeDecodeError:
             lines.append("")
             problems.append(
-                Problem("error", f"{where}:{number}", "", "is not UTF-8 text (cp949?); save the file as UTF-8")
+                Problem(Level.ERROR, f"{where}:{number}", "", "is not UTF-8 text (cp949?); save the file as UTF-8")
             )
     return "\n".join(lines), problems
 
@@ -115,7 +117,7 @@ def read_entries(path: Path) -> tuple[list[Entry], list[Problem]]:
                 continue
             if binding.value is None:
                 problems.append(
-                    Problem("error", f"{display_path(path)}:{line}", binding.key, "has no '='; write KEY=value")
+                    Problem(Level.ERROR, f"{display_path(path)}:{line}", binding.key, "has no '='; write KEY=value")
                 )
                 continue
             entries.append(Entry(binding.key, binding.value, line, not _single_quoted(binding.original.string)))
@@ -133,14 +135,16 @@ def _malformed(path: Path, line: int, text: str) -> Problem:
         value = stripped.split("=", 1)[1].strip()
         for quote in ("'", '"'):
             if value.startswith(quote) and value.count(quote) == 1:
-                return Problem("error", where, key, f"unterminated {quote} quote; close it on this line")
+                return Problem(Level.ERROR, where, key, f"unterminated {quote} quote; close it on this line")
         if is_secret_key(key):  # never repeat a secret's value, not even a broken one
-            return Problem("error", where, key, "cannot parse the value; quote it, with nothing after the quotes")
-        return Problem("error", where, key, f"cannot parse value {value!r}; quote it, with nothing after the quotes")
+            return Problem(Level.ERROR, where, key, "cannot parse the value; quote it, with nothing after the quotes")
+        return Problem(
+            Level.ERROR, where, key, f"cannot parse value {value!r}; quote it, with nothing after the quotes"
+        )
     first = stripped.split()[0] if stripped.split() else ""
     if _KEY.match(first) and is_secret_key(first):
-        return Problem("error", where, first, "no '=' after the key; write KEY=value")
-    return Problem("error", where, "", f"malformed line {Redactor()(stripped[:60])!r}; expected KEY=value")
+        return Problem(Level.ERROR, where, first, "no '=' after the key; write KEY=value")
+    return Problem(Level.ERROR, where, "", f"malformed line {Redactor()(stripped[:60])!r}; expected KEY=value")
 
 
 def _single_quoted(original: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autotrain_runner.config.envfile import display_path, read_entries
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 
 PROJECT_ENV = "project.env"
 MAX_PRESET_DEPTH = 16  # a preset of a preset of ...: real projects use one or two
@@ -50,16 +50,20 @@ def file_layers(env_file: Path, problems: list[Problem]) -> list[tuple[Path, str
                     preset = (path.parent / name).resolve()
                     found = preset.is_file()
                 except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symlink loop
-                    problems.append(Problem("error", where, "EXTENDS", f"{name[:80]!r} is not a usable path ({exc})"))
+                    problems.append(
+                        Problem(Level.ERROR, where, "EXTENDS", f"{name[:80]!r} is not a usable path ({exc})")
+                    )
                     continue
                 if preset in chain:
-                    problems.append(Problem("error", where, "EXTENDS", f"{name} extends itself in a cycle"))
+                    problems.append(Problem(Level.ERROR, where, "EXTENDS", f"{name} extends itself in a cycle"))
                 elif len(chain) >= MAX_PRESET_DEPTH:
                     problems.append(
-                        Problem("error", where, "EXTENDS", f"presets extend presets more than {MAX_PRESET_DEPTH} deep")
+                        Problem(
+                            Level.ERROR, where, "EXTENDS", f"presets extend presets more than {MAX_PRESET_DEPTH} deep"
+                        )
                     )
                 elif not found:
-                    problems.append(Problem("error", where, "EXTENDS", f"preset not found: {display_path(preset)}"))
+                    problems.append(Problem(Level.ERROR, where, "EXTENDS", f"preset not found: {display_path(preset)}"))
                 else:
                     visit(preset, "preset", (*chain, preset))
         if all(p != path for p, _ in layers):
@@ -73,7 +77,7 @@ def file_layers(env_file: Path, problems: list[Problem]) -> list[tuple[Path, str
             if entry.key == "EXTENDS":
                 where = f"{display_path(local)}:{entry.line}"
                 message = f"presets are named in {env_file.name}, not in the local file"
-                problems.append(Problem("error", where, "EXTENDS", message))
+                problems.append(Problem(Level.ERROR, where, "EXTENDS", message))
     return layers
 
 

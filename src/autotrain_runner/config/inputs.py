@@ -12,7 +12,7 @@ from typing import Any
 
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.records import Config
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 
 # Where a model's config.json states its context, in the order transformers' families use them.
 _CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -65,9 +65,9 @@ def _context_problems(config: Config) -> list[Problem]:
             continue
         said = f"{value:,} tokens is more than the model's context of {context:,} (its config.json)"
         if key == "BLOCK_SIZE" and value <= BLOCK_SIZE_SLACK * context:
-            level, said = "warning", f"{said}: positions past it were never trained, and quality may fall"
+            level, said = Level.WARNING, f"{said}: positions past it were never trained, and quality may fall"
         else:
-            level = "error"
+            level = Level.ERROR
         problems.append(Problem(level, str(config.source(key)), key, said))
     return problems
 
@@ -80,7 +80,7 @@ def _prompt_list_problems(config: Config) -> list[Problem]:
     path = (source.path.parent if source.path else Path.cwd()) / str(listed)
     if path.is_file():
         return []
-    return [Problem("error", str(source), "EVAL_PROMPTS", f"{display_path(path)}: no such prompt list")]
+    return [Problem(Level.ERROR, str(source), "EVAL_PROMPTS", f"{display_path(path)}: no such prompt list")]
 
 
 def _preference_problems(config: Config) -> list[Problem]:
@@ -93,7 +93,7 @@ def _preference_problems(config: Config) -> list[Problem]:
         if not config.get(key):
             problems.append(
                 Problem(
-                    "error",
+                    Level.ERROR,
                     str(config.source("TRAINER")),
                     key,
                     f"TRAINER={trainer} needs it: the column of the "
@@ -109,7 +109,7 @@ def _preference_problems(config: Config) -> list[Problem]:
             found = ", ".join(sorted(columns)[:12]) or "none"
             problems.append(
                 Problem(
-                    "error",
+                    Level.ERROR,
                     str(config.source(key)),
                     key,
                     f"{display_path(config.data_file)} has no column {name!r} (columns found: {found})",
@@ -123,7 +123,7 @@ def _trainer_key_problems(config: Config) -> list[Problem]:
     trainer, problems = config.get("TRAINER"), []
 
     def warn(key: str, message: str) -> None:
-        problems.append(Problem("warning", str(config.source(key)), key, message))
+        problems.append(Problem(Level.WARNING, str(config.source(key)), key, message))
 
     if "DPO_BETA" in config.values and trainer != "dpo":
         warn("DPO_BETA", f"only the dpo trainer reads it (AutoTrain passes it to no other); TRAINER={trainer}")

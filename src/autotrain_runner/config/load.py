@@ -34,7 +34,7 @@ from autotrain_runner.config.keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES
 from autotrain_runner.config.records import Config, Source, Value
 from autotrain_runner.config.resolve import resolve_data, resolve_model, resolve_template
 from autotrain_runner.config.values import INVALID, typed
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 from autotrain_runner.redact import MASK, SecretMatcher, is_secret_key
 
 ENV_PREFIX = "ATR_"
@@ -89,7 +89,7 @@ def load_config(
     if project_name != display_name and "PROJECT_NAME" in values:
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 str(values["PROJECT_NAME"].source),
                 values["PROJECT_NAME"].written_as,
                 f"AutoTrain needs letters, digits and hyphens: {display_name!r} runs as {project_name!r}",
@@ -105,7 +105,7 @@ def load_config(
     problems[:] = [Problem(p.level, *map(secrets.mask, (p.where, p.key, p.message))) for p in problems]
     problems.sort(key=_position)
     config.problems = problems
-    if any(p.level == "error" for p in problems):
+    if any(p.level == Level.ERROR for p in problems):
         raise ConfigError(problems)
     return config
 
@@ -129,7 +129,9 @@ def _parse_overrides(overrides: Sequence[str], problems: list[Problem]) -> dict[
             # the value is never repeated: a key mistyped (`OPENAI API_KEY`) may carry a secret
             shown = f"a key {key[:40]!r}" if sep else "no '='"
             problems.append(
-                Problem("error", "--set", "", f"expected KEY=VALUE with a key of letters, digits and _; got {shown}")
+                Problem(
+                    Level.ERROR, "--set", "", f"expected KEY=VALUE with a key of letters, digits and _; got {shown}"
+                )
             )
             continue
         values[key] = text
@@ -166,7 +168,7 @@ def _from_files(
                 try:
                     text = expand(entry.raw, _recording(lookup, interpolated), assign)
                 except ExpansionError as exc:
-                    problems.append(Problem("error", f"{display_path(path)}:{entry.line}", entry.key, str(exc)))
+                    problems.append(Problem(Level.ERROR, f"{display_path(path)}:{entry.line}", entry.key, str(exc)))
                     continue
             else:
                 text = entry.raw
@@ -207,7 +209,9 @@ def _canonical_values(assignments: Assignments, referenced: set[str], problems: 
             current, convert = LEGACY[name]
             if name not in noted and raw.source.kind != "environment":
                 noted.add(name)
-                problems.append(Problem("note", where, name, f"is an old AutoTrain name; the current key is {current}"))
+                problems.append(
+                    Problem(Level.NOTE, where, name, f"is an old AutoTrain name; the current key is {current}")
+                )
             kind = LEGACY_KIND.get(name, KEYS[current].kind)
             value = typed(raw.text, kind, KEYS[current], where, name, problems)
             if value is INVALID:
@@ -225,11 +229,11 @@ def _canonical_values(assignments: Assignments, referenced: set[str], problems: 
         else:
             hint = keys.suggest(name)
             fix = f"did you mean {hint}?" if hint else "remove it, or see `atr keys` for the keys"
-            problems.append(Problem("error", where, name, f"unknown key; {fix}"))
+            problems.append(Problem(Level.ERROR, where, name, f"unknown key; {fix}"))
             continue
         message = _check_value(KEYS[key], value)
         if message:
-            problems.append(Problem("error", where, name, message))
+            problems.append(Problem(Level.ERROR, where, name, message))
             continue
         values[key] = Value(key, name, raw.text, value, raw.source)
     # Keys keep the order in which they were first written, so argv mirrors the env file.
@@ -249,7 +253,9 @@ def _display_name(values: dict[str, Value], env_file: Path, secrets: SecretMatch
     name = env_file.parent.name if env_file.name == PROJECT_ENV else env_file.stem
     if secrets.find(name):
         message = "the project is named after its folder (or env file), and that name holds a secret"
-        problems.append(Problem("error", display_path(env_file), "PROJECT_NAME", f"{message}; set PROJECT_NAME=..."))
+        problems.append(
+            Problem(Level.ERROR, display_path(env_file), "PROJECT_NAME", f"{message}; set PROJECT_NAME=...")
+        )
         name = secrets.mask(name)
     return name
 
@@ -312,11 +318,11 @@ def _mask_secrets(assignments: Assignments, problems: list[Problem]) -> SecretMa
         what = ", ".join(dict.fromkeys(named or held))
         if (LEGACY[name][0] if name in LEGACY else name) == "PROJECT_NAME":
             message = f"holds {what}: the project name becomes the output folder's name and reaches AutoTrain"
-            problems.append(Problem("error", str(raw.source), name, f"{message}; take the secret out of it"))
+            problems.append(Problem(Level.ERROR, str(raw.source), name, f"{message}; take the secret out of it"))
         else:
             problems.append(
                 Problem(
-                    "warning",
+                    Level.WARNING,
                     str(raw.source),
                     name,
                     f"holds {what}: {MASK} is used in its place everywhere (check, command, runs, data, "

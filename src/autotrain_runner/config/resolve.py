@@ -17,7 +17,7 @@ from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import os_reason
 from autotrain_runner.config.keys import KEYS, PAIR_TRAINERS
 from autotrain_runner.config.records import Source, Value
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 
 
 def resolve_template(
@@ -29,13 +29,15 @@ def resolve_template(
     try:
         template = templates.resolve(spec.value if spec else None, chat, env_dir)
     except ConfigError as exc:
-        problems.append(Problem("error", str(spec.source) if spec else "", "PROMPT_TEMPLATE", exc.problems[0].message))
+        problems.append(
+            Problem(Level.ERROR, str(spec.source) if spec else "", "PROMPT_TEMPLATE", exc.problems[0].message)
+        )
         template = templates.NAMED[templates.DEFAULT]
     where = str(spec.source) if spec else "default"
     if template.kind == "chat" and chat not in (None, template.name):
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 where,
                 "PROMPT_TEMPLATE",
                 f"{template.name} conflicts with CHAT_TEMPLATE={chat}; set one of them",
@@ -44,7 +46,7 @@ def resolve_template(
     if template.kind == "text" and chat in templates.CHAT_TEMPLATES:
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 where,
                 "PROMPT_TEMPLATE",
                 f"{template.name} renders text, but CHAT_TEMPLATE={chat} expects messages; use PROMPT_TEMPLATE={chat}",
@@ -68,7 +70,7 @@ def resolve_template(
     if "RAW_DATA" not in values:
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 str(values["DATA_BUILDER"].source),
                 "RAW_DATA",
                 f"DATA_BUILDER={values['DATA_BUILDER'].value} needs RAW_DATA (a file, folder or glob)",
@@ -80,23 +82,25 @@ def resolve_template(
 def resolve_model(values: dict[str, Value], env_file: Path, problems: list[Problem]) -> models.ModelRef:
     if "MODEL" not in values:
         problems.append(
-            Problem("error", display_path(env_file), "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>")
+            Problem(
+                Level.ERROR, display_path(env_file), "MODEL", "no model set; add MODEL=<Hub id, folder or bundled:...>"
+            )
         )
         return models.ModelRef("", "hub")
     value = values["MODEL"]
     if not str(value.value or "").strip():
-        problems.append(Problem("error", str(value.source), value.written_as, "is empty; name a model"))
+        problems.append(Problem(Level.ERROR, str(value.source), value.written_as, "is empty; name a model"))
         return models.ModelRef("", "hub")
     base = value.source.path.parent if value.source.path else Path.cwd()
     try:
         ref = models.resolve(str(value.value), base)
     except ConfigError as exc:
-        problems.append(Problem("error", str(value.source), value.written_as, exc.problems[0].message))
+        problems.append(Problem(Level.ERROR, str(value.source), value.written_as, exc.problems[0].message))
         return models.ModelRef(str(value.value), "hub")
     if ref.kind == "hub":
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 str(value.source),
                 value.written_as,
                 f"{ref.spec} is a Hub id: not downloaded by check, unverified offline",
@@ -114,21 +118,24 @@ def resolve_data(values: dict[str, Value], env_file: Path, problems: list[Proble
             is_file = found is not None and found.is_file()
         except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symlink loop
             problems.append(
-                Problem("error", str(value.source), value.written_as, f"not a usable path ({os_reason(exc)})")
+                Problem(Level.ERROR, str(value.source), value.written_as, f"not a usable path ({os_reason(exc)})")
             )
             return None
         if found is not None and found.exists() and not is_file:
             kind = "a folder" if found.is_dir() else "not a regular file"
             problems.append(
                 Problem(
-                    "error", str(value.source), value.written_as, f"{display_path(found)} is {kind}; name the data file"
+                    Level.ERROR,
+                    str(value.source),
+                    value.written_as,
+                    f"{display_path(found)} is {kind}; name the data file",
                 )
             )
             return None
         if value.source.kind == "from DATA_BUILDER" and not is_file:
             problems.append(
                 Problem(
-                    "note",
+                    Level.NOTE,
                     str(values["DATA_BUILDER"].source),
                     "DATA_BUILDER",
                     f"dataset not built yet ({display_path(Path(value.value))}); run `atr data`",
@@ -137,7 +144,7 @@ def resolve_data(values: dict[str, Value], env_file: Path, problems: list[Proble
             return None
         if found is None or not is_file:
             problems.append(
-                Problem("error", str(value.source), value.written_as, f"data file not found: {value.value}")
+                Problem(Level.ERROR, str(value.source), value.written_as, f"data file not found: {value.value}")
             )
             return None
         if value.source.kind == "from DATA_BUILDER":  # the build writes the columns it names (rebuilt when stale)
@@ -153,13 +160,16 @@ def resolve_data(values: dict[str, Value], env_file: Path, problems: list[Proble
                     return _check_header(folder / f"{split}{suffix}", values, value, problems)
             problems.append(
                 Problem(
-                    "error", str(value.source), value.written_as, f"no {split}.csv or {split}.jsonl in {value.value}"
+                    Level.ERROR,
+                    str(value.source),
+                    value.written_as,
+                    f"no {split}.csv or {split}.jsonl in {value.value}",
                 )
             )
             return None
         problems.append(
             Problem(
-                "note",
+                Level.NOTE,
                 str(value.source),
                 value.written_as,
                 f"{value.value} is not a local folder: passed to AutoTrain as a Hub dataset",
@@ -168,7 +178,7 @@ def resolve_data(values: dict[str, Value], env_file: Path, problems: list[Proble
         return None
     problems.append(
         Problem(
-            "error",
+            Level.ERROR,
             display_path(env_file),
             "DATA_FILE",
             "no training data; set DATA_FILE=path/to/train.csv (or DATA_BUILDER and RAW_DATA)",
@@ -195,7 +205,7 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
     if path.suffix.lower() not in (".csv", ".jsonl"):
         problems.append(
             Problem(
-                "error",
+                Level.ERROR,
                 str(origin.source),
                 origin.written_as,
                 f"{path.name}: AutoTrain reads local .csv or .jsonl; convert it first",
@@ -211,7 +221,7 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
                 if not isinstance(first, dict):
                     problems.append(
                         Problem(
-                            "error",
+                            Level.ERROR,
                             where,
                             "",
                             f"first record is a JSON {type(first).__name__}, not an object with a text column",
@@ -220,10 +230,10 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
                     return None
                 header = list(first)
     except UnicodeDecodeError:
-        problems.append(Problem("error", where, "", "is not UTF-8 text; save it as UTF-8"))
+        problems.append(Problem(Level.ERROR, where, "", "is not UTF-8 text; save it as UTF-8"))
         return None
     except json.JSONDecodeError as exc:
-        problems.append(Problem("error", where, "", f"first line is not a JSON object ({exc.msg})"))
+        problems.append(Problem(Level.ERROR, where, "", f"first line is not a JSON object ({exc.msg})"))
         return None
     if column not in header:
         key = values["TEXT_COLUMN"].written_as if "TEXT_COLUMN" in values else "TEXT_COLUMN"
@@ -234,5 +244,5 @@ def _check_header(path: Path, values: dict[str, Value], origin: Value, problems:
             if close
             else (f"; set TEXT_COLUMN={header[0]}" if len(header) == 1 else "")
         )
-        problems.append(Problem("error", where, key, f"column {column!r} not in the header (found: {found}){fix}"))
+        problems.append(Problem(Level.ERROR, where, key, f"column {column!r} not in the header (found: {found}){fix}"))
     return path.resolve()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 
 if TYPE_CHECKING:
     from autotrain_runner.config.keys import Key
@@ -50,11 +50,11 @@ def typed(text: str, kind: str, spec: Key, where: str, name: str, problems: list
             return [item(s) for s in stripped.split(",") if s.strip()]
     except ValueError as exc:
         detail = "" if "invalid literal" in str(exc) or "could not convert" in str(exc) else f" ({exc})"
-        problems.append(Problem("error", where, name, f"{text!r} is not {_EXPECTED[kind]}{detail}"))
+        problems.append(Problem(Level.ERROR, where, name, f"{text!r} is not {_EXPECTED[kind]}{detail}"))
         return INVALID
     if spec.choices is not None:
         if stripped.lower() not in spec.choices:
-            problems.append(Problem("error", where, name, f"{text!r} is not one of: {', '.join(spec.choices)}"))
+            problems.append(Problem(Level.ERROR, where, name, f"{text!r} is not one of: {', '.join(spec.choices)}"))
             return INVALID
         stripped = stripped.lower()
         if stripped == "none" and spec.nullable:

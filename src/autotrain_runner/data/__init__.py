@@ -32,7 +32,7 @@ from autotrain_runner.data import emotion, instruct, outputs, summary, table, tx
 from autotrain_runner.data.base import BadRows, Builder, Options, Sample
 from autotrain_runner.data.lint import lint
 from autotrain_runner.data.readers import FORCED_ENCODING, decode, find_inputs
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 from autotrain_runner.redact import SecretMatcher, is_secret_key
 
 BUILDERS: dict[str, tuple[Builder, tuple[str, ...]]] = {
@@ -263,7 +263,7 @@ def _write_atomically(
 ) -> None:
     problem = outputs.folder_problem(out_dir)  # checked up front; again here, in case it changed since
     if problem:
-        raise ConfigError([Problem("error", display_path(out_dir), "DATASET_DIR", problem)])
+        raise ConfigError([Problem(Level.ERROR, display_path(out_dir), "DATASET_DIR", problem)])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-{os.getpid()}-", dir=out_dir.parent))
     old: Path | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from autotrain_runner.config.keys import PAIR_TRAINERS
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 
 ROLES = ("system", "user", "assistant")
 
@@ -67,11 +67,13 @@ class BadRows:
 
     def raise_if_any(self) -> None:
         if self.mode == "error" and self.rows:
-            problems = [Problem("error", where, "", reason) for where, reason in self.rows[:10]]
+            problems = [Problem(Level.ERROR, where, "", reason) for where, reason in self.rows[:10]]
             more = len(self.rows) - 10
             hint = f"{more} more bad rows not shown; " if more > 0 else ""
             problems.append(
-                Problem("error", "ON_BAD_ROWS", "", f"{hint}fix them, or set ON_BAD_ROWS=skip to drop and count them")
+                Problem(
+                    Level.ERROR, "ON_BAD_ROWS", "", f"{hint}fix them, or set ON_BAD_ROWS=skip to drop and count them"
+                )
             )
             raise ConfigError(problems)
 

@@ -30,7 +30,7 @@ from autotrain_runner.data.base import (
     with_system,
 )
 from autotrain_runner.data.readers import JSON_SUFFIXES, json_records, read_text
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 
 SUFFIXES = JSON_SUFFIXES
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -84,7 +84,7 @@ def _preference_refused(where: str, beside: str) -> ConfigError:
     return ConfigError(
         [
             Problem(
-                "error",
+                Level.ERROR,
                 where,
                 "PREFERENCE",
                 f"this is preference data (chosen/rejected answers beside {beside}), which supervised fine-tuning "

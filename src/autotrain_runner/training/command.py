@@ -15,7 +15,7 @@ from typing import Any
 from autotrain_runner import layout
 from autotrain_runner.config import models
 from autotrain_runner.config.records import Config
-from autotrain_runner.errors import ConfigError, Problem
+from autotrain_runner.errors import ConfigError, Level, Problem
 from autotrain_runner.training import autotrain_schema
 
 STAGED_SPLIT = "train"
@@ -76,7 +76,7 @@ def validate_with_autotrain(config: Config) -> None:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ConfigError(
             [
-                Problem("error", str(config.env_file), "", f"AutoTrain rejects the config: {line}")
+                Problem(Level.ERROR, str(config.env_file), "", f"AutoTrain rejects the config: {line}")
                 for line in str(exc).splitlines()
                 if line.strip()
             ]

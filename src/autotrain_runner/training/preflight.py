@@ -21,7 +21,7 @@ from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.keys import PAIR_TRAINERS
 from autotrain_runner.config.value_checks import parse_param_count
-from autotrain_runner.errors import Problem
+from autotrain_runner.errors import Level, Problem
 from autotrain_runner.training.memory import (
     GB,
     LLAMA_LINEARS,
@@ -186,7 +186,7 @@ def _disk_warnings(config: Config, needed: float) -> list[Problem]:
         return []
     return [
         Problem(
-            "warning",
+            Level.WARNING,
             str(config.source("CHECKPOINT_EVERY")),
             "CHECKPOINT_EVERY",
             f"checkpoints need about {gb(needed)} GB while the next is written, and {gb(free)} GB are free on "
@@ -232,6 +232,6 @@ def preflight(config: Config, capacity: Capacity | None) -> Preflight:
             continue
         verdicts.append(f"{what} does not fit")
         message = f"{what} needs about {gb(estimate.total)} GB, more than {gb(size)} GB"
-        warnings.append(Problem("warning", capacity.where, "GPU_MEMORY_GB", "; ".join([message, *fixes()])))
+        warnings.append(Problem(Level.WARNING, capacity.where, "GPU_MEMORY_GB", "; ".join([message, *fixes()])))
     lines.append(f"GPU: {gb(size)} GB ({capacity.describe()}): {', '.join(verdicts)}")
     return Preflight(lines, warnings)
