@@ -107,7 +107,7 @@ class Renderer:
 
     @property
     def chat(self) -> bool:
-        return self.template.kind == "chat"
+        return self.template.is_chat
 
     def template_kwargs(self) -> dict[str, Any]:
         """What every chat-template render is given besides the messages."""

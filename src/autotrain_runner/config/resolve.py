@@ -34,7 +34,7 @@ def resolve_template(
         )
         template = templates.NAMED[templates.DEFAULT]
     where = str(spec.source) if spec else "default"
-    if template.kind == "chat" and chat not in (None, template.name):
+    if template.is_chat and chat not in (None, template.name):
         problems.append(
             Problem(
                 Level.ERROR,
@@ -43,7 +43,7 @@ def resolve_template(
                 f"{template.name} conflicts with CHAT_TEMPLATE={chat}; set one of them",
             )
         )
-    if template.kind == "text" and chat in templates.CHAT_TEMPLATES:
+    if not template.is_chat and chat in templates.CHAT_TEMPLATES:
         problems.append(
             Problem(
                 Level.ERROR,
@@ -55,16 +55,16 @@ def resolve_template(
     if "DATA_BUILDER" not in values:
         return template
     derived = Source("from DATA_BUILDER")
-    if template.kind == "chat" and chat is None:
+    if template.is_chat and chat is None:
         values["CHAT_TEMPLATE"] = Value("CHAT_TEMPLATE", "CHAT_TEMPLATE", template.name, template.name, derived)
     trainer = values["TRAINER"].value if "TRAINER" in values else None
     if trainer in PAIR_TRAINERS:  # `atr data` builds pairs: prompt messages, chosen and rejected answers
         columns = {"TEXT_COLUMN": "chosen", "PROMPT_TEXT_COLUMN": "prompt", "REJECTED_TEXT_COLUMN": "rejected"}
     else:
-        columns = {"TEXT_COLUMN": "messages" if template.kind == "chat" else "text"}
+        columns = {"TEXT_COLUMN": template.dataset_column}
     for key, column in columns.items():
         values.setdefault(key, Value(key, key, column, column, derived))
-    chat_file = template.kind == "chat" or trainer in PAIR_TRAINERS
+    chat_file = template.is_chat or trainer in PAIR_TRAINERS
     train_file = dataset_dir / ("train.jsonl" if chat_file else "train.csv")
     values.setdefault("DATA_FILE", Value("DATA_FILE", "DATA_FILE", str(train_file), str(train_file), derived))
     if "RAW_DATA" not in values:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,15 @@ CHAT_TEMPLATES = ("tokenizer", "chatml", "zephyr")
 _SHAPES = SecretMatcher(urls=False)  # token shapes only
 
 
+class TemplateKind(StrEnum):
+    TEXT = "text"  # a layout rendered here, into a `text` column
+    CHAT = "chat"  # the tokenizer's chat template renders `messages`
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     name: str
-    kind: str  # "text": rendered here; "chat": rendered by the tokenizer's chat template
+    kind: TemplateKind
     system: str = "{content}"
     user: str = "{content}"
     assistant_prefix: str = ""
@@ -32,10 +38,19 @@ class PromptTemplate:
     separator: str = "\n\n"
     stop: tuple[str, ...] = ()
 
+    @property
+    def is_chat(self) -> bool:
+        return self.kind == TemplateKind.CHAT
+
+    @property
+    def dataset_column(self) -> str:
+        """The column `atr data` writes the samples in: `messages` for a chat template, `text` for a layout."""
+        return "messages" if self.is_chat else "text"
+
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
         """The training text (whole conversation), or with `add_generation_prompt` the prompt
         that ends where the model's answer begins."""
-        if self.kind != "text":
+        if self.is_chat:
             raise ValueError(f"{self.name} is rendered by the tokenizer's chat template")
         parts = []
         for message in messages:
@@ -63,13 +78,13 @@ class PromptTemplate:
         """The template a run recorded in run.json (`describe()`, with CHAT_TEMPLATE and THINKING beside it),
         so that evaluation, chat and the card render prompts exactly as training did."""
         fields = {k: v for k, v in described.items() if k not in ("chat_template", "thinking")}
-        return cls(**{**fields, "stop": tuple(fields.get("stop", ()))})
+        return cls(**{**fields, "kind": TemplateKind(fields["kind"]), "stop": tuple(fields.get("stop", ()))})
 
 
 NAMED = {
     "instruct-ko": PromptTemplate(
         "instruct-ko",
-        "text",
+        TemplateKind.TEXT,
         system="{content}",
         user="### 질문:\n{content}",
         assistant_prefix="### 답변:\n",
@@ -77,13 +92,13 @@ NAMED = {
     ),
     "instruct-en": PromptTemplate(
         "instruct-en",
-        "text",
+        TemplateKind.TEXT,
         system="{content}",
         user="### Instruction:\n{content}",
         assistant_prefix="### Response:\n",
         stop=("### Instruction:",),
     ),
-    **{name: PromptTemplate(name, "chat") for name in CHAT_TEMPLATES},
+    **{name: PromptTemplate(name, TemplateKind.CHAT) for name in CHAT_TEMPLATES},
 }
 DEFAULT = "instruct-ko"
 
@@ -131,4 +146,4 @@ def resolve(spec: str | None, chat_template: str | None, base_dir: Path) -> Prom
     if isinstance(data.get("stop"), str):
         data["stop"] = [data["stop"]]
     data["stop"] = tuple(data.get("stop", ()))
-    return PromptTemplate(name=str(path.name), kind="text", **data)
+    return PromptTemplate(name=str(path.name), kind=TemplateKind.TEXT, **data)

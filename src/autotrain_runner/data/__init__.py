@@ -314,7 +314,7 @@ def write_training_file(
                     config.get("REJECTED_TEXT_COLUMN"): other,
                 }
                 handle.write(json.dumps(pair, ensure_ascii=False) + "\n")
-        elif config.template.kind == "chat":
+        elif config.template.is_chat:
             for messages in conversations:
                 handle.write(json.dumps({column: messages}, ensure_ascii=False) + "\n")
         else:
@@ -353,7 +353,7 @@ def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: 
             }
             if sample.rejected is not None:
                 record["rejected"] = sample.rejected
-            if config.template.kind == "text":
+            if not config.template.is_chat:
                 record["prompt"] = config.template.render(sample.messages[:-1], add_generation_prompt=True)
             if sample.meta:
                 record["meta"] = sample.meta
@@ -361,7 +361,7 @@ def _write_eval_split(path: Path, samples: list[Sample], config: Config, split: 
 
 
 def _text(messages: list[dict[str, str]], config: Config) -> str:
-    if config.template.kind == "text":
+    if not config.template.is_chat:
         return config.template.render(messages)
     return "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in messages)  # close to chat templates
 

@@ -118,9 +118,9 @@ def render_prompt(backend, messages: list[dict[str, str]]) -> str:
 
 def leak_markers(backend, template: templates.PromptTemplate) -> list[str]:
     """What must never appear in an answer: the layout's role markers and the special tokens."""
-    found = template.markers() if template.kind == "text" else []
+    found = template.markers() if not template.is_chat else []
     found += [t for t in backend.tokenizer.all_special_tokens if t not in (backend.tokenizer.pad_token,)]
-    if template.kind == "chat":
+    if template.is_chat:
         found += ["<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>"]
     return list(dict.fromkeys(m for m in found if m))
 

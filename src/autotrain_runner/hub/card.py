@@ -256,7 +256,7 @@ def _evaluation(evaluated: Path | None, base: str) -> dict[str, Any] | None:
 
 def _prompt(template: templates.PromptTemplate, config: Config) -> dict[str, Any]:
     """The layout the model was trained with: the tokenizer's chat template, or a text layout."""
-    chat = template.kind == "chat"
+    chat = template.is_chat
     return {
         "name": template.name,
         "chat": chat,
@@ -268,7 +268,7 @@ def _prompt(template: templates.PromptTemplate, config: Config) -> dict[str, Any
 
 def _usage(repo_id: str, model: dict[str, Any], template: templates.PromptTemplate) -> dict[str, Any]:
     """The values of the card's Python example (the template writes the code)."""
-    chat = template.kind == "chat"
+    chat = template.is_chat
     rendered = "" if chat else template.render([{"role": "user", "content": _QUESTION}], add_generation_prompt=True)
     return {
         "repo_id": repo_id,

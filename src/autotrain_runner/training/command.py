@@ -125,7 +125,7 @@ def describe_weights(config: Config) -> str:
 def describe_prompts(config: Config) -> str:
     """How prompts are rendered, the same for training, eval, chat and serve (`rendering.Renderer`)."""
     template = config.template
-    how = "the model's chat template" if template.kind == "chat" else "a text layout"
+    how = "the model's chat template" if template.is_chat else "a text layout"
     return (
         f"{template.name} ({how}); THINKING={config.get('THINKING')}; one BOS; answers end at the template's end or EOS"
     )
@@ -171,5 +171,5 @@ def describe_loss(config: Config) -> str:
         return OWN_LOSS[trainer] + ("; LOSS_ON applies to the sft trainer only" if "LOSS_ON" in config.values else "")
     if _loss_on(config) == "all":
         return "all (the whole text: prompt, role markers and answer)"
-    how = "the chat template's generation prompt" if config.template.kind == "chat" else "the template's answer marker"
+    how = "the chat template's generation prompt" if config.template.is_chat else "the template's answer marker"
     return f"answer (prompt and role markers masked up to {how}; loss on the final answer and its end marker)"

@@ -193,7 +193,7 @@ def _check_answers_found(config: Config) -> None:
         return
     problem = (
         "does not end with an assistant message"
-        if template.kind == "chat"
+        if template.is_chat
         else f"has no answer marker {marker!r} (template {template.name})"
     )
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
@@ -220,7 +220,7 @@ def _column_values(path: Path, column: str) -> Iterator[tuple[str, Any]]:
 
 
 def _answer_found(value: Any, template, marker: str) -> bool:
-    if template.kind == "chat":
+    if template.is_chat:
         if isinstance(value, str):
             with contextlib.suppress(ValueError, SyntaxError):
                 value = ast.literal_eval(value)
