@@ -70,6 +70,14 @@ class Plan:
     settings: Settings
 
 
+@dataclass(frozen=True)
+class Answerer:
+    """What answers one served name: a backend, or (HF) the run's own model with its adapter switched off."""
+
+    backend: Any
+    adapter_off: bool = False
+
+
 class ServedModel:
     """The models a server answers for (the run's adapter, and the base model it was trained on)
     on one engine. HF generates one request at a time on its one model; vLLM batches concurrent
@@ -79,13 +87,13 @@ class ServedModel:
         self, engine: Engine, target: Target, base: Target | None, settings: Settings, name: str, max_waiting: int
     ):
         self.backend = engine.backend(target)
-        self.names: dict[str, Any] = {name: self.backend}  # served name -> the backend that answers it
+        self.names: dict[str, Answerer] = {name: Answerer(self.backend)}  # served name -> what answers it
         if base is not None:
             self.base_name = base.label.removeprefix("base ")
-            if isinstance(self.backend, HFBackend):
-                self.names[self.base_name] = "disable-adapter"  # the same model, its adapter switched off
+            if isinstance(self.backend, HFBackend):  # the same model: one copy in memory
+                self.names[self.base_name] = Answerer(self.backend, adapter_off=True)
             else:
-                self.names[self.base_name] = engine.backend(base)
+                self.names[self.base_name] = Answerer(engine.backend(base))
         self.stops = self.backend.stop_strings()
         self.markers = leak_markers(self.backend, target.template)
         self.template = target.template
@@ -178,14 +186,14 @@ class ServedModel:
     def _generating(self, model_name: str | None, cancel: threading.Event) -> Iterator[Any]:
         """The backend for the requested model (the run's, unless the base model is named), held
         for the generation: under the lock for HF, with the adapter off for its base model."""
-        chosen = self.names.get(model_name or self.name, self.backend)  # an unknown name: the run, as before
+        chosen = self.names.get(model_name or self.name) or self.names[self.name]  # an unknown name: the run
         if not self.serial:
-            yield chosen
+            yield chosen.backend
             return
         with self.lock:
             if cancel.is_set():  # nobody waits for this answer any more: the next request gets the model
                 raise Cancelled
-            if chosen == "disable-adapter":
+            if chosen.adapter_off:
                 with self.backend.model.disable_adapter():
                     yield self.backend
             else:
