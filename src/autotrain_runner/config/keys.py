@@ -2,126 +2,30 @@
 
 One table answers "what does this key mean, what type is it, what values are allowed":
 AutoTrain fields come from the `LLMTrainingParams` schema (upper-cased), with the ranges and
-enumerations AutoTrain accepts added here; runner keys are declared below with a help string;
-`LEGACY` maps the names of older AutoTrain notebooks to the current key.
+enumerations AutoTrain accepts (`autotrain_keys.py`); runner keys are declared below with a help
+string; `LEGACY` maps the names of older AutoTrain notebooks to the current key.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from autotrain_runner.config import autotrain_fields
+from autotrain_runner.config.autotrain_keys import autotrain_keys
 from autotrain_runner.config.value_checks import (
     MAX_CONTEXT,
     Check,
     above,
     between,
-    block_size,
     check_checkpoint_interval,
     check_param_count,
     encoding,
     repo_id,
     within,
 )
-
-
-@dataclass(frozen=True)
-class Key:
-    name: str
-    kind: str  # "int", "float", "bool", "str", "block_size", "int_list", "float_list"
-    help: str
-    field: str | None = None  # the LLMTrainingParams field it sets, if any
-    default: Any = None
-    nullable: bool = False
-    choices: tuple[str, ...] | None = None
-    check: Check | None = None
-    group: str = "training"
-
-
-# What AutoTrain 0.8.36 accepts beyond the field types (read from its trainers, not guessed):
-# trainer dispatch in trainers/clm/__main__.py, chat templates in trainers/clm/utils.py,
-# quantization in get_model, mixed precision in configure_training_args and the accelerate launch.
-_AUTOTRAIN_RULES: dict[str, dict[str, Any]] = {
-    "lr": {"check": between(0, 1, lo_open=True)},
-    "epochs": {"check": between(1, 1000)},
-    "batch_size": {"check": between(1, 65536)},
-    "gradient_accumulation": {"check": between(1, 65536)},
-    "warmup_ratio": {"check": within(0, 1, hi_inclusive=True)},
-    "weight_decay": {"check": between(0, 10)},
-    "lora_dropout": {"check": within(0, 1, hi_inclusive=False)},
-    "lora_r": {"check": between(1, 65536)},
-    "lora_alpha": {"check": between(1, 1 << 20)},
-    "max_grad_norm": {"check": between(0, 1e6, lo_open=True)},
-    "model_max_length": {"check": between(1, MAX_CONTEXT)},
-    "save_total_limit": {"check": between(1, 10000)},
-    "block_size": {"check": block_size},
-    "dpo_beta": {"check": between(0, 1000, lo_open=True)},
-    "max_prompt_length": {"check": between(1, MAX_CONTEXT)},
-    "max_completion_length": {"check": between(1, MAX_CONTEXT)},
-    # AutoTrain's default trainer is `default` (a causal LM on the whole text); the runner's is sft
-    "trainer": {"choices": ("default", "sft", "reward", "dpo", "orpo"), "default": "sft"},
-    "mixed_precision": {"choices": ("fp16", "bf16", "none")},
-    "quantization": {"choices": ("int4", "int8", "none")},
-    "chat_template": {"choices": ("none", "zephyr", "chatml", "tokenizer")},
-    "padding": {"choices": ("left", "right")},
-    "log": {"choices": ("none", "wandb", "tensorboard")},
-    "distributed_backend": {"choices": ("ddp", "deepspeed")},
-    "scheduler": {
-        "choices": (
-            "linear",
-            "cosine",
-            "cosine_with_restarts",
-            "polynomial",
-            "constant",
-            "constant_with_warmup",
-            "inverse_sqrt",
-            "reduce_lr_on_plateau",
-            "cosine_with_min_lr",
-            "warmup_stable_decay",
-        )
-    },
-    "eval_strategy": {"choices": ("no", "steps", "epoch")},
-}
-
-# The trainers that train preference pairs (prompt, chosen, rejected): `atr data` builds pairs for them
-PAIR_TRAINERS = ("dpo", "orpo", "reward")
-
-# Fields the runner sets itself: the user's value is read, but the runner decides what AutoTrain gets.
-RUNNER_OWNED_FIELDS = {"token", "push_to_hub", "data_path", "train_split", "project_name"}
-
-
-def _autotrain_keys() -> dict[str, Key]:
-    keys = {}
-    for field, spec in autotrain_fields.fields().items():
-        types = spec["types"]
-        if "array" in types:
-            kind = "block_size"
-        elif "boolean" in types:
-            kind = "bool"
-        elif "integer" in types:
-            kind = "int"
-        elif "number" in types:
-            kind = "float"
-        else:
-            kind = "str"
-        rules = _AUTOTRAIN_RULES.get(field, {})
-        name = field.upper()
-        keys[name] = Key(
-            name=name,
-            kind=kind,
-            help=spec["help"],
-            field=field,
-            default=rules.get("default", spec["default"]),
-            nullable="null" in types,
-            choices=rules.get("choices"),
-            check=rules.get("check"),
-            group="autotrain",
-        )
-    return keys
-
+from autotrain_runner.config.values import Key
 
 _RUNNER_KEYS = [
     Key(
@@ -482,7 +386,7 @@ LEGACY_KIND = {"USE_FP16": "bool", "USE_BF16": "bool", "USE_INT4": "bool", "USE_
 VARIABLES = {"PROJECT_ID"}
 
 KEYS: dict[str, Key] = {
-    **_autotrain_keys(),
+    **autotrain_keys(),
     **{k.name: k for k in _RUNNER_KEYS + _DATA_KEYS + _EVAL_KEYS + _SWEEP_KEYS + _PREFLIGHT_KEYS},
 }
 del KEYS["TOKEN"]  # the token is HF_TOKEN; TOKEN is accepted as a legacy spelling

@@ -33,7 +33,7 @@ from autotrain_runner.config.files import PROJECT_ENV, file_layers, find_env_fil
 from autotrain_runner.config.keys import KEYS, LEGACY, LEGACY_KIND, VARIABLES
 from autotrain_runner.config.records import Config, Source, Value
 from autotrain_runner.config.resolve import resolve_data, resolve_model, resolve_template
-from autotrain_runner.config.values import INVALID, typed
+from autotrain_runner.config.values import INVALID, Key, typed
 from autotrain_runner.errors import ConfigError, Level, Problem
 from autotrain_runner.redact import MASK, SecretMatcher, is_secret_key
 
@@ -240,7 +240,7 @@ def _canonical_values(assignments: Assignments, referenced: set[str], problems: 
     return dict(sorted(values.items(), key=lambda kv: first_seen[kv[0]]))
 
 
-def _check_value(spec: keys.Key, value: Any) -> str | None:
+def _check_value(spec: Key, value: Any) -> str | None:
     if value is None or spec.check is None:
         return None
     return spec.check(value)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner.config import keys, models, templates
+from autotrain_runner.config import autotrain_keys, models, templates
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.errors import Problem
@@ -89,7 +89,7 @@ class Config:
         params = {}
         for key, value in self.values.items():
             spec = KEYS[key]
-            if spec.field and spec.field not in keys.RUNNER_OWNED_FIELDS:
+            if spec.field and spec.field not in autotrain_keys.RUNNER_OWNED_FIELDS:
                 params[spec.field] = value.value
         return params
 

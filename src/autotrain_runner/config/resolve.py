@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from autotrain_runner.config import models, templates
+from autotrain_runner.config.autotrain_keys import PAIR_TRAINERS
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.files import os_reason
-from autotrain_runner.config.keys import KEYS, PAIR_TRAINERS
+from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Source, Value
 from autotrain_runner.errors import ConfigError, Level, Problem
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_runner import __version__, layout
+from autotrain_runner.config.autotrain_keys import PAIR_TRAINERS
 from autotrain_runner.config.dataset_dir import raw_base
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.config.keys import KEYS, PAIR_TRAINERS
+from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.data import emotion, instruct, outputs, summary, table, txt

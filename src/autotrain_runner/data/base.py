@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from autotrain_runner.config.keys import PAIR_TRAINERS
+from autotrain_runner.config.autotrain_keys import PAIR_TRAINERS
 from autotrain_runner.errors import ConfigError, Level, Problem
 
 ROLES = ("system", "user", "assistant")

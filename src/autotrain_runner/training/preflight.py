@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from autotrain_runner import hardware
 from autotrain_runner.config import models
+from autotrain_runner.config.autotrain_keys import PAIR_TRAINERS
 from autotrain_runner.config.envfile import display_path
-from autotrain_runner.config.keys import PAIR_TRAINERS
 from autotrain_runner.config.value_checks import parse_param_count
 from autotrain_runner.errors import Level, Problem
 from autotrain_runner.training.memory import (
