@@ -30,3 +30,24 @@ def test_an_input_changed_in_place_is_hashed_again(tmp_path):
     data.write_text("other version\n", encoding="utf-8")  # the same size
     os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1_000_000))
     assert _sha256(data) == layout.sha256_file(data) != first
+
+
+def test_every_figure_of_the_table_is_a_field_of_metrics_json_and_every_ranking_one_has_a_label():
+    import dataclasses
+
+    from autotrain_runner.config.keys import KEYS
+    from autotrain_runner.layout import figures
+    from autotrain_runner.layout.records import Metrics
+
+    fields = {f.name for f in dataclasses.fields(Metrics)}
+    assert [f.name for f in figures.FIGURES if f.name not in fields] == []
+    assert KEYS["SWEEP_METRIC"].choices == figures.names(figures.RANK)
+    assert all(f.label for f in figures.shown_in(figures.LEADERBOARD))
+    assert set(figures.names(figures.RANK)) <= set(figures.names(figures.LEADERBOARD))
+
+
+def test_data_builder_choices_are_the_builders_there_are():
+    from autotrain_runner.config.keys import KEYS
+    from autotrain_runner.data import BUILDERS
+
+    assert KEYS["DATA_BUILDER"].choices == tuple(BUILDERS)

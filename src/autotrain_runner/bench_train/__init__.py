@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import hardware, layout
+from autotrain_runner import hardware, layout, versions
 from autotrain_runner.bench_train.llamafactory import run_llamafactory
 from autotrain_runner.bench_train.shapes import CONFIGS, SHAPES, TOOLS, Row, Settings, cannot_run, settings
 from autotrain_runner.bench_train.tools import build_model, run_atr, run_trl, write_rows
@@ -167,14 +167,10 @@ def machine(cuda: bool) -> dict[str, Any]:
     if cuda:
         props = torch.cuda.get_device_properties(0)
         facts.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
-    from importlib import metadata
+    return {**facts, **versions.of(_STACK)}
 
-    for name in ("transformers", "trl", "peft", "accelerate", "bitsandbytes", "liger-kernel", "autotrain-advanced"):
-        try:
-            facts[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            facts[name] = None
-    return facts
+
+_STACK = ("transformers", "trl", "peft", "accelerate", "bitsandbytes", "liger-kernel", "autotrain-advanced")
 
 
 def markdown(result: dict[str, Any]) -> str:

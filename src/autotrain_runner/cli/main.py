@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autotrain_runner import __version__
 from autotrain_runner.cli.commands import EXIT_INTERRUPTED, handler
+from autotrain_runner.config.keys import KEYS
 from autotrain_runner.errors import EXIT_WORK_FAILED, RunnerError
 from autotrain_runner.redact import Redactor
 
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     def engine_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--engine",
-            choices=("auto", "hf", "vllm"),
+            choices=KEYS["GENERATION_ENGINE"].choices,
             help="what generates (GENERATION_ENGINE; default auto: vLLM when installed and it supports the model)",
         )
 

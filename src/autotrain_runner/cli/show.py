@@ -19,6 +19,7 @@ from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import Level
 from autotrain_runner.layout import checkpoints
+from autotrain_runner.layout import figures as figure_table
 from autotrain_runner.layout.records import RunRecord, Status
 from autotrain_runner.redact import Redactor
 from autotrain_runner.training import command, engine, preflight
@@ -155,7 +156,7 @@ def _from_record(text: str) -> Text:
     return Text(_SHAPES(_CONTROL.sub("?", str(text))))
 
 
-HEADLINE_FIGURES = ("n", "chrf", "bleu", "cosine", "valid_loss", "leak_rate", "repetition_rate", "eos_rate")
+HEADLINE_FIGURES = ("n", *figure_table.names(figure_table.HEADLINE))
 
 
 def headline_figures(metrics: dict[str, Any]) -> str:

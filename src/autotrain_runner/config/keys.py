@@ -26,6 +26,7 @@ from autotrain_runner.config.value_checks import (
     within,
 )
 from autotrain_runner.config.values import Key
+from autotrain_runner.layout import figures as figure_table
 
 _RUNNER_KEYS = [
     Key(
@@ -334,7 +335,7 @@ _SWEEP_KEYS = [
         "Sweep: what ranks the trials (higher is better; valid_loss: lower is better; pref_accuracy and "
         "pref_margin rank dpo/orpo trials on held-out pairs)",
         default="chrf",
-        choices=("chrf", "bleu", "cosine", "valid_loss", "pref_accuracy", "pref_margin"),
+        choices=figure_table.names(figure_table.RANK),
         group="sweep",
     ),
     Key(

@@ -14,11 +14,10 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import layout
+from autotrain_runner import layout, versions
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.data import secret_values
@@ -37,6 +36,7 @@ from autotrain_runner.evaluation.targets import (
     run_target,
 )
 from autotrain_runner.generation.generate import Generated, OpenAIBackend, Settings
+from autotrain_runner.layout import figures as figure_table
 
 
 def evaluate(
@@ -214,9 +214,7 @@ def _evaluate_one(
         "template": target.template.describe(),
         "generation": settings.describe(),
         "scales": {"chrf": "0-100 (sacrebleu)", "bleu": "0-100 (sacrebleu)", "cosine": "-1..1", "rates": "0-1"},
-        "versions": {
-            name: _version(name) for name in ("autotrain-runner", "sacrebleu", "transformers", "peft", "torch")
-        },
+        "versions": versions.of(("autotrain-runner", "sacrebleu", "transformers", "peft", "torch")),
     }
     _write_outputs(target.out_dir, predictions, figures, target)
     return figures
@@ -290,26 +288,7 @@ def _write_outputs(out_dir: Path, predictions: list[dict[str, Any]], figures: di
     layout.write_text_atomic(out_dir / layout.EVAL_REPORT_MD, _report(target, predictions, figures))
 
 
-_FIGURES = (
-    "chrf",
-    "bleu",
-    "cosine",
-    "valid_loss",
-    "perplexity",
-    "pref_accuracy",
-    "pref_margin",
-    "rep_2",
-    "rep_4",
-    "distinct_2",
-    "leak_rate",
-    "repetition_rate",
-    "empty_rate",
-    "eos_rate",
-    "echo_rate",
-    "mean_chars",
-    "n",
-    "samples_per_s",
-)
+_FIGURES = (*figure_table.names(figure_table.COMPARE), "n", "samples_per_s")  # the comparison's rows
 
 
 def _report(target: Target, predictions: list[dict[str, Any]], figures: dict[str, Any]) -> str:
@@ -372,10 +351,3 @@ def _read_predictions(folder: Path) -> list[dict[str, Any]]:
 
 def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ⏎ ")[:200]
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

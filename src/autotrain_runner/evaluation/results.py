@@ -19,6 +19,7 @@ from typing import Any
 from autotrain_runner import layout, plots
 from autotrain_runner.config.records import Config
 from autotrain_runner.evaluation.evaluate import md_cell
+from autotrain_runner.layout import figures as figure_table
 from autotrain_runner.layout.records import Metrics, Status, SweepRecord, TrialEntry
 
 SCORE_RULE = (
@@ -30,16 +31,9 @@ CHECKPOINT_NOTE = (
     "‡ epoch k of a K-epoch schedule (SWEEP_EPOCHS_FROM=checkpoints): the adapter of the K-epoch trial's run "
     "at epoch k, evaluated as its own row; its learning rate had not decayed as a k-epoch run's would."
 )
-METRICS = {  # name -> (label, lower is better)
-    "chrf": ("chrF (0-100)", False),
-    "bleu": ("BLEU (0-100)", False),
-    "cosine": ("cosine similarity", False),
-    "valid_loss": ("held-out loss", True),
-    "pref_accuracy": ("preference accuracy (0-1)", False),
-    "pref_margin": ("preference margin (nats)", False),
-    "leak_rate": ("template-leak rate", True),
-    "repetition_rate": ("repetition rate", True),
-}
+METRICS = {
+    f.name: (f.label, f.lower_is_better) for f in figure_table.shown_in(figure_table.LEADERBOARD)
+}  # ranked or flagged by
 COLUMNS = (
     "rank",
     "best",
@@ -51,14 +45,7 @@ COLUMNS = (
     "lr",
     "status",
     "score",
-    "chrf",
-    "bleu",
-    "cosine",
-    "valid_loss",
-    "pref_accuracy",
-    "pref_margin",
-    "leak_rate",
-    "repetition_rate",
+    *figure_table.names(figure_table.LEADERBOARD),
     "eos_rate",
     "prompt_leak_rate",
     "prompt_repetition_rate",
@@ -178,7 +165,7 @@ def score_rule(record: SweepRecord) -> str:
 
 def shown_metrics(record: SweepRecord) -> list[str]:
     """The metric columns of a sweep's tables: the preference figures only where they rank the trials."""
-    preference = ("pref_accuracy", "pref_margin")
+    preference = figure_table.pair_figures()
     return [m for m in METRICS if m not in preference or record.metric in preference]
 
 

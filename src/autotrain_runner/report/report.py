@@ -27,26 +27,13 @@ from autotrain_runner.evaluation.results import (
     shown_metrics,
     trial_evals,
 )
+from autotrain_runner.layout import figures as figure_table
 from autotrain_runner.layout import outputs
 from autotrain_runner.layout.records import RunRecord, SweepRecord
 from autotrain_runner.redact import Redactor
 
-PAIR_FIGURES = ("pref_accuracy", "pref_margin", "reward_accuracy", "reward_margin")  # shown where an eval has one
-EVAL_FIGURES = (
-    "n",
-    "chrf",
-    "bleu",
-    "cosine",
-    "valid_loss",
-    "pref_accuracy",
-    "pref_margin",
-    "reward_accuracy",
-    "reward_margin",
-    "leak_rate",
-    "repetition_rate",
-    "eos_rate",
-    "mean_chars",
-)
+PAIR_FIGURES = figure_table.pair_figures()  # shown where an eval has one
+EVAL_FIGURES = ("n", *figure_table.names(figure_table.REPORT))
 SIDE_BY_SIDE = 20
 
 

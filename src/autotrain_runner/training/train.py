@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import data, gguf, hardware, layout
+from autotrain_runner import data, gguf, hardware, layout, versions
 from autotrain_runner.config import models
 from autotrain_runner.config.envfile import display_path
 from autotrain_runner.config.load import load_config
@@ -428,13 +427,7 @@ def _now() -> str:
 
 
 def _versions() -> dict[str, str | None]:
-    found = {}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return versions.of(VERSIONED)
 
 
 def _git_revision(folder: Path) -> str | None:
