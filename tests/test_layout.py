@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -51,3 +52,21 @@ def test_data_builder_choices_are_the_builders_there_are():
     from autotrain_runner.data import BUILDERS
 
     assert KEYS["DATA_BUILDER"].choices == tuple(BUILDERS)
+
+
+def test_a_resumed_trainers_log_lines_read_as_the_history_it_restored(tmp_path):
+    from autotrain_runner.layout.history import read_log_history
+
+    log = tmp_path / "train_log.jsonl"
+    assert read_log_history(log) is None
+    lines = [
+        {"event": "train_begin", "step": 0},
+        *({"loss": 3.0 - s / 10, "epoch": s / 4, "step": s} for s in (1, 2, 3)),
+        {"eval_loss": 2.5, "epoch": 1.0, "step": 4},
+        {"loss": 2.6, "epoch": 1.0, "step": 4},  # logged after the eval; the checkpoint was saved at step 2
+        {"event": "train_begin", "step": 2},
+        {"loss": 2.65, "epoch": 0.75, "step": 3},
+        {"loss": 2.55, "epoch": 1.0, "step": 4},
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"loss": 2.5, "st')  # cut by a kill
+    assert read_log_history(log) == [*lines[1:3], *lines[7:9]]

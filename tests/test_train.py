@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from autotrain_runner.training.train import losses_from_log
 from helpers import CANARY, atr, start_atr, write
 
 
@@ -51,6 +52,13 @@ def test_train_end_to_end_with_canary_token(tmp_path, tiny_project):
     assert record["status"] == "succeeded"
     assert isinstance(record["train_loss"], float) and record["train_loss"] > 0
     assert record["loss_history"], "the per-step losses from the trainer log"
+    # read from the trainer's own callback (train_log.jsonl), and the same figures the printed log gives
+    logged = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert logged[0] == {"event": "train_begin", "step": 0}
+    assert record["loss_history"] == [e["loss"] for e in logged if "loss" in e]
+    assert record["train_loss"] == next(e["train_loss"] for e in logged if "train_loss" in e)
+    printed = losses_from_log((run_dir / "train.log").read_text())
+    assert {k: record[k] for k in printed} == printed
     assert record["versions"]["autotrain-advanced"] == "0.8.36"
     assert record["versions"]["torch"].startswith("2.13.0")
     assert record["versions"]["transformers"] == "5.19.0" and record["versions"]["trl"] == "1.16.0"

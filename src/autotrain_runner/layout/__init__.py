@@ -1,7 +1,7 @@
 """What lies on disk: every folder and file name the commands write and read, in one place.
 
     PROJECT_DIR/
-      runs/<run-id>/         run.json (what was asked, what happened), train.log, params.json,
+      runs/<run-id>/         run.json (what was asked, what happened), train.log, train_log.jsonl, params.json,
                              the staged data/, AutoTrain's output folder, and eval/ (atr eval)
       eval/base-<model>/     the base model's evaluation (atr eval --base / --compare-base)
       sweeps/<sweep-id>/     sweep.json, base/, trials/<trial>/ (each trial's evaluation),
@@ -40,6 +40,7 @@ TRAIN_LOG = "train.log"
 STAGED_DATA_DIR = "data"  # inside the run folder, which is AutoTrain's working directory
 PARAMS_JSON = "params.json"  # the LLMTrainingParams fields the engine gets (never the token)
 TRAIN_METRICS_JSON = "train_metrics.json"  # steps, seconds, tokens/s, peak memory (training.measure)
+TRAIN_LOG_JSONL = "train_log.jsonl"  # every dict the trainer logged, one JSON line each (training.measure)
 EVAL_DIR = "eval"
 PROMPTS_DIR = "prompts"  # inside an evaluation folder: the listed prompts' evaluation
 METRICS_JSON = "metrics.json"

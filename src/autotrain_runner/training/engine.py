@@ -194,13 +194,14 @@ def _callbacks(original):
 
 
 def _measured(original):
-    """Add `measure.StepClock`: steps, seconds, tokens and peak memory in the run folder's `train_metrics.json`."""
+    """Add `measure.StepClock` (steps, seconds, tokens and peak memory in the run folder's
+    `train_metrics.json`) and `measure.LogLines` (every logged dict in `train_log.jsonl`)."""
 
     @functools.wraps(original)
     def callbacks(config):
-        from autotrain_runner.training.measure import StepClock
+        from autotrain_runner.training.measure import LogLines, StepClock
 
-        return [*original(config), StepClock()]
+        return [*original(config), StepClock(), LogLines()]
 
     return callbacks
 

@@ -14,6 +14,7 @@ The engine adds `StepClock` to AutoTrain's callbacks, so every run folder gets `
 from __future__ import annotations
 
 import itertools
+import json
 import resource
 import statistics
 import sys
@@ -115,6 +116,31 @@ class StepClock(TrainerCallback):
             write_json_atomic(self.path, record)
         except OSError as exc:  # a record, not the training
             print(f"autotrain-runner: could not write {self.path}: {exc}", file=sys.stderr)
+
+
+class LogLines(TrainerCallback):
+    """Every dict the trainer logs (losses, held-out losses, the final summary) as a JSON line with its
+    step, in the run folder's `train_log.jsonl`, as it is logged: what `atr train` reads the losses from.
+    Each start of training writes a `train_begin` line with the step it starts from, so a resumed run's
+    steps after its checkpoint, logged twice, are read once (`layout.history.read_log_history`)."""
+
+    def __init__(self, path: Path | str = layout.TRAIN_LOG_JSONL):
+        self.path = Path(path)
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        except OSError as exc:  # a record, not the training
+            print(f"autotrain-runner: could not write {self.path}: {exc}", file=sys.stderr)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self._write({"event": "train_begin", "step": state.global_step})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self._write({**logs, "step": state.global_step})
 
 
 def recording_trainer(original):

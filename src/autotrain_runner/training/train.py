@@ -32,6 +32,7 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.layout import checkpoints
+from autotrain_runner.layout.history import read_log_history
 from autotrain_runner.layout.records import Status
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.rendering import answer_start
@@ -114,9 +115,10 @@ def train(
     log = run_dir / layout.TRAIN_LOG  # none when a Ctrl-C came before the trainer said anything
     log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     measured = layout.read_json(run_dir / layout.TRAIN_METRICS_JSON) or {}
-    # a resumed run's log holds the steps after its last checkpoint twice: the Trainer's own history does not
-    history = measured.get("log_history") if len(record["segments"]) > 1 else None
-    record.update(losses_from_history(history) if history else losses_from_log(log_text))
+    # what the trainer's callback recorded; the printed log only where the trainer died before it existed
+    history = read_log_history(run_dir / layout.TRAIN_LOG_JSONL)
+    resumed = len(record["segments"]) > 1
+    record.update(losses_from_log(log_text) if history is None else losses_from_history(history, resumed))
     record["stopped"] = _stopped_early(config, measured)
     artifacts = _artifacts(run_dir / config.project_name)
     record["artifacts"] = sorted(artifacts)
@@ -338,7 +340,8 @@ def _dedupe(lines: list[str]) -> list[str]:
 
 
 def losses_from_log(log_text: str) -> dict[str, Any]:
-    """The loss the trainer logged, step by step with its epoch, and the final mean."""
+    """The loss the trainer printed, step by step with its epoch, and the final mean: for a trainer
+    that died before its `LogLines` callback was added, and for runs recorded before it existed."""
     train_loss = _TRAIN_LOSS.findall(log_text)
     logged = _ON_LOG.findall(log_text) or _PRINTED.findall(log_text)
     points: dict[str, list[tuple[float, float]]] = {"loss": [], "eval_loss": []}
@@ -360,19 +363,19 @@ def losses_from_log(log_text: str) -> dict[str, Any]:
     }
 
 
-def losses_from_history(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """`losses_from_log`'s figures from the Trainer's own `log_history`: for a resumed run, whose
-    log holds the steps between its last checkpoint and the stop twice. Its mean training loss is
-    the logged losses weighted by the steps each covers (the Trainer's own mean covers only the
-    last segment's steps)."""
+def losses_from_history(history: list[dict[str, Any]], resumed: bool = False) -> dict[str, Any]:
+    """`losses_from_log`'s figures from what the trainer logged (`layout.history.read_log_history`). The mean
+    training loss is the Trainer's own; a resumed run's is the logged losses weighted by the steps each
+    covers (the Trainer's own mean covers only the last segment's steps)."""
     train = [e for e in history if "loss" in e and "step" in e]
     held_out = [e for e in history if "eval_loss" in e]
     covered, previous = 0.0, 0
     for entry in train:
         covered += float(entry["loss"]) * (int(entry["step"]) - previous)
         previous = int(entry["step"])
+    summary = next((float(e["train_loss"]) for e in reversed(history) if "train_loss" in e), None)
     return {
-        "train_loss": covered / previous if previous else None,
+        "train_loss": (covered / previous if previous else None) if resumed else summary,
         "last_step_loss": float(train[-1]["loss"]) if train else None,
         "loss_history": [float(e["loss"]) for e in train],
         "loss_epochs": [round(float(e.get("epoch", 0.0)), 4) for e in train],
