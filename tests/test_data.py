@@ -677,7 +677,7 @@ def test_a_dataset_moved_aside_by_an_interrupted_swap_is_never_lost(tmp_path, mo
             raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("autotrain_runner.data.os.replace", interrupted_after_the_first)
+    monkeypatch.setattr("autotrain_runner.data.build.os.replace", interrupted_after_the_first)
     with pytest.raises(KeyboardInterrupt):
         build_data(p, force=True, echo=lambda _: None)
     monkeypatch.undo()

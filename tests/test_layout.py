@@ -7,7 +7,7 @@ import os
 import stat
 
 from autotrain_runner import layout
-from autotrain_runner.data import _sha256
+from autotrain_runner.data.build import _sha256
 
 
 def test_an_atomic_write_gets_the_mode_of_any_new_file_under_the_umask_of_the_moment(tmp_path):

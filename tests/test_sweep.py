@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autotrain_runner.evaluation.results import leaderboard
 from autotrain_runner.layout.records import Metrics, SweepRecord
+from autotrain_runner.sweep.results import leaderboard
 from helpers import CANARY, STYLE_ENV, atr, start_atr, style_txt, write
 
 HOOKS = Path(__file__).parent / "hooks"
@@ -242,7 +242,7 @@ def test_nan_scores_and_missing_scores_never_win():
 def test_preference_trials_rank_by_held_out_pairs_in_every_table():
     """SWEEP_METRIC=pref_accuracy ranked nothing: the rows carried no preference figure, and the
     report's table, which shows every metric, failed on them."""
-    from autotrain_runner.evaluation.results import METRICS, leaderboard_csv, leaderboard_md
+    from autotrain_runner.sweep.results import METRICS, leaderboard_csv, leaderboard_md
 
     grid = {"epochs": [1, 2, 3, 5], "lora_r": [8], "alpha": "2r", "lr": [2e-4]}
     record = _record("pref_accuracy", evaluation={"split": "test"}, grid=grid)

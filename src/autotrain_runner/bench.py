@@ -416,8 +416,8 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
     """The project's sweep run twice, with LOSS_ON=answer and with LOSS_ON=all: per trial (an epoch
     count, say), side by side, chrF and the EOS rate on the held-out split, and the template-leak
     and repetition rates there and on the prompt list. Finished trials are reused, as by `atr sweep`."""
-    from autotrain_runner.evaluation.results import leaderboard, trial_evals
     from autotrain_runner.layout.records import SweepRecord
+    from autotrain_runner.sweep.results import leaderboard, trial_evals
     from autotrain_runner.sweep.run import sweep
 
     trials: dict[str, dict[str, Any]] = {}

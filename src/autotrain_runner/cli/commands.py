@@ -143,7 +143,7 @@ def sweep(args: argparse.Namespace, out: Console) -> int:
 
 
 def chat(args: argparse.Namespace, out: Console) -> int:
-    from autotrain_runner.serve.chat import chat
+    from autotrain_runner.chat import chat
 
     chat(args.project, args.overrides, run_id=args.run_id, base=args.base, backend=args.backend)
     return EXIT_OK

@@ -23,10 +23,8 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.data import secret_values
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.evaluation import metrics, preference
-from autotrain_runner.evaluation.engines import Engine, openai_backend
 from autotrain_runner.evaluation.prompts import read_prompts
 from autotrain_runner.evaluation.targets import (
-    Target,
     base_target,
     generation_settings,
     leak_markers,
@@ -35,7 +33,9 @@ from autotrain_runner.evaluation.targets import (
     render_prompt,
     run_target,
 )
+from autotrain_runner.generation.engine import Engine, openai_backend
 from autotrain_runner.generation.generate import Generated, OpenAIBackend, Settings
+from autotrain_runner.generation.target import Target
 from autotrain_runner.layout import figures as figure_table
 
 

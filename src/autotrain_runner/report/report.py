@@ -19,7 +19,11 @@ from typing import Any
 from autotrain_runner import layout, plots
 from autotrain_runner.config.files import find_env_file
 from autotrain_runner.config.load import load_config
-from autotrain_runner.evaluation.results import (
+from autotrain_runner.layout import figures as figure_table
+from autotrain_runner.layout import outputs
+from autotrain_runner.layout.records import RunRecord, SweepRecord
+from autotrain_runner.redact import Redactor
+from autotrain_runner.sweep.results import (
     CHECKPOINT_NOTE,
     leaderboard,
     read_evals,
@@ -27,10 +31,6 @@ from autotrain_runner.evaluation.results import (
     shown_metrics,
     trial_evals,
 )
-from autotrain_runner.layout import figures as figure_table
-from autotrain_runner.layout import outputs
-from autotrain_runner.layout.records import RunRecord, SweepRecord
-from autotrain_runner.redact import Redactor
 
 PAIR_FIGURES = figure_table.pair_figures()  # shown where an eval has one
 EVAL_FIGURES = ("n", *figure_table.names(figure_table.REPORT))

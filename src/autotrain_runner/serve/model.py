@@ -23,9 +23,10 @@ from http import HTTPStatus
 from typing import Any
 
 from autotrain_runner.evaluation import metrics
-from autotrain_runner.evaluation.engines import Engine
-from autotrain_runner.evaluation.targets import Target, context_overflow, leak_markers
+from autotrain_runner.evaluation.targets import context_overflow, leak_markers
+from autotrain_runner.generation.engine import Engine
 from autotrain_runner.generation.generate import Generated, HFBackend, Settings
+from autotrain_runner.generation.target import Target
 from autotrain_runner.rendering import Renderer
 
 

@@ -41,8 +41,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError, WorkError
-from autotrain_runner.evaluation.engines import Engine
 from autotrain_runner.evaluation.targets import base_target, generation_settings, run_target
+from autotrain_runner.generation.engine import Engine
 from autotrain_runner.serve import api
 from autotrain_runner.serve.chat_page import chat_page
 from autotrain_runner.serve.model import MAX_TOKENS, BadRequest, Cancelled, Plan, ServedModel

@@ -14,9 +14,9 @@ from typing import Any
 
 from autotrain_runner import layout
 from autotrain_runner.config.records import Config
-from autotrain_runner.evaluation.engines import Engine
 from autotrain_runner.evaluation.evaluate import evaluate_targets
 from autotrain_runner.evaluation.targets import base_target, run_target
+from autotrain_runner.generation.engine import Engine
 from autotrain_runner.layout.records import Status
 from autotrain_runner.sweep.trial import eval_inputs, failure
 

@@ -145,9 +145,9 @@ def sweep(
             layout.write_sweep(folder, record)
 
         # --- results
-        from autotrain_runner.evaluation.results import write_results
         from autotrain_runner.layout.records import SweepRecord
         from autotrain_runner.plots import font_note
+        from autotrain_runner.sweep.results import write_results
 
         for path in write_results(config, folder, SweepRecord.from_json(record)):
             echo(f"wrote {path}")

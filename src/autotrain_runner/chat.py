@@ -20,7 +20,6 @@ from typing import IO
 
 from autotrain_runner.config.load import load_config
 from autotrain_runner.evaluation import metrics
-from autotrain_runner.evaluation.engines import Engine, openai_backend
 from autotrain_runner.evaluation.targets import (
     base_target,
     context_overflow,
@@ -30,6 +29,7 @@ from autotrain_runner.evaluation.targets import (
     render_prompt,
     run_target,
 )
+from autotrain_runner.generation.engine import Engine, openai_backend
 
 EXIT_WORDS = {"/exit", "/quit", "종료"}
 HELP = "commands: /reset (forget the conversation), /exit or 종료 (leave)"

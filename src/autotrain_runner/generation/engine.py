@@ -12,8 +12,8 @@ from pathlib import Path
 from autotrain_runner import settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.evaluation.targets import Target
 from autotrain_runner.generation.generate import HFBackend, OpenAIBackend, release_memory
+from autotrain_runner.generation.target import Target
 
 
 class Engine:

@@ -1,0 +1,79 @@
+"""The typed records of metrics.json, sweep.json and manifest.json, read and written, and where a
+run's evaluation is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from autotrain_runner.layout.files import read_json, write_json_atomic
+from autotrain_runner.layout.names import (
+    MANIFEST_JSON,
+    METRICS_JSON,
+    SWEEP_JSON,
+    SWEEPS_DIR,
+    run_eval_dir,
+    sweep_dir,
+    trial_eval_dir,
+)
+from autotrain_runner.layout.records import Manifest, Metrics, RecordError, Status, SweepRecord
+
+R = TypeVar("R", Metrics, SweepRecord, Manifest)
+
+
+def _read(path: Path, record: type[R]) -> R | None:
+    """The typed record in the file; None where there is none, or it is not that record."""
+    data = read_json(path)
+    try:
+        return record.from_json(data) if data is not None else None
+    except RecordError:
+        return None
+
+
+def read_metrics(eval_dir: Path) -> Metrics | None:
+    """An evaluation's figures; None where there is none, or the file is not a metrics record."""
+    return _read(eval_dir / METRICS_JSON, Metrics)
+
+
+def write_metrics(eval_dir: Path, figures: dict[str, Any]) -> None:
+    write_json_atomic(eval_dir / METRICS_JSON, Metrics.checked(figures))
+
+
+def read_sweep(folder: Path) -> SweepRecord | None:
+    return _read(folder / SWEEP_JSON, SweepRecord)
+
+
+def write_sweep(folder: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(folder / SWEEP_JSON, SweepRecord.checked(record))
+
+
+def read_sweeps(project_dir: Path) -> list[SweepRecord]:
+    root = project_dir / SWEEPS_DIR
+    if not root.is_dir():
+        return []
+    found = [read_sweep(p) for p in sorted(root.iterdir()) if p.is_dir()]
+    return [r for r in found if r]
+
+
+def read_manifest(dataset_dir: Path) -> Manifest | None:
+    return _read(dataset_dir / MANIFEST_JSON, Manifest)
+
+
+def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> None:
+    write_json_atomic(dataset_dir / MANIFEST_JSON, Manifest.checked(manifest))
+
+
+def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
+    """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
+    for record in read_sweeps(project_dir):
+        for entry in record.entries():
+            if entry.run_id == run_id and entry.status == Status.SUCCEEDED:
+                return trial_eval_dir(sweep_dir(project_dir, record.id), entry.trial)
+    return None
+
+
+def run_evaluation(run_dir: Path) -> Path | None:
+    """The run's own evaluation (`atr eval`), else the one its sweep made, else None."""
+    if (run_eval_dir(run_dir) / METRICS_JSON).is_file():
+        return run_eval_dir(run_dir)
+    return trial_evaluation(run_dir.parent.parent, run_dir.name)
