@@ -116,7 +116,7 @@ def _row(
 
 
 def run_atr(*args: str) -> str:
-    """The real `atr`, its output captured; a failure raises with its last lines."""
+    """The real `atr`, its output captured, as the benchmarks run it; a failure raises with its reason."""
     done = subprocess.run(
         [sys.executable, "-m", "autotrain_runner", *args],
         capture_output=True,
@@ -125,6 +125,7 @@ def run_atr(*args: str) -> str:
         check=False,
     )
     if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {tail}")
+        from autotrain_runner.families.harness import failure_reason
+
+        raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {failure_reason(done)}")
     return done.stdout

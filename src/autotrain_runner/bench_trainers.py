@@ -10,16 +10,13 @@ folder; `atr train` is timed as a user runs it, from the start of the process to
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner.errors import WorkError
+from autotrain_runner.bench_resume import run_atr
 
 TRAINERS = ("sft", "default", "dpo", "orpo", "reward")
 
@@ -73,9 +70,9 @@ def run(trainers: list[str], family: str, n: int, repeat: int, echo: Callable[[s
                 project.mkdir(parents=True)
                 (project / "pairs.json").write_text(json.dumps(pairs(n), ensure_ascii=False), encoding="utf-8")
                 (project / "project.env").write_text(PROJECT_ENV.format(model=model, trainer=trainer), encoding="utf-8")
-                _atr("data", str(project))  # built before the clock starts: the same data for every trainer
+                run_atr("data", str(project))  # built before the clock starts: the same data for every trainer
                 started = time.perf_counter()
-                _atr("train", str(project), "--run-id", "r")
+                run_atr("train", str(project), "--run-id", "r")
                 times.append(time.perf_counter() - started)
                 record = project / "runs" / "r"
             assert record is not None
@@ -102,14 +99,3 @@ def run(trainers: list[str], family: str, n: int, repeat: int, echo: Callable[[s
         "cpu": hardware.cpu_features(),
         "rows": rows,
     }
-
-
-def _atr(*args: str) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "autotrain_runner", *args], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        from autotrain_runner.families.harness import failure_reason
-
-        raise WorkError(f"atr {args[0]} {args[1]} exited {done.returncode}: {failure_reason(done)}")
