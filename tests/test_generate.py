@@ -80,3 +80,26 @@ def test_stop_strings_are_prepared_once_per_backend_not_once_per_batch(backend, 
     backend._generate_batch(["안녕하세여"], settings, ("### 질문:",))
     backend._generate_batch(["안녕하세여"], settings, ())
     assert len(built) == 2  # one per distinct set of stop strings
+
+
+def test_a_vllm_server_that_accepts_and_never_answers_is_an_error_not_a_wait_for_ever(monkeypatch, tmp_path):
+    import socket
+    import threading
+    from types import SimpleNamespace
+
+    import httpx
+
+    from autotrain_runner.errors import WorkError
+    from autotrain_runner.generation import vllm_server
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    monkeypatch.setenv("ATR_VLLM_READ_TIMEOUT", "1")
+    backend = object.__new__(vllm_server.VLLMBackend)
+    backend.server = SimpleNamespace(url=f"http://127.0.0.1:{listener.getsockname()[1]}", log_path=tmp_path / "v.log")
+    with httpx.Client(timeout=vllm_server._timeout()) as client, pytest.raises(WorkError) as raised:
+        backend._post(client, {"prompt": [[1, 2]], "max_tokens": 1})
+    assert "vLLM sent nothing for 1 s (ATR_VLLM_READ_TIMEOUT): it hangs; log " in str(raised.value)
+    assert accepted  # it connected, then gave up
+    listener.close()

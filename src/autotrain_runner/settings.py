@@ -34,6 +34,11 @@ XDG_CACHE_HOME = Setting("XDG_CACHE_HOME", "~/.cache", "the cache root ATR_CACHE
 ATR_VLLM_START_TIMEOUT = Setting(
     "ATR_VLLM_START_TIMEOUT", "900", "seconds a vLLM server may take to answer its first request before it is stopped"
 )
+ATR_VLLM_READ_TIMEOUT = Setting(
+    "ATR_VLLM_READ_TIMEOUT",
+    "1800",
+    "seconds a vLLM server may go without sending a byte on a request before it counts as hung",
+)
 VLLM_CPU_KVCACHE_SPACE = Setting(
     "VLLM_CPU_KVCACHE_SPACE", "2", "GiB of KV cache a vLLM server on the CPU gets (vLLM's own default is 4)"
 )
@@ -58,6 +63,7 @@ SETTINGS = (
     ATR_CACHE_DIR,
     XDG_CACHE_HOME,
     ATR_VLLM_START_TIMEOUT,
+    ATR_VLLM_READ_TIMEOUT,
     VLLM_CPU_KVCACHE_SPACE,
     ATR_CPU_CORES,
     CUDA_VISIBLE_DEVICES,
@@ -79,6 +85,10 @@ def cache_dir() -> Path:
 
 def vllm_start_timeout() -> float:
     return float(ATR_VLLM_START_TIMEOUT.raw() or ATR_VLLM_START_TIMEOUT.default)
+
+
+def vllm_read_timeout() -> float:
+    return float(ATR_VLLM_READ_TIMEOUT.raw() or ATR_VLLM_READ_TIMEOUT.default)
 
 
 def vllm_cpu_kvcache_space() -> str:

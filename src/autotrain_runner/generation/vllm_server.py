@@ -144,6 +144,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _timeout():
+    """Every request to the server: a connection within 10 s, then no wait without a byte longer than
+    ATR_VLLM_READ_TIMEOUT (a chunk of prompts on a CPU takes minutes; a hung server, for ever)."""
+    import httpx
+
+    return httpx.Timeout(settings.vllm_read_timeout(), connect=10.0)
+
+
+def _hung(log_path: Path | None) -> str:
+    return (
+        f"vLLM sent nothing for {settings.vllm_read_timeout():.0f} s (ATR_VLLM_READ_TIMEOUT): it hangs; log {log_path}"
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -338,7 +352,7 @@ class VLLMBackend(TokenizerSide):
         chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
         def one(chunk: list[list[int]]) -> list[Generated]:
-            with httpx.Client(timeout=None) as client:
+            with httpx.Client(timeout=_timeout()) as client:
                 answer = self._post(client, {**self._payload(settings, stop), "prompt": chunk})
             choices = sorted(answer["choices"], key=lambda c: c["index"])
             if progress:
@@ -359,6 +373,8 @@ class VLLMBackend(TokenizerSide):
 
         try:
             response = client.post(f"{self.server.url}/v1/completions", json=payload)
+        except httpx.TimeoutException:
+            raise WorkError(_hung(self.server.log_path)) from None
         except httpx.HTTPError as exc:
             raise WorkError(f"vLLM stopped answering ({type(exc).__name__}); log {self.server.log_path}") from None
         if response.status_code != 200:
@@ -383,8 +399,14 @@ class VLLMBackend(TokenizerSide):
         payload = {**self._payload(settings, stop), "prompt": self.encode(prompt), "stream": True}
 
         def pieces() -> Iterator[str]:
+            try:
+                yield from answer()
+            except httpx.TimeoutException:
+                raise WorkError(_hung(self.server.log_path)) from None
+
+        def answer() -> Iterator[str]:
             with (
-                httpx.Client(timeout=None) as client,
+                httpx.Client(timeout=_timeout()) as client,
                 client.stream("POST", f"{self.server.url}/v1/completions", json=payload) as response,
             ):
                 if response.status_code != 200:
@@ -420,7 +442,7 @@ class VLLMBackend(TokenizerSide):
 
         found: list[tuple[float, int]] = []
         spans = list(spans)
-        with httpx.Client(timeout=None) as client:
+        with httpx.Client(timeout=_timeout()) as client:
             for first in range(0, len(spans), CHUNK):
                 part = spans[first : first + CHUNK]
                 payload = {"model": self.served, "prompt": [f for f, _ in part], "max_tokens": 1, "prompt_logprobs": 0}
