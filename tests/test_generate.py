@@ -103,3 +103,44 @@ def test_a_vllm_server_that_accepts_and_never_answers_is_an_error_not_a_wait_for
     assert "vLLM sent nothing for 1 s (ATR_VLLM_READ_TIMEOUT): it hangs; log " in str(raised.value)
     assert accepted  # it connected, then gave up
     listener.close()
+
+
+def test_an_openai_server_that_says_retry_after_is_asked_again_after_that_long():
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from autotrain_runner.generation.openai_backend import OpenAIBackend, retry_wait
+
+    arrivals: list[float] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            arrivals.append(time.monotonic())
+            if len(arrivals) == 1:
+                body, status, headers = b'{"error": {"message": "busy"}}', 429, {"Retry-After": "1"}
+            else:
+                answer = {"choices": [{"message": {"content": " 안녕 "}, "finish_reason": "stop"}], "usage": {}}
+                body, status, headers = json.dumps(answer).encode(), 200, {}
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend(f"http://127.0.0.1:{server.server_port}/v1", "m", None, concurrency=1, timeout=10)
+        (generated,) = backend.generate_messages([[{"role": "user", "content": "hi"}]], Settings(max_new_tokens=4))
+    finally:
+        server.shutdown()
+    assert generated.text == "안녕" and generated.finished and len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.9  # the server's Retry-After, not the 0.5 s backoff
+    assert 0.25 <= retry_wait(0.5) <= 0.75  # without one: the backoff, jittered

@@ -34,7 +34,8 @@ from autotrain_runner.evaluation.targets import (
     run_target,
 )
 from autotrain_runner.generation.engine import Engine, openai_backend
-from autotrain_runner.generation.generate import Generated, OpenAIBackend, Settings
+from autotrain_runner.generation.generate import Generated, Settings
+from autotrain_runner.generation.openai_backend import OpenAIBackend
 from autotrain_runner.generation.target import Target
 from autotrain_runner.layout import figures as figure_table
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from autotrain_runner import settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
-from autotrain_runner.generation.generate import HFBackend, OpenAIBackend, release_memory
+from autotrain_runner.generation.generate import HFBackend, release_memory
+from autotrain_runner.generation.openai_backend import OpenAIBackend
 from autotrain_runner.generation.target import Target
 
 

@@ -16,7 +16,6 @@ from threading import Event, Thread
 from typing import Any
 
 from autotrain_runner.config.templates import NAMED, PromptTemplate
-from autotrain_runner.redact import hide_credentials
 from autotrain_runner.rendering import DEFAULT_THINKING, Renderer, generation_eos_ids
 
 
@@ -417,84 +416,3 @@ def timed(function, *args, **kwargs) -> tuple[Any, float]:
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - started
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible server (vLLM with --enable-lora, `atr serve`): the server renders the
-    chat template; requests run concurrently, with timeouts and retries with backoff."""
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None,
-        concurrency: int = 4,
-        timeout: float = 120.0,
-        retries: int = 3,
-    ):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.shown_url = hide_credentials(self.url)  # what messages and records say: never a URL's password
-        self.model = model
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.concurrency, self.timeout, self.retries = concurrency, timeout, retries
-        self.description = {
-            "backend": "openai",
-            "base_url": hide_credentials(base_url),
-            "model": model,
-            "adapter": None,
-            "concurrency": concurrency,
-        }
-
-    def generate_messages(self, conversations: Sequence[list[dict[str, str]]], settings: Settings) -> list[Generated]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        import httpx
-
-        with (
-            httpx.Client(timeout=self.timeout, headers=self.headers) as client,
-            ThreadPoolExecutor(max_workers=self.concurrency) as pool,
-        ):
-            return list(pool.map(lambda c: self._one(client, c, settings), conversations))
-
-    def _one(self, client, messages: list[dict[str, str]], settings: Settings) -> Generated:
-        import httpx
-
-        from autotrain_runner.errors import WorkError
-
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": settings.max_new_tokens,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-        }
-        delay = 0.5
-        for attempt in range(1, self.retries + 1):
-            try:
-                response = client.post(self.url, json=payload)
-            except httpx.HTTPError as exc:
-                problem = f"cannot reach {self.shown_url}: {type(exc).__name__}; is the server running?"
-            else:
-                if response.status_code == 200:
-                    return self._parse(response)
-                problem = f"{self.shown_url} answered HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500 and response.status_code != 429:
-                    raise WorkError(problem)  # a 4xx will not get better by retrying
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay *= 2
-        raise WorkError(f"{problem} (after {self.retries} tries)")
-
-    def _parse(self, response) -> Generated:
-        from autotrain_runner.errors import WorkError
-
-        try:
-            choice = response.json()["choices"][0]
-            text = choice["message"]["content"]
-            finish = choice.get("finish_reason")
-            tokens = (response.json().get("usage") or {}).get("completion_tokens", 0)
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise WorkError(
-                f"{self.shown_url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
-            ) from None
-        return Generated((text or "").strip(), finish == "stop", int(tokens or 0))
