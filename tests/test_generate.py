@@ -144,3 +144,22 @@ def test_an_openai_server_that_says_retry_after_is_asked_again_after_that_long()
     assert generated.text == "안녕" and generated.finished and len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.9  # the server's Retry-After, not the 0.5 s backoff
     assert 0.25 <= retry_wait(0.5) <= 0.75  # without one: the backoff, jittered
+
+
+def test_long_generation_says_how_far_it_is_every_so_often():
+    from autotrain_runner.progress import Meter
+
+    now = [0.0]
+    said: list[str] = []
+    meter = Meter(512, "run r1", "samples", said.append, every_s=15, clock=lambda: now[0])
+    for _ in range(8):  # a batch of 64 every 10 s
+        now[0] += 10
+        meter(64)
+    assert said == [
+        "run r1: 128/512 samples, 6.4 samples/s, about 60 s left",
+        "run r1: 256/512 samples, 6.4 samples/s, about 40 s left",
+        "run r1: 384/512 samples, 6.4 samples/s, about 20 s left",
+    ]
+    quick: list[str] = []
+    Meter(4, "base", "samples", quick.append)(4)
+    assert quick == []  # work that ends within a line's interval says nothing

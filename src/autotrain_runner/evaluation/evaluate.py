@@ -38,6 +38,7 @@ from autotrain_runner.generation.generate import Generated, Settings
 from autotrain_runner.generation.openai_backend import OpenAIBackend
 from autotrain_runner.generation.target import Target
 from autotrain_runner.layout import figures as figure_table
+from autotrain_runner.progress import Meter
 
 
 def evaluate(
@@ -116,12 +117,12 @@ def evaluate_targets(
     for target in targets:
         backend = engine.backend(target)
         echo(f"evaluating {target.label} on {len(samples)} samples ({prompts_file or split}; engine {engine.kind})")
-        result = {"split": _evaluate_one(config, target, samples, valid, settings, backend), "prompts": None}
+        result = {"split": _evaluate_one(config, target, samples, valid, settings, backend, echo), "prompts": None}
         echo(f"wrote {target.out_dir}")
         if listed is not None:  # the qualitative list, beside the split
             listed_target = dataclasses.replace(target, out_dir=target.out_dir / layout.PROMPTS_DIR)
             echo(f"evaluating {target.label} on {len(listed_samples)} samples ({listed}; engine {engine.kind})")
-            result["prompts"] = _evaluate_one(config, listed_target, listed_samples, [], settings, backend)
+            result["prompts"] = _evaluate_one(config, listed_target, listed_samples, [], settings, backend, echo)
             echo(f"wrote {listed_target.out_dir}")
         results.append(result)
         engine.release(backend)
@@ -160,17 +161,19 @@ def _evaluate_one(
     valid: list[dict[str, Any]],
     settings: Settings,
     backend,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    meter = Meter(len(samples), target.label, "samples", echo)
     if isinstance(backend, OpenAIBackend):
         # the server renders the template: the prompt shown is the conversation itself
         prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate_messages([s["messages"] for s in samples], settings)
+        outputs = backend.generate_messages([s["messages"] for s in samples], settings, progress=meter)
         markers = openai_markers(target.template)
     else:
         prompts = [render_prompt(backend, s["messages"]) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate(prompts, settings, backend.stop_strings())
+        outputs = backend.generate(prompts, settings, backend.stop_strings(), progress=meter)
         markers = leak_markers(backend, target.template)
     seconds = time.perf_counter() - started
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]

@@ -62,7 +62,9 @@ class OpenAIBackend:
             "concurrency": concurrency,
         }
 
-    def generate_messages(self, conversations: Sequence[list[dict[str, str]]], settings: Settings) -> list[Generated]:
+    def generate_messages(
+        self, conversations: Sequence[list[dict[str, str]]], settings: Settings, progress=None
+    ) -> list[Generated]:
         from concurrent.futures import ThreadPoolExecutor
 
         import httpx
@@ -71,7 +73,13 @@ class OpenAIBackend:
             httpx.Client(timeout=self.timeout, headers=self.headers) as client,
             ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
-            return list(pool.map(lambda c: self._one(client, c, settings), conversations))
+            return list(pool.map(lambda c: self._counted(client, c, settings, progress), conversations))
+
+    def _counted(self, client, messages: list[dict[str, str]], settings: Settings, progress) -> Generated:
+        generated = self._one(client, messages, settings)
+        if progress:
+            progress(1)
+        return generated
 
     def _one(self, client, messages: list[dict[str, str]], settings: Settings) -> Generated:
         import httpx
