@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_tr.add_argument("--deadline", type=float, metavar="S", help="skip the rows not started S seconds in")
     bench_tr.add_argument("--out", type=Path, help="write the JSON here too, after every row")
     bench_resume = bench_sub.add_parser(
-        "resume", help="a run killed at 30/60/90% of its epochs and resumed, against one never stopped"
+        "resume", help="a run killed at 30/60/90%% of its epochs and resumed, against one never stopped"
     )
     bench_resume.add_argument("project", type=Path, help="project folder holding project.env, or an .env file")
     bench_resume.add_argument("--at", default="0.3,0.6,0.9", help="fractions of the epochs to kill at")
