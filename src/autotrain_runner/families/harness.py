@@ -262,6 +262,7 @@ def check(name: str, workdir: Path, env: dict[str, str] | None = None) -> Outcom
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m autotrain_runner.families`: the same as `atr bench families`."""
     parser = argparse.ArgumentParser(
         prog="python -m autotrain_runner.families",
         description="Train and evaluate a tiny random model of each LLM family through the real atr.",
@@ -270,18 +271,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     parser.add_argument("--keep", type=Path, help="build the projects in this folder and keep them")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(FAMILIES)
+    try:
+        return run(args.only, args.out, args.keep)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def run(only: str | None, out: Path | None = None, keep: Path | None = None) -> int:
+    """Each family (`only`: comma-separated names; default all) built, trained and evaluated; the
+    Markdown table on stdout (and in `out`); 0 when every family passed."""
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else list(FAMILIES)
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
-        parser.error(f"unknown family {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown family {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     import transformers
 
     print(f"transformers {transformers.__version__}; {len(names)} families", file=sys.stderr)
     rows = []
     for name in names:
         print(f"{name}: building, training and evaluating...", file=sys.stderr, flush=True)
-        if args.keep:
-            outcome = check(name, args.keep / name)
+        if keep:
+            outcome = check(name, keep / name)
         else:
             with tempfile.TemporaryDirectory(prefix=f"atr-family-{name}-") as tmp:
                 outcome = check(name, Path(tmp))
@@ -289,6 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(outcome)
     table = HEADER + "\n" + "\n".join(o.row() for o in rows) + "\n"
     print(table, end="")
-    if args.out:
-        args.out.write_text(table, encoding="utf-8")
+    if out:
+        out.write_text(table, encoding="utf-8")
     return 0 if all(o.ok for o in rows) else 1
