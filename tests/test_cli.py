@@ -23,3 +23,11 @@ def test_every_command_answers_help(path, capsys):
         cli.main([*path, "--help"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("usage: atr")
+
+
+def test_serve_takes_how_many_requests_may_wait(capsys):
+    parsed = cli._parser().parse_args(["serve", "p", "--max-waiting", "3"])
+    assert parsed.max_waiting == 3 and cli._parser().parse_args(["serve", "p"]).max_waiting == 8
+    with pytest.raises(SystemExit) as done:
+        cli._parser().parse_args(["serve", "p", "--max-waiting", "0"])
+    assert done.value.code == 2 and "--max-waiting: must be 1 or more, got 0" in capsys.readouterr().err
