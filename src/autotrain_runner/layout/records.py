@@ -1,20 +1,24 @@
 """The JSON records the commands leave on disk, as typed dataclasses.
 
 `from_json` reads what a writer left (an older file lacks newer fields: they take their
-defaults; a field of the wrong type is a `RecordError` naming it). A writer hands its record over
-as a dict and `checked` holds it against the dataclass before it is written, so a field that no
-record declares, or one of the wrong type, fails at the write, not later in some reader.
+defaults; a field of the wrong type is a `RecordError` naming it; a field no record declares is
+kept in `extra`). A writer hands its record over as a dict and `checked` holds it against the
+dataclass before it is written, so a field that no record declares, or one of the wrong type, fails
+at the write, not later in some reader. pydantic checks the types (strict), from a schema made
+once per record class.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import types
 import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    import pydantic
 
 
 class Status(StrEnum):
@@ -33,23 +37,9 @@ class RecordError(ValueError):
     """A record whose shape is not the declared one; the message names the field."""
 
 
-def _kind_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_kind_ok(value, option) for option in typing.get_args(hint))
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, origin or hint)
-
-
 class _Record:
-    """from_json / to_json for a dataclass of JSON fields."""
+    """from_json / to_json for a dataclass of JSON fields, its field types checked by pydantic (strict:
+    no coercion, so an int is no str and a bool no int), through a schema made once from the dataclass."""
 
     LABEL = "record"  # how an error names the record
 
@@ -57,20 +47,16 @@ class _Record:
     def from_json(cls, data: Any, strict: bool = False) -> Self:
         if not isinstance(data, dict):
             raise RecordError(f"not a {cls.LABEL} (a JSON {type(data).__name__})")
-        hints, declared = _schema(cls)
-        values: dict[str, Any] = {}
-        for name, spec in declared.items():
-            if name not in data:
-                if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                    raise RecordError(f"{name}: missing")
-                continue
-            value = data[name]
-            if not _kind_ok(value, hints[name]):
-                raise RecordError(f"{name}: {type(value).__name__}, not {_name(hints[name])}")
-            values[name] = value
-        unknown = {k: v for k, v in data.items() if k not in declared}
+        import pydantic  # here, not at import: `atr --version` and the like never read a record
+
+        try:
+            checked = _schema(cls).model_validate(data)
+        except pydantic.ValidationError as exc:
+            raise RecordError(_said(cls, data, exc.errors()[0])) from None
+        unknown = dict(checked.model_extra or {})
         if unknown and strict:
             raise RecordError(f"{', '.join(sorted(unknown))}: not a field of a {cls.LABEL}")
+        values = {name: data[name] for name in _declared(cls) if name in data}  # as written: strict, nothing converted
         return cls(**values, extra=unknown)  # type: ignore[call-arg]
 
     def to_json(self) -> dict[str, Any]:
@@ -85,12 +71,39 @@ class _Record:
         return data
 
 
+def _declared(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+
 @functools.cache
-def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
-    """A record class's field types and fields, worked out once (a sweep's every trial is read
-    through it, and the report reads each sweep's trials several times)."""
-    declared = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
-    return typing.get_type_hints(cls), declared
+def _schema(cls: type) -> type[pydantic.BaseModel]:
+    """The pydantic model of a record class's fields, made once (a sweep's every trial is read
+    through it, and the report reads each sweep's trials several times). Fields it does not declare
+    are kept (`model_extra`)."""
+    import pydantic
+
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name == "extra":
+            continue
+        if spec.default is not dataclasses.MISSING:
+            default: Any = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = pydantic.Field(default_factory=spec.default_factory)
+        else:
+            default = ...
+        fields[spec.name] = (hints[spec.name], default)
+    config = pydantic.ConfigDict(strict=True, extra="allow", protected_namespaces=())
+    return pydantic.create_model(f"{cls.__name__}Fields", __config__=config, **fields)
+
+
+def _said(cls: type, data: dict[str, Any], error: Any) -> str:
+    """A validation error as the record's reader says it: `status: int, not str`, `id: missing`."""
+    name = str(error["loc"][0])
+    if error["type"] == "missing":
+        return f"{name}: missing"
+    return f"{name}: {type(data[name]).__name__}, not {_name(typing.get_type_hints(cls)[name])}"
 
 
 def _name(hint: Any) -> str:
