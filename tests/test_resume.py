@@ -244,3 +244,19 @@ def test_a_sweep_takes_its_shorter_epochs_from_the_longest_runs_checkpoints(resu
     assert (run_dir / "eval" / "epoch-1" / "metrics.json").is_file()
     missing = atr("eval", str(project), "--run", run_dir.name, "--epoch", "5")
     assert missing.code == 2 and f"run {run_dir.name} kept no adapter for epoch 5" in missing.err
+
+    # each row has its card: the epoch's adapter says what it is, and carries that row's evaluation
+    final_metrics = json.loads((folder / "trials" / "e2-r4-a8" / "metrics.json").read_text())
+    pushed = {}
+    for epoch in (None, "1"):
+        flags = ["--epoch", epoch] if epoch else []
+        shown = atr("push", str(project), "--run", run_dir.name, "--dry-run", "--repo", "me/style", *flags)
+        assert shown.code == 0, shown.text[-2000:]
+        pushed[epoch] = shown.out
+    assert "This is the adapter at epoch 1 of a 2-epoch schedule" in pushed["1"]
+    assert "epoch 1 of a 2-epoch schedule" not in pushed[None]
+    assert f"| valid_loss | {metrics['valid_loss']} |" in pushed["1"]
+    assert f"| valid_loss | {final_metrics['valid_loss']} |" in pushed[None]  # the final adapter's row, not epoch 1's
+    assert metrics["valid_loss"] != final_metrics["valid_loss"]
+    merged = atr("push", str(project), "--run", run_dir.name, "--dry-run", "--repo", "me/s", "--epoch", "1", "--merged")
+    assert merged.code == 2 and "--epoch 1 pushes the adapter the run kept at that epoch; drop --merged" in merged.err

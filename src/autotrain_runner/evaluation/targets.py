@@ -12,7 +12,6 @@ from pathlib import Path
 from autotrain_runner import gguf, layout
 from autotrain_runner.config import models, templates
 from autotrain_runner.config.records import Config
-from autotrain_runner.errors import ConfigError
 from autotrain_runner.generation.generate import Settings
 from autotrain_runner.generation.target import Target
 from autotrain_runner.layout import checkpoints
@@ -26,12 +25,7 @@ def run_target(config: Config, run_id: str | None, out: Path | None, epoch: int 
     output = run_dir / record.output_dir
     label = f"run {run_id}"
     if epoch is not None:
-        kept = output / checkpoints.EPOCH_DIR.format(epoch)
-        if not (kept / "adapter_config.json").is_file():
-            raise ConfigError(
-                f"run {run_id} kept no adapter for epoch {epoch} (it keeps the epochs KEEP_EPOCHS names; "
-                f"it trained {record.params.get('epochs')})"
-            )
+        kept = checkpoints.kept_adapter(run_id, output, epoch, record.params.get("epochs"))
         output, label = kept, f"run {run_id}, epoch {epoch} of {record.params.get('epochs')}"
         out = out or layout.run_eval_dir(run_dir) / kept.name
     template = templates.PromptTemplate.from_record(record.template)

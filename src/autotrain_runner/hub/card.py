@@ -75,7 +75,13 @@ def _card_template():
 
 
 def model_card(
-    config: Config, record: RunRecord, run_dir: Path, repo_id: str, kind: str, merged_dir: Path | None
+    config: Config,
+    record: RunRecord,
+    run_dir: Path,
+    repo_id: str,
+    kind: str,
+    merged_dir: Path | None,
+    epoch: int | None = None,
 ) -> str:
     model, params, versions = record.model, record.params, record.versions
     template = templates.PromptTemplate.from_record(record.template)
@@ -100,9 +106,11 @@ def model_card(
         duration="?" if record.duration_s is None else record.duration_s,
         resumed=[int(s.get("from_step") or 0) for s in record.segments[1:] if isinstance(s, dict)],
         stopped=record.stopped,
+        epoch=epoch,
+        schedule=params.get("epochs"),
         versions=[f"{k} {v}" for k, v in versions.items() if v],
         cuda=bool(record.cuda),
-        evaluation=_evaluation(layout.run_evaluation(run_dir), base_name(model)),
+        evaluation=_evaluation(layout.run_evaluation(run_dir, epoch), base_name(model)),
         prompt=_prompt(template, config),
         usage=_usage(repo_id, model, template),
     )

@@ -20,12 +20,13 @@ from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, SecretFoundError
 from autotrain_runner.hub.card import model_card
-from autotrain_runner.hub.files import CARD, Upload, collect, public_adapter_config, run_kind
+from autotrain_runner.hub.files import ADAPTER_FILES, CARD, Upload, collect, public_adapter_config, run_kind
 from autotrain_runner.hub.merge import merge
 from autotrain_runner.hub.plan import Plan
 from autotrain_runner.hub.repo import resolve_repo, resolve_token, token_warnings
 from autotrain_runner.hub.scan import TRAINED_ON, known_secrets, scan, scan_training_data
 from autotrain_runner.hub.upload import require_network, upload
+from autotrain_runner.layout import checkpoints
 from autotrain_runner.layout.records import RunRecord
 
 
@@ -40,6 +41,7 @@ def push(
     repo: str | None = None,
     dry_run: bool = False,
     if_enabled: bool = False,
+    epoch: int | None = None,
     echo: Callable[[str], None] = print,
     warn: Callable[[str], None] = print,
 ) -> Plan | None:
@@ -49,6 +51,8 @@ def push(
         return None
     if dtype is not None and not merged:
         raise ConfigError(f"--dtype {dtype}: the precision of merged weights; it needs --merged")
+    if epoch is not None and merged:
+        raise ConfigError(f"--epoch {epoch} pushes the adapter the run kept at that epoch; drop --merged")
 
     # --- resolve the repo id and the token
     repo_id = resolve_repo(config, repo)
@@ -77,12 +81,15 @@ def push(
         raise ConfigError(f"run {run_dir.name} holds full weights already (no adapter to merge); drop --merged")
     merged_dir = merge(config, run_dir, output, record, dtype, echo) if merged else None
     files, excluded = collect(run_dir, output, merged_dir)
+    if epoch is not None:  # that epoch's adapter, with the run's tokenizer
+        kept = checkpoints.kept_adapter(run_dir.name, output, epoch, record.params.get("epochs"))
+        files = [Upload(f.name, kept / f.name) if f.name in ADAPTER_FILES else f for f in files]
     files = [public_adapter_config(f, record.model) if f.name == "adapter_config.json" else f for f in files]
     kind = "merged" if merged_dir else trained
     notes = _notes(record, kind)
 
     # --- the model card
-    card = model_card(config, record, run_dir, repo_id.value, kind, merged_dir)
+    card = model_card(config, record, run_dir, repo_id.value, kind, merged_dir, epoch)
     files.insert(0, Upload(CARD, card.encode("utf-8"), "generated model card"))
 
     # --- the secret scan: every byte that would leave this machine

@@ -15,6 +15,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from autotrain_runner.errors import ConfigError
+
 PREFIX = "checkpoint-"
 EPOCH_DIR = "epoch-{}"  # in a run's output folder: the adapter at the end of that epoch (KEEP_EPOCHS)
 STATE = "trainer_state.json"
@@ -78,3 +80,15 @@ def remove_all(output_dir: Path) -> None:
         for folder in output_dir.iterdir():
             if _NAME.match(folder.name) and folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def kept_adapter(run_id: str, output_dir: Path, epoch: int, epochs_trained: object) -> Path:
+    """The adapter a run kept at `epoch` (KEEP_EPOCHS, `epoch-K/` in its output folder), for
+    `atr eval --epoch` and `atr push --epoch`; a ConfigError naming the run when it kept none."""
+    kept = output_dir / EPOCH_DIR.format(epoch)
+    if not (kept / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"run {run_id} kept no adapter for epoch {epoch} (it keeps the epochs KEEP_EPOCHS names; "
+            f"it trained {epochs_trained})"
+        )
+    return kept

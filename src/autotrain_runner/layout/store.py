@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+from autotrain_runner.layout.checkpoints import EPOCH_DIR
 from autotrain_runner.layout.files import read_json, write_json_atomic
 from autotrain_runner.layout.names import (
     MANIFEST_JSON,
@@ -63,17 +64,23 @@ def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(dataset_dir / MANIFEST_JSON, Manifest.checked(manifest))
 
 
-def trial_evaluation(project_dir: Path, run_id: str) -> Path | None:
-    """Where a sweep evaluated the run, when a sweep trained it (`sweeps/<id>/trials/<trial>/`)."""
+def trial_evaluation(project_dir: Path, run_id: str, epoch: int | None = None) -> Path | None:
+    """Where a sweep evaluated the run (`sweeps/<id>/trials/<trial>/`), when a sweep trained it: its
+    final adapter, or with `epoch` the adapter it kept then (a checkpoint trial, SWEEP_EPOCHS_FROM)."""
     for record in read_sweeps(project_dir):
         for entry in record.entries():
-            if entry.run_id == run_id and entry.status == Status.SUCCEEDED:
+            kept = entry.schedule is not None  # a checkpoint trial: the run at one of its epochs
+            if entry.run_id != run_id or entry.status != Status.SUCCEEDED or kept != (epoch is not None):
+                continue
+            if epoch is None or entry.epochs == epoch:
                 return trial_eval_dir(sweep_dir(project_dir, record.id), entry.trial)
     return None
 
 
-def run_evaluation(run_dir: Path) -> Path | None:
-    """The run's own evaluation (`atr eval`), else the one its sweep made, else None."""
-    if (run_eval_dir(run_dir) / METRICS_JSON).is_file():
-        return run_eval_dir(run_dir)
-    return trial_evaluation(run_dir.parent.parent, run_dir.name)
+def run_evaluation(run_dir: Path, epoch: int | None = None) -> Path | None:
+    """The run's own evaluation (`atr eval`, with `epoch`: `atr eval --epoch`), else the one its sweep
+    made, else None."""
+    own = run_eval_dir(run_dir) / (EPOCH_DIR.format(epoch) if epoch is not None else "")
+    if (own / METRICS_JSON).is_file():
+        return own
+    return trial_evaluation(run_dir.parent.parent, run_dir.name, epoch)

@@ -21,6 +21,9 @@ def add(sub) -> None:
     p.add_argument("--repo", metavar="OWNER/NAME", help="the repo (default: HUB_REPO, else USERNAME/project)")
     p.add_argument("--dry-run", action="store_true", help="print the repo, the files and the card; upload nothing")
     p.add_argument("--if-enabled", action="store_true", help="do nothing unless PUSH_TO_HUB=true (for run.sh)")
+    p.add_argument(
+        "--epoch", type=int, metavar="K", help="the adapter the run kept at epoch K (KEEP_EPOCHS), with its own card"
+    )
 
 
 def run(args: argparse.Namespace, out: Console) -> int:
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         repo=args.repo,
         dry_run=args.dry_run,
         if_enabled=args.if_enabled,
+        epoch=args.epoch,
         echo=lines(out),
         warn=lambda line: show.console(stderr=True).print(f"warning: {line}", markup=False),
     )
