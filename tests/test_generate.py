@@ -163,3 +163,21 @@ def test_long_generation_says_how_far_it_is_every_so_often():
     quick: list[str] = []
     Meter(4, "base", "samples", quick.append)(4)
     assert quick == []  # work that ends within a line's interval says nothing
+
+
+def test_every_adapter_has_a_name_of_its_own_on_the_vllm_server(tmp_path):
+    from autotrain_runner.generation.engine import served_names
+
+    runs = tmp_path / "runs"
+    final_a, final_b = runs / "sweep-e2-lr1" / "style", runs / "sweep-e2-lr2" / "style"
+    kept_a, kept_b = final_a / "epoch-1", final_b / "epoch-1"
+    names = served_names([final_a, kept_a, final_b, kept_b, kept_a])
+    assert names == {
+        final_a: "sweep-e2-lr1",
+        kept_a: "sweep-e2-lr1-epoch-1",
+        final_b: "sweep-e2-lr2",
+        kept_b: "sweep-e2-lr2-epoch-1",
+    }
+    # two folders that clean to one name still get two
+    odd = served_names([runs / "a b" / "style", runs / "a_b" / "style", runs / "a-b" / "style"])
+    assert sorted(odd.values()) == ["a-b", "a-b-2", "a_b"]

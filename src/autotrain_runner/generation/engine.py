@@ -15,6 +15,7 @@ from autotrain_runner.errors import ConfigError
 from autotrain_runner.generation.generate import HFBackend, release_memory
 from autotrain_runner.generation.openai_backend import OpenAIBackend
 from autotrain_runner.generation.target import Target
+from autotrain_runner.layout.checkpoints import EPOCH_DIR
 
 
 class Engine:
@@ -35,12 +36,13 @@ class Engine:
         self.config = config
         self.server: vllm_server.VLLMServer | None = None
         self.base_loads = 0
+        self.names = served_names([t.adapter for t in targets if t.adapter is not None])
         if backend == "openai":
             self.kind = "openai"
         else:
             self.kind = vllm_server.choose(choice or config.get("GENERATION_ENGINE"), targets, echo)
         if self.kind == "vllm":
-            adapters = {_served_name(t): t.adapter for t in targets if t.adapter is not None}
+            adapters = {name: adapter for adapter, name in self.names.items()}
             self.server = vllm_server.VLLMServer(targets[0].model, adapters, log_path, echo)
 
     def __enter__(self) -> Engine:
@@ -58,7 +60,7 @@ class Engine:
             return openai_backend(self.config)
         if self.server is not None:
             backend = self.server.backend(
-                target.model, target.adapter, _served_name(target) if target.adapter else None
+                target.model, target.adapter, self.names[target.adapter] if target.adapter else None
             )
         else:
             self.base_loads += 1
@@ -72,10 +74,23 @@ class Engine:
             release_memory()
 
 
-def _served_name(target: Target) -> str:
-    """An adapter's name on the vLLM server: its run folder's name, unique among a sweep's trials."""
-    assert target.adapter is not None
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", target.adapter.parent.name) or "adapter"
+def served_names(adapters: Sequence[Path]) -> dict[Path, str]:
+    """Each adapter's name on the vLLM server, one per adapter: its run folder's name, and for an
+    adapter the run kept at an epoch (`epoch-K/` in its output folder) that folder's name after it.
+    (By the output folder alone, every kept epoch of every run of a project had one name, and vLLM
+    served one adapter for all of them.)"""
+    names: dict[Path, str] = {}
+    for adapter in adapters:
+        if adapter in names:
+            continue
+        kept = re.fullmatch(EPOCH_DIR.replace("{}", r"\d+"), adapter.name)
+        run_dir = adapter.parent.parent if kept else adapter.parent
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", run_dir.name + (f"-{adapter.name}" if kept else "")) or "adapter"
+        name, n = base, 2
+        while name in names.values():
+            name, n = f"{base}-{n}", n + 1
+        names[adapter] = name
+    return names
 
 
 def openai_backend(config: Config, concurrency: int | None = None) -> OpenAIBackend:
