@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import hardware, settings, versions
+from autotrain_runner import hardware, versions
+from autotrain_runner import settings as environment
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.generation.generate import Generated, Settings, Streamed, TokenizerSide
 
@@ -149,13 +150,12 @@ def _timeout():
     ATR_VLLM_READ_TIMEOUT (a chunk of prompts on a CPU takes minutes; a hung server, for ever)."""
     import httpx
 
-    return httpx.Timeout(settings.vllm_read_timeout(), connect=10.0)
+    return httpx.Timeout(environment.vllm_read_timeout(), connect=10.0)
 
 
 def _hung(log_path: Path | None) -> str:
-    return (
-        f"vLLM sent nothing for {settings.vllm_read_timeout():.0f} s (ATR_VLLM_READ_TIMEOUT): it hangs; log {log_path}"
-    )
+    waited = environment.vllm_read_timeout()
+    return f"vLLM sent nothing for {waited:.0f} s (ATR_VLLM_READ_TIMEOUT): it hangs; log {log_path}"
 
 
 def _free_port() -> int:
@@ -231,9 +231,9 @@ class VLLMServer:
             **os.environ,
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
-            "VLLM_CPU_KVCACHE_SPACE": settings.vllm_cpu_kvcache_space(),  # GiB; vLLM's default is 4
+            "VLLM_CPU_KVCACHE_SPACE": environment.vllm_cpu_kvcache_space(),  # GiB; vLLM's default is 4
             # the CPU LoRA fix (vllm_fix.py), in every process of the server
-            "PYTHONPATH": settings.python_path(str(SITE)),
+            "PYTHONPATH": environment.python_path(str(SITE)),
         }
         started = time.monotonic()
         if threading.current_thread() is threading.main_thread():
@@ -257,7 +257,7 @@ class VLLMServer:
         self.echo(f"starting vLLM on {self.url} (log {self.log_path})")
         import httpx
 
-        timeout = settings.vllm_start_timeout()  # a cold CPU start takes about a minute
+        timeout = environment.vllm_start_timeout()  # a cold CPU start takes about a minute
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
