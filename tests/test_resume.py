@@ -239,13 +239,8 @@ def test_a_sweep_takes_its_shorter_epochs_from_the_longest_runs_checkpoints(resu
     board = (folder / "leaderboard.md").read_text()
     assert re.search(r"\| (★ \*\*)?e1of2-r4-a8(\*\*)?‡ \|", board) and "‡ epoch k of a K-epoch schedule" in board
 
-    kept = atr("eval", str(project), "--run", run_dir.name, "--epoch", "1", "--limit", "2", "--set", "MAX_NEW_TOKENS=4")
-    assert kept.code == 0, kept.text[-2000:]
-    assert (run_dir / "eval" / "epoch-1" / "metrics.json").is_file()
-    missing = atr("eval", str(project), "--run", run_dir.name, "--epoch", "5")
-    assert missing.code == 2 and f"run {run_dir.name} kept no adapter for epoch 5" in missing.err
-
     # each row has its card: the epoch's adapter says what it is, and carries that row's evaluation
+    # (before `atr eval --epoch` below: a run's own evaluation of an epoch comes first)
     final_metrics = json.loads((folder / "trials" / "e2-r4-a8" / "metrics.json").read_text())
     pushed = {}
     for epoch in (None, "1"):
@@ -260,3 +255,10 @@ def test_a_sweep_takes_its_shorter_epochs_from_the_longest_runs_checkpoints(resu
     assert metrics["valid_loss"] != final_metrics["valid_loss"]
     merged = atr("push", str(project), "--run", run_dir.name, "--dry-run", "--repo", "me/s", "--epoch", "1", "--merged")
     assert merged.code == 2 and "--epoch 1 pushes the adapter the run kept at that epoch; drop --merged" in merged.err
+
+    kept = atr("eval", str(project), "--run", run_dir.name, "--epoch", "1", "--limit", "2", "--set", "MAX_NEW_TOKENS=4")
+    assert kept.code == 0, kept.text[-2000:]
+    assert (run_dir / "eval" / "epoch-1" / "metrics.json").is_file()
+    missing = atr("eval", str(project), "--run", run_dir.name, "--epoch", "5")
+    assert missing.code == 2 and f"run {run_dir.name} kept no adapter for epoch 5" in missing.err
+
