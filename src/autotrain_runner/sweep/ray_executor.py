@@ -208,6 +208,10 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
         return {"status": Status.FAILED, "error": error, "node": node}
     # Ray's workers block SIGINT and SIGTERM, and the trainer a trial starts would inherit that
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # `ray.cancel` interrupts the task as a SIGINT would (`_thread.interrupt_main`), which does nothing
+    # where SIGINT is ignored: a node started from a background shell inherits that. Python's own
+    # handler for the task, the node's after it.
+    previous = _python_sigint()
     trial = spec["trial"]
     try:
         outcome = run_trial(spec, lambda line: print(f"[{trial}] {line}", flush=True))
@@ -216,7 +220,24 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
             "status": Status.INTERRUPTED,
             "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled",
         }
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return {**outcome, "node": node}
+
+
+def _python_sigint():
+    """Python's SIGINT handler in this (main) thread, where SIGINT was ignored or left to the system;
+    the handler it replaced, or None where it replaced none."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    current = signal.getsignal(signal.SIGINT)
+    if current not in (signal.SIG_IGN, signal.SIG_DFL, None):
+        return None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return current if current is not None else signal.SIG_DFL
 
 
 def _node() -> str:
