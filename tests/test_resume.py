@@ -261,4 +261,3 @@ def test_a_sweep_takes_its_shorter_epochs_from_the_longest_runs_checkpoints(resu
     assert (run_dir / "eval" / "epoch-1" / "metrics.json").is_file()
     missing = atr("eval", str(project), "--run", run_dir.name, "--epoch", "5")
     assert missing.code == 2 and f"run {run_dir.name} kept no adapter for epoch 5" in missing.err
-
