@@ -278,15 +278,16 @@ def test_engine_options_refuse_a_name_they_do_not_know():
 def test_the_vllm_cpu_fix_names_the_vllm_it_replaces_ops_of(monkeypatch, capsys):
     import types
 
+    from autotrain_runner import versions
     from autotrain_runner.generation import vllm_fix
 
     assert vllm_fix.FOR_VLLM == _pinned("vllm-cpu.txt", "vllm-cpu") == _pinned("vllm-cuda.txt", "vllm")
     ops = types.ModuleType(vllm_fix.FIXED)
     ops.bgmv_shrink = original = object()
-    monkeypatch.setattr(vllm_fix, "installed_vllm", lambda: "0.33.0")
+    monkeypatch.setattr(versions, "vllm", lambda: "0.33.0")
     vllm_fix._patch(ops)
     assert ops.bgmv_shrink is original  # another vLLM's ops are left as they are, and that is said
     assert "not replaced: the fix is written for vLLM 0.32.0, this is 0.33.0" in capsys.readouterr().err
-    monkeypatch.setattr(vllm_fix, "installed_vllm", lambda: vllm_fix.FOR_VLLM)
+    monkeypatch.setattr(versions, "vllm", lambda: vllm_fix.FOR_VLLM)
     vllm_fix._patch(ops)
     assert ops.bgmv_shrink is vllm_fix.bgmv_shrink

@@ -23,12 +23,6 @@ FIXED = "vllm.lora.ops.torch_ops.lora_ops"
 FOR_VLLM = "0.32.0"  # the version whose ops this replaces (requirements/vllm-*.txt); another keeps its own
 
 
-def installed_vllm() -> str | None:
-    from autotrain_runner import versions
-
-    return versions.vllm()
-
-
 def _products(inputs, weights, indices, dtype):
     """`einsum("bi, boi -> bo", inputs, weights[indices])` without the per-token copy of the weights."""
     import torch
@@ -78,7 +72,9 @@ REPLACED = {"bgmv_shrink": bgmv_shrink, "bgmv_expand": bgmv_expand, "bgmv_expand
 
 
 def _patch(module) -> None:
-    version = installed_vllm()
+    from autotrain_runner import versions
+
+    version = versions.vllm()
     if version != FOR_VLLM:  # its ops may have other signatures now: vLLM's own run, slower but correct
         if module.__name__ == PATCHED[0]:
             print(

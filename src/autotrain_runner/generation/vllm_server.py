@@ -46,10 +46,6 @@ def installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def version() -> str | None:
-    return versions.vllm()
-
-
 def _cuda() -> bool:
     import torch
 
@@ -122,7 +118,7 @@ def choose(choice: str, targets: Sequence[Any], echo: Callable[[str], None]) -> 
             raise ConfigError(f"GENERATION_ENGINE=vllm: vLLM cannot serve this: {reason}; use --engine hf")
         echo(f"engine: hf (not vLLM: {reason})")
         return "hf"
-    echo(f"engine: vllm {version()} (one engine for {len(targets)} model{'s' if len(targets) != 1 else ''})")
+    echo(f"engine: vllm {versions.vllm()} (one engine for {len(targets)} model{'s' if len(targets) != 1 else ''})")
     return "vllm"
 
 
@@ -316,7 +312,7 @@ class VLLMBackend(TokenizerSide):
         self.context_window = server.max_model_len or 2048
         self.description = {
             "backend": "vllm",
-            "engine": f"vllm {version()}",
+            "engine": f"vllm {versions.vllm()}",
             "model": model,
             "adapter": str(adapter) if adapter else None,
             "dtype": cpu_dtype() if not _cuda() else "auto (the checkpoint's 16-bit type)",

@@ -31,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import settings
+from autotrain_runner import settings, versions
 from autotrain_runner.training import trainer_fixes
 from autotrain_runner.training.options import OPTIONS
 
@@ -360,10 +360,7 @@ FIX_NAMES = tuple(fix.name for fix in FIXES)
 def describe(trainer: str = "sft") -> str:
     """`autotrain-advanced 0.8.36 + fixes [...]`: the engine, as check, command and run.json name it,
     with the fixes a run of `trainer` goes through (every fix is applied; the others concern other trainers)."""
-    try:
-        version = metadata.version("autotrain-advanced")
-    except metadata.PackageNotFoundError:
-        version = "(not installed)"
+    version = versions.installed("autotrain-advanced") or "(not installed)"
     names = [fix.name for fix in FIXES if not fix.trainers or trainer in fix.trainers]
     return f"autotrain-advanced {version} + fixes [{', '.join(names)}]"
 
