@@ -150,15 +150,20 @@ def test_check_refuses_and_warns_on_the_preference_keys(tmp_path):
     write(p / "t.csv", "prompt,chosen,rejected\n안녕,네,싫어\n")
     ok = atr("check", str(p), cwd=tmp_path)
     assert ok.code == 0, ok.text
-    assert "beta 0.1; reference: the base with the adapter off)" in ok.out
+    assert "beta 0.1; loss sigmoid; reference: the base with the adapter off)" in ok.out
+    rpo = atr("check", str(p), "--set", "DPO_LOSS=sigmoid, sft", cwd=tmp_path)
+    assert rpo.code == 0 and "beta 0.1; loss sigmoid,sft; reference:" in rpo.out, rpo.text
+    typo = atr("check", str(p), "--set", "DPO_LOSS=dpo", cwd=tmp_path)
+    assert typo.code == 2 and "DPO_LOSS" in typo.err and "must be TRL's DPO loss types" in typo.err
     zero = atr("check", str(p), "--set", "DPO_BETA=0", cwd=tmp_path)
     assert zero.code == 2 and "DPO_BETA" in zero.err and "must be in (0, 1000]" in zero.err
     limits = atr("check", str(p), "--set", "MAX_PROMPT_LENGTH=64", "--set", "MODEL_REF=org/ref", cwd=tmp_path)
     assert limits.code == 0, limits.text
     assert "MAX_PROMPT_LENGTH: TRL 1.x's trainers have no prompt or completion limit" in limits.out
     assert "MODEL_REF: ignored with PEFT: the reference is the base model with the adapter off" in limits.out
-    sft = atr("check", str(p), "--set", "TRAINER=sft", "--set", "DPO_BETA=0.5", cwd=tmp_path)
+    sft = atr("check", str(p), "--set", "TRAINER=sft", "--set", "DPO_BETA=0.5", "--set", "DPO_LOSS=ipo", cwd=tmp_path)
     assert "DPO_BETA: only the dpo trainer reads it" in sft.out
+    assert "DPO_LOSS: only the dpo trainer reads it; TRAINER=sft" in sft.out
     no_rejected = atr("check", str(p), "--set", "REJECTED_TEXT_COLUMN=worse", cwd=tmp_path)
     assert no_rejected.code == 2
     assert "REJECTED_TEXT_COLUMN: projects/p/t.csv has no column 'worse'" in no_rejected.err

@@ -46,6 +46,34 @@ def test_dpo_config_drops_the_lengths_trl_removed(tmp_path):
     assert _fix("dpo-config").wrap(DPOConfig)(**asked).max_length == 64
 
 
+def test_dpo_loss_reaches_the_dpo_config_autotrain_builds_without_one(tmp_path):
+    from trl import DPOConfig
+
+    from autotrain_runner.training.options import OPTIONS
+
+    asked = {"output_dir": str(tmp_path), "max_length": 64, "bf16": False}
+    assert _fix("dpo-config").wrap(DPOConfig)(**asked).loss_type == ["sigmoid"]  # DPO_LOSS unset: TRL's own
+    OPTIONS.update({"dpo_loss": ["sigmoid", "sft"]})
+    try:
+        assert _fix("dpo-config").wrap(DPOConfig)(**asked).loss_type == ["sigmoid", "sft"]
+    finally:
+        OPTIONS.update({"dpo_loss": None})
+
+
+def test_dpo_loss_names_are_the_ones_trl_takes():
+    import re
+
+    from trl import DPOConfig
+
+    from autotrain_runner.config.value_checks import DPO_LOSSES, check_dpo_loss
+
+    help_text = DPOConfig.__dataclass_fields__["loss_type"].metadata["help"]
+    listed = help_text.split("Possible values are:")[1].split("If multiple")[0]
+    assert tuple(re.findall(r"'([a-z_]+)'", listed)) == DPO_LOSSES
+    assert check_dpo_loss("sigmoid, sft") is None
+    assert "got 'dpo'" in check_dpo_loss("dpo") and "twice" in check_dpo_loss("sft,sft")
+
+
 def test_default_trainer_takes_its_tokenizer_as_processing_class(tmp_path, tiny_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 

@@ -127,6 +127,8 @@ def _trainer_key_problems(config: Config) -> list[Problem]:
 
     if "DPO_BETA" in config.values and trainer != "dpo":
         warn("DPO_BETA", f"only the dpo trainer reads it (AutoTrain passes it to no other); TRAINER={trainer}")
+    if "DPO_LOSS" in config.values and trainer != "dpo":
+        warn("DPO_LOSS", f"only the dpo trainer reads it; TRAINER={trainer}")
     if config.get("MODEL_REF"):
         if trainer != "dpo":
             warn("MODEL_REF", f"only the dpo trainer reads it; TRAINER={trainer}")

@@ -20,6 +20,7 @@ from autotrain_runner.config.value_checks import (
     above,
     between,
     check_checkpoint_interval,
+    check_dpo_loss,
     check_param_count,
     encoding,
     repo_id,
@@ -66,6 +67,14 @@ _RUNNER_KEYS = [
         "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) through TRL's use_liger_kernel: CUDA and the "
         "liger-kernel package only",
         default=False,
+    ),
+    Key(
+        "DPO_LOSS",
+        "str",
+        "TRAINER=dpo: TRL's DPO loss_type, comma-separated and summed: sigmoid is DPO; sigmoid,sft adds the "
+        "chosen answers' NLL (RPO), which keeps a model that does not yet write the chosen answers generating",
+        default="sigmoid",
+        check=check_dpo_loss,
     ),
     Key(
         "CHECKPOINT_EVERY",

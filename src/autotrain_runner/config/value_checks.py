@@ -123,3 +123,38 @@ def check_checkpoint_interval(value: Any) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+# TRL 1.16's DPOConfig.loss_type values (its help text; `test_trainers` checks the list against it)
+DPO_LOSSES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+
+
+def dpo_losses(value: str) -> list[str]:
+    """`sigmoid, sft` -> ["sigmoid", "sft"]."""
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def check_dpo_loss(value: Any) -> str | None:
+    parts = dpo_losses(value)
+    unknown = [part for part in parts if part not in DPO_LOSSES]
+    if not parts or unknown:
+        return f"must be TRL's DPO loss types, comma-separated ({', '.join(DPO_LOSSES)}), got {value!r}"
+    if len(set(parts)) != len(parts):
+        return f"names a loss type twice: {value!r}"
+    return None

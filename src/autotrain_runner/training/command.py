@@ -15,6 +15,7 @@ from typing import Any
 from autotrain_runner import layout
 from autotrain_runner.config import models
 from autotrain_runner.config.records import Config
+from autotrain_runner.config.value_checks import dpo_losses
 from autotrain_runner.errors import ConfigError, Level, Problem
 from autotrain_runner.training import autotrain_schema
 
@@ -90,6 +91,9 @@ def shell_line(argv: list[str]) -> str:
 def engine_options(config: Config) -> dict[str, Any]:
     """What the trainer is asked beyond AutoTrain's fields (`options.Options`)."""
     options = {"loss_on": _loss_on(config), "template": config.template.describe(), "thinking": config.get("THINKING")}
+    losses = dpo_losses(config.get("DPO_LOSS") or "sigmoid")
+    if config.get("TRAINER") == "dpo" and losses != ["sigmoid"]:  # as LIGER_KERNEL: only where it changes something
+        options["dpo_loss"] = losses
     if config.get("LIGER_KERNEL"):  # only when on: a sweep's identity (which includes these) is unchanged otherwise
         options["liger_kernel"] = True
     return options
@@ -158,7 +162,8 @@ def describe_trainer(config: Config) -> str:
     line = f"{trainer} ({TRAINED_ON[trainer]}"
     if trainer == "dpo":
         reference = "the base with the adapter off" if config.get("PEFT") else (config.get("MODEL_REF") or "the base")
-        line += f"; beta {config.get('DPO_BETA')}; reference: {reference}"
+        line += f"; beta {config.get('DPO_BETA')}; loss {','.join(dpo_losses(config.get('DPO_LOSS') or 'sigmoid'))}"
+        line += f"; reference: {reference}"
     if "TRAINER" not in config.values:
         line += "; TRAINER is not set: sft is the default, TRAINER=default is AutoTrain's continued pretraining"
     return line + ")"

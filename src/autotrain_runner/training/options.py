@@ -13,6 +13,7 @@ class Options:
     template: dict[str, Any] | None = None  # the run's PromptTemplate, described (`PromptTemplate.describe`)
     thinking: str = "off"  # THINKING: how thinking templates are rendered
     base_dtype: str = "float32"  # the frozen base's dtype, set by `run` from the params (`precision.base_dtype`)
+    dpo_loss: list[str] | None = None  # DPO_LOSS: DPOConfig.loss_type, where it is not TRL's default (sigmoid)
     liger_kernel: bool = False  # LIGER_KERNEL: TRL's use_liger_kernel (its layer kernels; TRL keeps its own LM head)
     # CHECKPOINT_EVERY, parsed (`value_checks.checkpoint_interval`): {"epoch", "steps", "minutes"}; None saves none
     checkpoint_every: dict[str, Any] | None = None

@@ -66,12 +66,16 @@ def rendered_pairs(config, tokenizer, dataset):
 
 
 def dpo_config(original):
-    """`DPOConfig(max_prompt_length=, max_target_length=)`: TRL 1.x cuts sequences at max_length only."""
+    """`DPOConfig(max_prompt_length=, max_target_length=)`: TRL 1.x cuts sequences at max_length only.
+    AutoTrain passes no loss type; DPO_LOSS reaches `loss_type` here."""
+    from autotrain_runner.training.options import OPTIONS
 
     @functools.wraps(original, updated=())
     def make(**kwargs):
         kwargs.pop("max_prompt_length", None)
         kwargs.pop("max_target_length", None)
+        if OPTIONS.dpo_loss:
+            kwargs["loss_type"] = list(OPTIONS.dpo_loss)
         return original(**kwargs)
 
     return make
