@@ -78,3 +78,22 @@ def test_the_preference_demo_pairs_are_the_rules_against_a_copy_or_a_preamble(tm
     assert "rows read 260, kept 260, dropped: none" in result.out
     assert "splits: train 182, valid 39, test 39" in result.out
     assert "preference pairs for TRAINER=orpo" in result.out
+
+
+def test_the_dpo_demo_trains_dpo_with_the_chosen_nll_on_the_preference_demos_held_out_pairs(tmp_path):
+    """projects/demo-dpo reads demo-preference's pairs and splits them alike, so the two demos are
+    scored on the same 39 held-out pairs; its trainer is DPO plus the chosen answers' NLL."""
+    for name in ("demo", "demo-preference", "demo-dpo"):
+        shutil.copytree(DEMO.parent / name, tmp_path / "projects" / name, ignore=shutil.ignore_patterns("runs", "eval"))
+    shutil.copytree(DEMO.parents[1] / "envs", tmp_path / "envs")
+    held_out = {}
+    for name in ("demo-preference", "demo-dpo"):
+        result = atr("data", str(tmp_path / "projects" / name), cwd=tmp_path)
+        assert result.code == 0, result.text
+        assert "splits: train 182, valid 39, test 39" in result.out
+        test_split = tmp_path / "datasets" / name / "test.jsonl"
+        held_out[name] = [json.loads(line)["reference"] for line in test_split.read_text().splitlines()]
+    assert held_out["demo-dpo"] == held_out["demo-preference"] and len(held_out["demo-dpo"]) == 39
+    check = atr("check", str(tmp_path / "projects" / "demo-dpo"), cwd=tmp_path)
+    assert check.code == 0, check.text
+    assert "trainer:  dpo (preference pairs" in check.out and "beta 0.1; loss sigmoid,sft;" in check.out

@@ -185,6 +185,8 @@ def test_each_trainer_trains_through_atr_train(tmp_path, tiny_model, trainer):
     env = PAIRS_ENV.format(model=tiny_model, trainer=trainer)
     if trainer == "orpo":  # a text layout: the trainer process renders with the run's template, not a default
         env = env.replace("PROMPT_TEMPLATE=tokenizer", "PROMPT_TEMPLATE=instruct-ko")
+    if trainer == "dpo":  # DPO plus the chosen answers' NLL (DPO_LOSS), as projects/demo-dpo trains
+        env += "DPO_LOSS=sigmoid,sft\n"
     # the default trainer reads text: the chosen answers, as sft would (PREFERENCE=chosen), in blocks
     # small enough that the three held-out samples fill one (a partial block is dropped, as AutoTrain does)
     write(project / "project.env", env + ("PREFERENCE=chosen\nBLOCK_SIZE=16\n" if trainer == "default" else ""))
@@ -195,6 +197,8 @@ def test_each_trainer_trains_through_atr_train(tmp_path, tiny_model, trainer):
     assert record["status"] == "succeeded" and record["params"]["trainer"] == trainer
     assert record["trainer"].startswith(f"{trainer} (")
     assert record["train_loss"] is not None and record["eval_loss"] is not None  # the held-out split is kept
+    if trainer == "dpo":  # DPO's own loss starts at ln 2 (0.69); the NLL of a random model's answers is far above
+        assert "loss sigmoid,sft" in record["trainer"] and (record["loss_history"] or [0])[0] > 2.0, record["loss_history"]
     assert (run / record["output_dir"] / "adapter_model.safetensors").is_file()
     metrics = json.loads((run / "train_metrics.json").read_text(encoding="utf-8"))
     assert metrics["steps"] >= 1 and metrics["tokens"] > 0  # both sides of every pair count
