@@ -10,10 +10,12 @@ once per record class.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
@@ -158,6 +160,25 @@ class RunRecord(_Record):
     @property
     def model_spec(self) -> str:
         return str(self.model.get("spec", ""))
+
+    def open_segment(self, started_at: str, from_step: int = 0, changed: list[str] | None = None) -> None:
+        """A process starts training this run (the first, or one that resumes it from `from_step`)."""
+        segment: dict[str, Any] = {"started_at": started_at, "from_step": from_step}
+        if self.segments:  # a resume: the keys that changed since it started (with --force)
+            segment["changed"] = changed or None
+        self.segments.append(segment)
+
+    def close_segment(self, status: str, why: str | None, saved_step: int | None, ended: str) -> None:
+        """End the open segment (the last one, when it has no end yet)."""
+        if not self.segments:  # a run recorded before segments were
+            self.segments.append({"started_at": self.started_at, "from_step": 0})
+        last = self.segments[-1]
+        if last.get("ended_at") is None:
+            last.update(ended_at=ended, status=status, why=why, saved_step=saved_step)
+        if last.get("duration_s") is None and last.get("started_at"):  # a process killed without a word
+            with contextlib.suppress(ValueError, TypeError):
+                seconds = datetime.fromisoformat(ended) - datetime.fromisoformat(last["started_at"])
+                last["duration_s"] = round(seconds.total_seconds(), 1)
 
 
 @dataclass

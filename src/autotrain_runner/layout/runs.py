@@ -9,7 +9,6 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.layout.files import read_json, write_json_atomic
@@ -102,8 +101,9 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-def write_run(run_dir: Path, record: dict[str, Any]) -> None:
-    write_json_atomic(run_dir / RUN_JSON, RunRecord.checked(record))
+def write_run(run_dir: Path, record: RunRecord) -> None:
+    """run.json; a field of the wrong type, or one no run record declares, fails here, not in a reader."""
+    write_json_atomic(run_dir / RUN_JSON, RunRecord.checked(record.to_json()))
 
 
 def list_runs(project_dir: Path) -> list[RunRecord]:

@@ -71,9 +71,9 @@ def run_trial(spec: dict[str, Any], echo: Callable[[str], None]) -> dict[str, An
         except Exception as exc:  # AutoTrain crashed or rejected this trial's values, or worse
             record = layout.read_json(_run_json(spec)) or {}
             return {"status": Status.FAILED, "error": failure(exc), "train_s": record.get("duration_s", 0.0)}
-        outcome["train_s"] = result.record.get("duration_s", 0.0)
+        outcome["train_s"] = result.record.duration_s or 0.0
         if result.status != Status.SUCCEEDED:
-            return {**outcome, "status": result.status, "error": result.record.get("error")}
+            return {**outcome, "status": result.status, "error": result.record.error}
     if not spec.get("evaluate", True):  # evaluated after all trials, on one engine (`sweep.one_engine`)
         return {**outcome, "status": Status.TRAINED}
     began = time.monotonic()

@@ -9,7 +9,6 @@ the step of the checkpoint it left.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -45,9 +44,9 @@ def reopen(
     config: Config,
     run_id: str | None,
     force: bool,
-    fresh: Callable[[Path], dict[str, Any]],
+    fresh: Callable[[Path], RunRecord],
     echo: Callable[[str], None],
-) -> tuple[Path, dict[str, Any], str | None]:
+) -> tuple[Path, RunRecord, str | None]:
     """The run to resume, its record reopened for a new segment (`fresh(run_dir)`: this process's
     record, whose runner, config and versions replace the old ones), and the checkpoint it continues from."""
     run_dir, settled = pick_run(config.project_dir, run_id)
@@ -57,24 +56,25 @@ def reopen(
             f"run {run_dir.name}: {', '.join(changed)} changed since it started; a resumed run trains with "
             "its own config (--force resumes with the new one)"
         )
-    record = layout.read_json(run_dir / layout.RUN_JSON) or {}
+    record = RunRecord.from_json(layout.read_json(run_dir / layout.RUN_JSON))  # as written (`pick_run` read it)
     log = run_dir / layout.TRAIN_LOG  # its last write is when a killed process last said anything
     last_word = _stamp(log.stat().st_mtime) if log.is_file() else None
     checkpoint = start_from(run_dir / settled.output_dir, echo)
     saved = checkpoint.step if checkpoint else None
-    close_segment(record, settled.status, settled.error, saved, record.get("ended_at") or last_word or _stamp())
+    record.close_segment(settled.status, settled.error, saved, record.ended_at or last_word or _stamp())
     if checkpoint is None:
         echo(f"run {run_dir.name}: no whole checkpoint, so it starts again from step 0 in its folder")
     else:
         where = f"step {checkpoint.step} of {checkpoint.max_steps}"
         echo(f"run {run_dir.name}: resuming from {where} ({checkpoint.path.name})")
     now = fresh(run_dir)
-    for key in ("runner", "config", "engine", "argv", "versions", "git", "cuda", "notes"):
-        record[key] = now[key]  # this process's; with --force, the config it now trains with
+    # this process's; with --force, the config it now trains with
+    record.runner, record.config, record.engine, record.argv = now.runner, now.config, now.engine, now.argv
+    record.versions, record.git, record.cuda, record.notes = now.versions, now.git, now.cuda, now.notes
     if changed:
-        record["notes"] = [*record["notes"], f"resumed with --force: {', '.join(changed)} changed"]
-    record.update(status=Status.RUNNING, ended_at=None, error=None, pid=None)
-    record["segments"].append({"started_at": _stamp(), "from_step": saved or 0, "changed": changed or None})
+        record.notes = [*record.notes, f"resumed with --force: {', '.join(changed)} changed"]
+    record.status, record.ended_at, record.error, record.pid = Status.RUNNING, None, None, None
+    record.open_segment(_stamp(), from_step=saved or 0, changed=changed)
     return run_dir, record, str(checkpoint.path.relative_to(run_dir)) if checkpoint else None
 
 
@@ -135,17 +135,3 @@ def start_from(output_dir: Path, echo) -> checkpoints.Checkpoint | None:
         echo(f"  removing {folder.name}: its save did not finish")
         shutil.rmtree(folder, ignore_errors=True)
     return checkpoints.latest(output_dir)
-
-
-def close_segment(record: dict[str, Any], status: str, why: str | None, saved_step: int | None, ended: str) -> None:
-    """End the run's open segment (the last one, when it has no end yet)."""
-    segments = record.setdefault("segments", [])
-    if not segments:  # a run recorded before segments were
-        segments.append({"started_at": record.get("started_at"), "from_step": 0})
-    last = segments[-1]
-    if last.get("ended_at") is None:
-        last.update(ended_at=ended, status=status, why=why, saved_step=saved_step)
-    if last.get("duration_s") is None and last.get("started_at"):  # a process killed without a word
-        with contextlib.suppress(ValueError, TypeError):
-            seconds = datetime.fromisoformat(ended) - datetime.fromisoformat(last["started_at"])
-            last["duration_s"] = round(seconds.total_seconds(), 1)

@@ -33,10 +33,10 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.layout import checkpoints
 from autotrain_runner.layout.history import read_log_history
-from autotrain_runner.layout.records import Status
+from autotrain_runner.layout.records import RunRecord, Status
 from autotrain_runner.redact import HUB_TOKEN_VARIABLES, MASK, Redactor, is_secret_key
 from autotrain_runner.rendering import answer_start
-from autotrain_runner.training import command, engine, resume
+from autotrain_runner.training import command, engine
 from autotrain_runner.training.resume import reopen
 from autotrain_runner.training.supervise import supervise
 
@@ -57,7 +57,7 @@ _PRINTED = re.compile(r"^(\{'(?:eval_)?loss':[^}]*\})", re.MULTILINE)
 class RunResult:
     run_dir: Path
     status: str
-    record: dict[str, Any]
+    record: RunRecord
 
 
 def train(
@@ -89,16 +89,16 @@ def train(
         digest = layout.config_hash({"argv": argv, "config": config.resolved_table()})
         run_dir = layout.create_run_dir(config.project_dir, run_id, digest)
         record, resume_from = _initial_record(config, run_dir, argv, redact), None
-        record["segments"] = [{"started_at": record["started_at"], "from_step": 0}]
+        record.open_segment(str(record.started_at))
 
     def started_child(pid: int) -> None:  # recorded so that a stale "running" run can be recognised
-        record["pid"] = pid
+        record.pid = pid
         layout.write_run(run_dir, record)
 
     try:
         layout.write_run(run_dir, record)
         launch = _prepare(config, run_dir, record, resume_from)
-        echo(f"run {run_dir.name}: {record['engine']}")
+        echo(f"run {run_dir.name}: {record.engine}")
         echo(f"  as `autotrain llm`: {redact(command.shell_line(argv))}")
         # --- train
         started = time.monotonic()
@@ -107,8 +107,8 @@ def train(
     except KeyboardInterrupt:  # Ctrl-C before the trainer started: the run is still recorded as such
         _finish(record, run_dir, Status.INTERRUPTED, error="interrupted by the user (Ctrl-C) before training started")
         return RunResult(run_dir, Status.INTERRUPTED, record)
-    record["segments"][-1]["duration_s"] = round(time.monotonic() - started, 1)
-    record["duration_s"] = round(sum(s.get("duration_s") or 0 for s in record["segments"]), 1)
+    record.segments[-1]["duration_s"] = round(time.monotonic() - started, 1)
+    record.duration_s = round(sum(s.get("duration_s") or 0 for s in record.segments), 1)
 
     # --- verify and record
     _scrub_training_params(run_dir / config.project_name, config.secrets())
@@ -117,11 +117,13 @@ def train(
     measured = layout.read_json(run_dir / layout.TRAIN_METRICS_JSON) or {}
     # what the trainer's callback recorded; the printed log only where the trainer died before it existed
     history = read_log_history(run_dir / layout.TRAIN_LOG_JSONL)
-    resumed = len(record["segments"]) > 1
-    record.update(losses_from_log(log_text) if history is None else losses_from_history(history, resumed))
-    record["stopped"] = _stopped_early(config, measured)
+    resumed = len(record.segments) > 1
+    losses = losses_from_log(log_text) if history is None else losses_from_history(history, resumed)
+    for name, value in losses.items():
+        setattr(record, name, value)
+    record.stopped = _stopped_early(config, measured)
     artifacts = _artifacts(run_dir / config.project_name)
-    record["artifacts"] = sorted(artifacts)
+    record.artifacts = sorted(artifacts)
     if interrupted:
         _finish(record, run_dir, Status.INTERRUPTED, error="interrupted by the user (Ctrl-C)")
         return RunResult(run_dir, Status.INTERRUPTED, record)
@@ -148,22 +150,22 @@ def _stopped_early(config: Config, measured: dict[str, Any]) -> str | None:
     )
 
 
-def _prepare(config: Config, run_dir: Path, record: dict[str, Any], resume_from: str | None = None) -> list[str]:
+def _prepare(config: Config, run_dir: Path, record: RunRecord, resume_from: str | None = None) -> list[str]:
     """Stage the data (a resumed run keeps what it staged) and write params.json; the trainer's argv."""
     try:
-        if not record.get("data") or not (run_dir / layout.STAGED_DATA_DIR).is_dir():
-            record["data"] = _stage_data(config, run_dir)
+        if not record.data or not (run_dir / layout.STAGED_DATA_DIR).is_dir():
+            record.data = _stage_data(config, run_dir)
     except OSError as exc:
         _finish(record, run_dir, Status.FAILED, error=f"could not stage the data: {exc}")
         raise WorkError(f"could not stage {config.data_file}: {exc}") from exc
     fields = command.autotrain_fields(config)
-    if record["data"].get("valid"):
+    if record.data.get("valid"):
         fields["valid_split"] = command.STAGED_VALID_SPLIT
-    record["params"] = fields
+    record.params = fields
     options = {**command.engine_options(config), **command.checkpoint_options(config), "resume_from": resume_from}
-    record["trainer"] = command.describe_trainer(config)
-    record["loss_on"] = command.describe_loss(config)
-    record["weights"] = command.describe_weights(config)
+    record.trainer = command.describe_trainer(config)
+    record.loss_on = command.describe_loss(config)
+    record.weights = command.describe_weights(config)
     layout.write_json_atomic(run_dir / layout.PARAMS_JSON, fields)
     layout.write_json_atomic(run_dir / engine.OPTIONS_JSON, options)
     layout.write_run(run_dir, record)
@@ -385,43 +387,43 @@ def losses_from_history(history: list[dict[str, Any]], resumed: bool = False) ->
     }
 
 
-def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Redactor) -> dict[str, Any]:
-    return {
-        "id": run_dir.name,
-        "status": Status.RUNNING,
-        "project": config.display_name,
-        "project_name": config.project_name,
-        "env_file": str(config.env_file),
-        "started_at": _now(),
-        "ended_at": None,
-        "runner": {"pid": os.getpid(), "host": socket.gethostname()},  # a run whose processes are gone is over
-        "config": [{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
-        "engine": engine.describe(config.get("TRAINER")),
-        "params": command.autotrain_fields(config),
-        "model": {"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
-        "argv": [redact(a) for a in argv],  # the equivalent `autotrain llm` command, for people who run it by hand
-        "output_dir": config.project_name,
+def _initial_record(config: Config, run_dir: Path, argv: list[str], redact: Redactor) -> RunRecord:
+    return RunRecord(
+        id=run_dir.name,
+        status=Status.RUNNING,
+        project=config.display_name,
+        project_name=config.project_name,
+        env_file=str(config.env_file),
+        started_at=_now(),
+        ended_at=None,
+        runner={"pid": os.getpid(), "host": socket.gethostname()},  # a run whose processes are gone is over
+        config=[{"key": k, "value": v, "source": s} for k, v, s in config.resolved_table()],
+        engine=engine.describe(config.get("TRAINER")),
+        params=command.autotrain_fields(config),
+        model={"spec": config.model.spec, "kind": config.model.kind, "path": models.training_path(config.model)},
+        argv=[redact(a) for a in argv],  # the equivalent `autotrain llm` command, for people who run it by hand
+        output_dir=config.project_name,
         # what evaluation and chat must render prompts with, to match training
-        "template": {
+        template={
             **config.template.describe(),
             "chat_template": config.get("CHAT_TEMPLATE"),
             "thinking": config.get("THINKING"),
         },
-        "versions": _versions(),
-        "git": _git_revision(config.project_dir),
-        "cuda": config.cuda,
-        "notes": [str(p) for p in config.problems],
-    }
+        versions=_versions(),
+        git=_git_revision(config.project_dir),
+        cuda=config.cuda,
+        notes=[str(p) for p in config.problems],
+    )
 
 
-def _finish(record: dict[str, Any], run_dir: Path, status: str, error: str | None = None) -> None:
-    record["status"] = status
-    record["ended_at"] = _now()
-    record["error"] = error
-    if record.get("segments"):
-        last = checkpoints.latest(run_dir / record["output_dir"]) if status != Status.SUCCEEDED else None
-        why = error.splitlines()[0] if error else record.get("stopped")
-        resume.close_segment(record, status, why, last.step if last else None, record["ended_at"])
+def _finish(record: RunRecord, run_dir: Path, status: str, error: str | None = None) -> None:
+    record.status = status
+    record.ended_at = _now()
+    record.error = error
+    if record.segments:
+        last = checkpoints.latest(run_dir / record.output_dir) if status != Status.SUCCEEDED else None
+        why = error.splitlines()[0] if error else record.stopped
+        record.close_segment(status, why, last.step if last else None, record.ended_at)
     layout.write_run(run_dir, record)
 
 
