@@ -416,7 +416,6 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
     """The project's sweep run twice, with LOSS_ON=answer and with LOSS_ON=all: per trial (an epoch
     count, say), side by side, chrF and the EOS rate on the held-out split, and the template-leak
     and repetition rates there and on the prompt list. Finished trials are reused, as by `atr sweep`."""
-    from autotrain_runner.layout.records import SweepRecord
     from autotrain_runner.sweep.results import leaderboard, trial_evals
     from autotrain_runner.sweep.run import sweep
 
@@ -426,7 +425,7 @@ def bench_loss_on(project: Path, overrides: Sequence[str] = (), echo=print) -> d
         result = sweep(project, [*overrides, f"LOSS_ON={loss_on}"], echo=echo)
         folders[loss_on] = str(result.folder)
         project_dir = result.folder.parent.parent
-        record = SweepRecord.from_json(result.record)
+        record = result.record
         evals = {e.trial: trial_evals(project_dir, result.folder, record, e) for e in record.entries()}
         for row in leaderboard(record, evals):
             figures = {name: row.get(name) for name in LOSS_ON_FIGURES}
@@ -454,27 +453,26 @@ def bench_sweep_eval(project: Path, overrides: Sequence[str] = (), echo=print) -
     if not done:
         raise ConfigError(f"{config.project_dir}: no finished sweep to evaluate again; run `atr sweep` first")
     folder, finished = done[-1]
-    record = finished.to_json()  # the sweep's working state, as `atr sweep` keeps it
     evaluation = {**finished.evaluation, "key": finished.eval_key}
     engines: dict[str, Any] = {}
     for engine in ("hf", "vllm"):
-        again = copy.deepcopy(record)
-        for entry in again["trials"]:
-            entry["status"] = Status.TRAINED if entry["status"] == Status.SUCCEEDED else entry["status"]
+        again = copy.deepcopy(finished)  # the sweep's working state, as `atr sweep` keeps it
+        for entry in again.trials:
+            entry.status = Status.TRAINED if entry.status == Status.SUCCEEDED else entry.status
         with tempfile.TemporaryDirectory(prefix="atr-bench-") as tmp:
             seconds = evaluate_on_one_engine(
                 config, folder, again, evaluation, True, echo, choice=engine, out_root=Path(tmp)
             )
             chrf = {
-                e["trial"]: getattr(layout.read_metrics(layout.trial_eval_dir(Path(tmp), e["trial"])), "chrf", None)
-                for e in again["trials"]
+                e.trial: getattr(layout.read_metrics(layout.trial_eval_dir(Path(tmp), e.trial)), "chrf", None)
+                for e in again.trials
             }
-        engines[engine] = {**again["evaluation_engine"], "seconds": seconds, "chrf": chrf}
+        engines[engine] = {**(again.evaluation_engine or {}), "seconds": seconds, "chrf": chrf}
     figures: dict[str, Any] = {
-        "sweep": record["id"],
-        "trials": len(record["trials"]),
-        "evaluations": len(record["trials"]) + 1,
-        "split": record["evaluation"].get("split"),
+        "sweep": finished.id,
+        "trials": len(finished.trials),
+        "evaluations": len(finished.trials) + 1,
+        "split": finished.evaluation.get("split"),
         "engines": engines,
     }
     if engines["vllm"]["engine"] == "vllm":

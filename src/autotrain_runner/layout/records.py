@@ -2,10 +2,11 @@
 
 `from_json` reads what a writer left (an older file lacks newer fields: they take their
 defaults; a field of the wrong type is a `RecordError` naming it; a field no record declares is
-kept in `extra`). A writer hands its record over as a dict and `checked` holds it against the
-dataclass before it is written, so a field that no record declares, or one of the wrong type, fails
-at the write, not later in some reader. pydantic checks the types (strict), from a schema made
-once per record class.
+kept in `extra`). The records are the values that travel: `atr train` and `atr sweep` change a
+`RunRecord` or a `SweepRecord` of `TrialEntry`s and write it with `to_json`, and `checked` holds
+that JSON against the dataclass before it is written, so a field of the wrong type, or one no
+record declares (kept from an older file), fails at the write, not later in some reader. pydantic
+checks the types (strict), from a schema made once per record class.
 """
 
 from __future__ import annotations
@@ -203,6 +204,12 @@ class TrialEntry(_Record):
     schedule: int | None = None  # SWEEP_EPOCHS_FROM=checkpoints: epoch `epochs` of a run trained for this many
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def start(self, run_id: str, trains: bool) -> None:
+        """Its trial starts, in the run `run_id` (a new attempt when it trains)."""
+        self.status, self.run_id, self.error = Status.RUNNING, run_id, None
+        if trains and run_id not in self.attempts:
+            self.attempts.append(run_id)
+
 
 @dataclass
 class SweepRecord(_Record):
@@ -211,7 +218,7 @@ class SweepRecord(_Record):
     LABEL = "sweep record"
 
     id: str
-    trials: list[Any]  # TrialEntry's JSON; `entries()` reads them typed
+    trials: list[Any]  # TrialEntry records (their JSON in sweep.json)
     project: str | None = None
     env_file: str | None = None
     created_at: str | None = None
@@ -231,14 +238,20 @@ class SweepRecord(_Record):
     evaluation_engine: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def entries(self) -> list[TrialEntry]:
-        return [TrialEntry.from_json(t) for t in self.trials]
-
     @classmethod
-    def checked(cls, data: dict[str, Any]) -> dict[str, Any]:
-        for trial in super().checked(data)["trials"]:
-            TrialEntry.checked(trial)
-        return data
+    def from_json(cls, data: Any, strict: bool = False) -> Self:
+        record = super().from_json(data, strict)
+        record.trials = [TrialEntry.from_json(t, strict) for t in record.trials]
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "trials": [t.to_json() for t in self.trials]}
+
+    def entries(self) -> list[TrialEntry]:
+        return list(self.trials)
+
+    def entry(self, trial: str) -> TrialEntry:
+        return next(e for e in self.trials if e.trial == trial)
 
 
 @dataclass

@@ -44,8 +44,8 @@ def read_sweep(folder: Path) -> SweepRecord | None:
     return _read(folder / SWEEP_JSON, SweepRecord)
 
 
-def write_sweep(folder: Path, record: dict[str, Any]) -> None:
-    write_json_atomic(folder / SWEEP_JSON, SweepRecord.checked(record))
+def write_sweep(folder: Path, record: SweepRecord) -> None:
+    write_json_atomic(folder / SWEEP_JSON, SweepRecord.checked(record.to_json()))
 
 
 def read_sweeps(project_dir: Path) -> list[SweepRecord]:

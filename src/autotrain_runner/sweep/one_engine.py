@@ -17,7 +17,7 @@ from autotrain_runner.config.records import Config
 from autotrain_runner.evaluation.evaluate import evaluate_targets
 from autotrain_runner.evaluation.targets import base_target, run_target
 from autotrain_runner.generation.engine import Engine
-from autotrain_runner.layout.records import Status
+from autotrain_runner.layout.records import Status, SweepRecord, TrialEntry
 from autotrain_runner.sweep.trial import eval_inputs, failure
 
 
@@ -33,7 +33,7 @@ def evaluates_on_one_engine(config: Config) -> bool:
 def evaluate_on_one_engine(
     config: Config,
     folder: Path,
-    record: dict[str, Any],
+    record: SweepRecord,
     evaluation: dict[str, Any],
     base_due: bool,
     echo: Callable[[str], None],
@@ -46,10 +46,10 @@ def evaluate_on_one_engine(
     began = time.monotonic()
     root = out_root or folder
     # (the trial's entry, or None for the base model; its target)
-    pairs: list[tuple[dict[str, Any] | None, Any]] = [
-        (e, run_target(config, e["run_id"], layout.trial_eval_dir(root, e["trial"]), _epoch(e)))
-        for e in record["trials"]
-        if e["status"] == Status.TRAINED
+    pairs: list[tuple[TrialEntry | None, Any]] = [
+        (e, run_target(config, str(e.run_id), layout.trial_eval_dir(root, e.trial), _epoch(e)))
+        for e in record.trials
+        if e.status == Status.TRAINED
     ]
     if base_due:
         pairs.insert(0, (None, base_target(config, root / layout.SWEEP_BASE_DIR)))
@@ -66,33 +66,32 @@ def evaluate_on_one_engine(
                 error = failure(exc)
             seconds = round(time.monotonic() - started, 2)
             if entry is None:  # the base model
-                record["base"] = {
+                record.base = {
                     "folder": layout.SWEEP_BASE_DIR,
                     "eval_key": None if error else evaluation["key"],
                     "eval_s": seconds,
                 }
                 if error:
-                    record["base"]["error"] = error
+                    record.base["error"] = error
                     echo(f"warning: the base model's evaluation failed, the sweep goes on without it: {error}")
             else:
-                update = {"status": Status.SUCCEEDED, "error": None, "eval_key": evaluation["key"], "eval_s": seconds}
+                entry.eval_s = seconds
                 if error:
-                    update.update(
-                        status=Status.FAILED, error="evaluation failed: " + error, eval_key=entry.get("eval_key")
-                    )
-                entry.update(update)
-                echo(f"trial {entry['trial']}: {entry['status']}" + (f" ({entry['error']})" if error else ""))
+                    entry.status, entry.error = Status.FAILED, "evaluation failed: " + error
+                else:
+                    entry.status, entry.error, entry.eval_key = Status.SUCCEEDED, None, evaluation["key"]
+                echo(f"trial {entry.trial}: {entry.status}" + (f" ({entry.error})" if error else ""))
             if out_root is None:
                 layout.write_sweep(folder, record)
         loads = engine.base_loads
         start_s = engine.server.start_s if engine.server else None
     seconds = round(time.monotonic() - began, 2)
-    record["evaluation_engine"] = {"engine": engine.kind, "base_loads": loads, "eval_s": seconds}
+    record.evaluation_engine = {"engine": engine.kind, "base_loads": loads, "eval_s": seconds}
     if start_s is not None:
-        record["evaluation_engine"]["start_s"] = start_s
+        record.evaluation_engine["start_s"] = start_s
     return seconds
 
 
-def _epoch(entry: dict[str, Any]) -> int | None:
+def _epoch(entry: TrialEntry) -> int | None:
     """A checkpoint trial (SWEEP_EPOCHS_FROM=checkpoints) is its run's adapter at its epoch."""
-    return entry["epochs"] if entry.get("schedule") else None
+    return entry.epochs if entry.schedule else None

@@ -19,6 +19,7 @@ the trial passes it on only to a trainer that downloads from the Hub, as `atr tr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from typing import Any
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.layout.records import Status
-from autotrain_runner.sweep.trial import run_trial
+from autotrain_runner.sweep.trial import Outcome, TrialSpec, run_trial
 
 CANCEL_WAIT_S = 90  # how long a cancelled task may take to stop its trainer and mark its run interrupted
 
@@ -138,12 +139,12 @@ def shared_paths(config: Config) -> list[str]:
 
 
 def execute(
-    specs: list[dict[str, Any]],
+    specs: list[TrialSpec],
     resources: dict[str, float],
     needs: list[str],
-    mark_running: Callable[[dict[str, Any]], None],
+    mark_running: Callable[[TrialSpec], None],
     echo: Callable[[str], None],
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+) -> Iterator[tuple[TrialSpec, Outcome]]:
     """Submit every trial as a task; yield (spec, outcome) as they finish. Ctrl-C cancels the tasks:
     each stops its trial, which marks its run interrupted."""
     import ray
@@ -152,7 +153,7 @@ def execute(
     pending = {}
     for spec in specs:
         mark_running(spec)
-        pending[remote.remote(spec, needs)] = spec
+        pending[remote.remote(spec.to_json(), needs)] = spec
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -172,24 +173,21 @@ def execute(
                 ray.cancel(ref, force=True)
 
 
-def _outcome(ray, ref, spec: dict[str, Any], echo: Callable[[str], None], cancelled: bool = False) -> dict[str, Any]:
+def _outcome(ray, ref, spec: TrialSpec, echo: Callable[[str], None], cancelled: bool = False) -> Outcome:
     try:
-        outcome = ray.get(ref, timeout=CANCEL_WAIT_S if cancelled else None)
+        outcome = Outcome.from_json(ray.get(ref, timeout=CANCEL_WAIT_S if cancelled else None))
     except ray.exceptions.TaskCancelledError:
-        outcome = {
-            "status": Status.INTERRUPTED,
-            "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled",
-        }
+        outcome = Outcome(Status.INTERRUPTED, error="interrupted by the user (Ctrl-C): its Ray task was cancelled")
     except ray.exceptions.GetTimeoutError:
-        outcome = {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C); its Ray task did not stop"}
+        outcome = Outcome(Status.INTERRUPTED, error="interrupted by the user (Ctrl-C); its Ray task did not stop")
     except ray.exceptions.RayError as exc:  # the node died, the worker crashed, Ray itself failed
-        outcome = {"status": Status.FAILED, "error": f"its Ray task failed: {str(exc).strip().splitlines()[-1][:300]}"}
-    if outcome.get("node"):
-        echo(f"[{spec['trial']}] ran on {outcome['node']}")
+        outcome = Outcome(Status.FAILED, error=f"its Ray task failed: {str(exc).strip().splitlines()[-1][:300]}")
+    if outcome.node:
+        echo(f"[{spec.trial}] ran on {outcome.node}")
     return outcome
 
 
-def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
+def run_task(data: dict[str, Any], needs: list[str]) -> dict[str, Any]:
     """On a Ray node: check that what the trial needs is visible here, then run it, in this worker.
 
     In the worker rather than a process of its own: Ray keeps a worker for the next task of
@@ -205,25 +203,22 @@ def run_task(spec: dict[str, Any], needs: list[str]) -> dict[str, Any]:
             f"node {node} cannot see {missing[0]}: SWEEP_EXECUTOR=ray reads the project, its dataset and a local "
             "model where they lie, so every node must mount them at the same path (a shared filesystem)"
         )
-        return {"status": Status.FAILED, "error": error, "node": node}
+        return Outcome(Status.FAILED, error=error, node=node).to_json()
     # Ray's workers block SIGINT and SIGTERM, and the trainer a trial starts would inherit that
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     # `ray.cancel` interrupts the task as a SIGINT would (`_thread.interrupt_main`), which does nothing
     # where SIGINT is ignored: a node started from a background shell inherits that. Python's own
     # handler for the task, the node's after it.
     previous = _python_sigint()
-    trial = spec["trial"]
+    spec = TrialSpec.from_json(data)
     try:
-        outcome = run_trial(spec, lambda line: print(f"[{trial}] {line}", flush=True))
+        outcome = run_trial(spec, lambda line: print(f"[{spec.trial}] {line}", flush=True))
     except KeyboardInterrupt:
-        outcome = {
-            "status": Status.INTERRUPTED,
-            "error": "interrupted by the user (Ctrl-C): its Ray task was cancelled",
-        }
+        outcome = Outcome(Status.INTERRUPTED, error="interrupted by the user (Ctrl-C): its Ray task was cancelled")
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    return {**outcome, "node": node}
+    return dataclasses.replace(outcome, node=node).to_json()
 
 
 def _python_sigint():

@@ -22,7 +22,7 @@ from typing import Any
 from autotrain_runner import data, gguf, hardware, layout
 from autotrain_runner.config.load import load_config
 from autotrain_runner.errors import ConfigError, WorkError
-from autotrain_runner.layout.records import Status
+from autotrain_runner.layout.records import Status, SweepRecord
 from autotrain_runner.sweep import ray_executor as sweep_ray
 from autotrain_runner.sweep.grid import grid, sweep_identity
 from autotrain_runner.sweep.one_engine import evaluate_on_one_engine, evaluates_on_one_engine
@@ -37,7 +37,7 @@ from autotrain_runner.sweep.record import (
     sweep_evaluation,
     timing,
 )
-from autotrain_runner.sweep.trial import eval_inputs, failure, run_trial, trial_spec
+from autotrain_runner.sweep.trial import Outcome, Step, TrialSpec, eval_inputs, failure, run_trial, trial_spec
 from autotrain_runner.sweep.workers import execute_in_workers, raise_interrupt, worker_slots
 
 
@@ -45,7 +45,7 @@ from autotrain_runner.sweep.workers import execute_in_workers, raise_interrupt, 
 class SweepResult:
     folder: Path
     status: str  # succeeded, failed, interrupted
-    record: dict[str, Any]
+    record: SweepRecord
 
 
 def sweep(
@@ -87,17 +87,17 @@ def sweep(
             else None
         )
         parallel = sweep_ray.capacity(cluster, ray_task["resources"]) if ray_task else len(slots)
-        record.update(status=Status.RUNNING, parallel=parallel, updated_at=now())
-        record["executor"] = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
+        record.status, record.parallel, record.updated_at = Status.RUNNING, parallel, now()
+        record.executor = {"kind": "ray", **cluster, **ray_task["resources"]} if ray_task else {"kind": "local"}
         layout.write_sweep(folder, record)
         plan = plan_trials(folder, config, record, evaluation, force)
-        resumed = _count(plan, "resume")
+        resumed, from_checkpoints = _count(plan, Step.RESUME), _count(plan, Step.CHECKPOINT)
         echo(
-            f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, 'train') + resumed} to train"
+            f"sweep {sweep_id}: {len(trials)} trials ({_count(plan, Step.TRAIN) + resumed} to train"
             + (f" ({resumed} resumed from a checkpoint)" if resumed else "")
-            + f", {_count(plan, 'eval') + _count(plan, 'checkpoint')} to evaluate"
-            + (f" ({_count(plan, 'checkpoint')} from checkpoints)" if _count(plan, "checkpoint") else "")
-            + f", {_count(plan, 'reuse')} done), {parallel} at a time; folder {folder}"
+            + f", {_count(plan, Step.EVAL) + from_checkpoints} to evaluate"
+            + (f" ({from_checkpoints} from checkpoints)" if from_checkpoints else "")
+            + f", {_count(plan, Step.REUSE)} done), {parallel} at a time; folder {folder}"
         )
 
         # --- run: the base model once, then the trials; Ctrl-C or TERM leaves sweep.json consistent
@@ -106,30 +106,31 @@ def sweep(
         record_lock = threading.RLock()  # worker threads mark trials running while this one records outcomes
         previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            base_due = force or record["base"].get("eval_key") != evaluation["key"]
-            if base_due or any(step != "reuse" for step in plan.values()):
+            base_due = force or record.base.get("eval_key") != evaluation["key"]
+            if base_due or any(step != Step.REUSE for step in plan.values()):
                 gguf.ensure_converted(config.model, log=echo)  # once, here, before any worker needs it
             # vLLM: the trials only train, then one engine evaluates the base model and every adapter
             together = evaluates_on_one_engine(config)
-            record["evaluation_engine"] = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
+            record.evaluation_engine = {"engine": "vllm" if together else "hf", "base_loads": 0, "eval_s": 0.0}
             if base_due and not together:
                 work_s += _evaluate_base(project, overrides, folder, record, evaluation, echo)
             where = Path(project).resolve() if on_ray else project  # a Ray node may start in another folder
             # the trials that train (or are evaluated alone) first; then the checkpoints of their runs
-            for phase in ({"train", "resume", "eval"}, {"checkpoint"}):
+            for phase in ({Step.TRAIN, Step.RESUME, Step.EVAL}, {Step.CHECKPOINT}):
                 todo = [t for t in trials if plan[t.name] in phase and _trainable(record, t, echo)]
-                specs = [trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder) for t in todo]
-                for spec in specs:
-                    spec["evaluate"] = not together
+                specs = [
+                    trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder, evaluate=not together)
+                    for t in todo
+                ]
                 for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
                     with record_lock:
                         apply_outcome(record, spec, outcome, evaluation["key"])
-                        if "eval_s" in outcome:
-                            count_evaluation(record, outcome["eval_s"], loads=1)
+                        if outcome.eval_s is not None:
+                            count_evaluation(record, outcome.eval_s, loads=1)
                         layout.write_sweep(folder, record)
-                    work_s += outcome.get("train_s", 0.0) + outcome.get("eval_s", 0.0)
-                    why = f" ({outcome['error']})" if outcome.get("error") else ""
-                    echo(f"trial {spec['trial']}: {outcome['status']}{why}")
+                    work_s += (outcome.train_s or 0.0) + (outcome.eval_s or 0.0)
+                    why = f" ({outcome.error})" if outcome.error else ""
+                    echo(f"trial {spec.trial}: {outcome.status}{why}")
             if together:
                 work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
         except KeyboardInterrupt:
@@ -140,39 +141,39 @@ def sweep(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             close_record(record, interrupted)
-            record["timing"] = timing(time.monotonic() - started, work_s, parallel)
-            record["updated_at"] = now()
+            record.timing = timing(time.monotonic() - started, work_s, parallel)
+            record.updated_at = now()
             layout.write_sweep(folder, record)
 
         # --- results
-        from autotrain_runner.layout.records import SweepRecord
         from autotrain_runner.plots import font_note
         from autotrain_runner.sweep.results import write_results
 
-        for path in write_results(config, folder, SweepRecord.from_json(record)):
+        for path in write_results(config, folder, record):
             echo(f"wrote {path}")
         if font_note():
             echo(f"note: {font_note()}")
-        record["timing"] = timing(time.monotonic() - started, work_s, parallel)
+        record.timing = timing(time.monotonic() - started, work_s, parallel)
         layout.write_sweep(folder, record)
-        return SweepResult(folder, record["status"], record)
+        return SweepResult(folder, str(record.status), record)
 
 
-def _trainable(record: dict[str, Any], trial, echo: Callable[[str], None]) -> bool:
+def _trainable(record: SweepRecord, trial, echo: Callable[[str], None]) -> bool:
     """A checkpoint trial is evaluated once the trial that trains its schedule has succeeded (or
     trained, for one engine); otherwise it fails with that trial's reason."""
     if trial.schedule is None:
         return True
-    source = next(e for e in record["trials"] if e["trial"] == trial.trained_by)
-    if source["status"] in (Status.SUCCEEDED, Status.TRAINED):
+    source = record.entry(trial.trained_by)
+    if source.status in (Status.SUCCEEDED, Status.TRAINED):
         return True
-    entry = next(e for e in record["trials"] if e["trial"] == trial.name)
-    entry.update(status=Status.FAILED, error=f"{trial.trained_by}, whose run it is a checkpoint of, {source['status']}")
-    echo(f"trial {trial.name}: failed ({entry['error']})")
+    entry = record.entry(trial.name)
+    entry.status = Status.FAILED
+    entry.error = f"{trial.trained_by}, whose run it is a checkpoint of, {source.status}"
+    echo(f"trial {trial.name}: failed ({entry.error})")
     return False
 
 
-def _count(plan: dict[str, str], step: str) -> int:
+def _count(plan: dict[str, Step], step: Step) -> int:
     return sum(1 for s in plan.values() if s == step)
 
 
@@ -180,7 +181,7 @@ def _evaluate_base(
     project: Path | str,
     overrides: Sequence[str],
     folder: Path,
-    record: dict[str, Any],
+    record: SweepRecord,
     evaluation: dict[str, Any],
     echo: Callable[[str], None],
 ) -> float:
@@ -198,32 +199,32 @@ def _evaluate_base(
             **eval_inputs(evaluation["split"], evaluation["prompts"]),
             echo=echo,
         )
-        record["base"] = {"folder": layout.SWEEP_BASE_DIR, "eval_key": evaluation["key"]}
+        record.base = {"folder": layout.SWEEP_BASE_DIR, "eval_key": evaluation["key"]}
     except Exception as exc:  # the trials are worth running without their reference
-        record["base"] = {"folder": layout.SWEEP_BASE_DIR, "eval_key": None, "error": failure(exc)}
+        record.base = {"folder": layout.SWEEP_BASE_DIR, "eval_key": None, "error": failure(exc)}
         echo(f"warning: the base model's evaluation failed, the sweep goes on without it: {failure(exc)}")
     finally:
         release_memory()
     seconds = round(time.monotonic() - began, 2)
-    record["base"]["eval_s"] = seconds
+    record.base["eval_s"] = seconds
     count_evaluation(record, seconds, loads=1)
     layout.write_sweep(folder, record)
     return seconds
 
 
 def _execute(
-    specs: list[dict[str, Any]],
+    specs: list[TrialSpec],
     slots: list[dict[str, str]],
-    record: dict[str, Any],
+    record: SweepRecord,
     folder: Path,
     echo: Callable[[str], None],
     lock: threading.RLock,
     ray_task: dict[str, Any] | None = None,
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+) -> Iterator[tuple[TrialSpec, Outcome]]:
     """Yield (spec, outcome) as trials finish: as Ray tasks, in this process one at a time, or in
     worker processes."""
 
-    def running(spec: dict[str, Any]) -> None:
+    def running(spec: TrialSpec) -> None:
         with lock:
             mark_running(record, spec)
             layout.write_sweep(folder, record)
@@ -234,9 +235,9 @@ def _execute(
     if len(slots) == 1 and not slots[0]:
         for spec in specs:
             running(spec)
-            outcome = run_trial(spec, lambda line, name=spec["trial"]: echo(f"[{name}] {line}"))
+            outcome = run_trial(spec, lambda line, name=spec.trial: echo(f"[{name}] {line}"))
             yield spec, outcome
-            if outcome["status"] == Status.INTERRUPTED:
+            if outcome.status == Status.INTERRUPTED:
                 raise KeyboardInterrupt
         return
     yield from execute_in_workers(specs, slots, running, echo)

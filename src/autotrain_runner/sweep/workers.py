@@ -19,13 +19,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Any
 
 from autotrain_runner import hardware, settings
 from autotrain_runner.config.records import Config
 from autotrain_runner.errors import ConfigError
 from autotrain_runner.layout.records import Status
-from autotrain_runner.sweep.trial import run_trial
+from autotrain_runner.sweep.trial import Outcome, TrialSpec, run_trial
 
 WORKER_MODULE = "autotrain_runner.sweep.workers"
 _OUTCOME = "\x1eatr-trial-outcome "  # the worker's last stdout line; never part of a log line
@@ -59,11 +58,11 @@ def worker_slots(config: Config) -> list[dict[str, str]]:
 
 
 def execute_in_workers(
-    specs: list[dict[str, Any]],
+    specs: list[TrialSpec],
     slots: list[dict[str, str]],
-    mark_running: Callable[[dict[str, Any]], None],
+    mark_running: Callable[[TrialSpec], None],
     echo: Callable[[str], None],
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+) -> Iterator[tuple[TrialSpec, Outcome]]:
     """Yield (spec, outcome) as the workers finish, one worker per slot at a time. Ctrl-C stops
     every worker's trial and still yields their outcomes (interrupted) before it goes on up."""
     free = list(range(len(slots)))
@@ -71,10 +70,10 @@ def execute_in_workers(
     children: dict[str, subprocess.Popen] = {}
     stopping = threading.Event()
 
-    def work(spec: dict[str, Any]) -> dict[str, Any]:
+    def work(spec: TrialSpec) -> Outcome:
         with lock:
             if stopping.is_set():
-                return {"status": Status.PENDING, "error": None}
+                return Outcome(Status.PENDING)
             slot = free.pop()
             mark_running(spec)
             child = subprocess.Popen(
@@ -88,28 +87,28 @@ def execute_in_workers(
                 errors="replace",
                 start_new_session=True,  # not the terminal's Ctrl-C: this process forwards it, exactly once
             )
-            children[spec["trial"]] = child
+            children[spec.trial] = child
         outcome = None
         try:
             assert child.stdin is not None and child.stdout is not None
             with contextlib.suppress(BrokenPipeError):  # a worker stopped before it read its spec
-                child.stdin.write(json.dumps(spec))  # by pipe: --set values may hold secrets, never a file
+                child.stdin.write(json.dumps(spec.to_json()))  # by pipe: --set values may hold secrets, never a file
                 child.stdin.close()
             for line in child.stdout:
                 if _OUTCOME in line:
                     before, _, found = line.partition(_OUTCOME)
-                    outcome = json.loads(found)
+                    outcome = Outcome.from_json(json.loads(found))
                     line = before
                 if line.strip():
-                    echo(f"[{spec['trial']}] {line.rstrip()}")
+                    echo(f"[{spec.trial}] {line.rstrip()}")
             child.wait()
         finally:
             with lock:
                 free.append(slot)
-                children.pop(spec["trial"], None)
+                children.pop(spec.trial, None)
         if outcome is None and stopping.is_set():
-            return {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C) as the trial started"}
-        return outcome or {"status": Status.FAILED, "error": f"the trial's worker exited with code {child.returncode}"}
+            return Outcome(Status.INTERRUPTED, error="interrupted by the user (Ctrl-C) as the trial started")
+        return outcome or Outcome(Status.FAILED, error=f"the trial's worker exited with code {child.returncode}")
 
     def stop_children() -> None:
         stopping.set()
@@ -126,7 +125,7 @@ def execute_in_workers(
             for future in done:
                 spec = pending.pop(future)
                 outcome = future.result()
-                if outcome["status"] != Status.PENDING:
+                if outcome.status != Status.PENDING:
                     yield spec, outcome
     except KeyboardInterrupt:
         stop_children()
@@ -134,7 +133,7 @@ def execute_in_workers(
         try:  # the workers stop their trials and report them interrupted
             for future, spec in pending.items():
                 outcome = future.result()
-                if outcome["status"] != Status.PENDING:
+                if outcome.status != Status.PENDING:
                     yield spec, outcome
             pending = {}
         finally:
@@ -158,13 +157,13 @@ def main() -> int:
     try:
         if cores := settings.pinned_cores():
             os.sched_setaffinity(0, cores)
-        spec = json.loads(sys.stdin.read())
+        spec = TrialSpec.from_json(json.loads(sys.stdin.read()))
         outcome = run_trial(spec, lambda line: print(line, flush=True))
     except KeyboardInterrupt:
-        outcome = {"status": Status.INTERRUPTED, "error": "interrupted by the user (Ctrl-C)"}
+        outcome = Outcome(Status.INTERRUPTED, error="interrupted by the user (Ctrl-C)")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome line must get out
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    print(_OUTCOME + json.dumps(outcome), flush=True)
+    print(_OUTCOME + json.dumps(outcome.to_json()), flush=True)
     return 0
 
 
