@@ -87,8 +87,6 @@ def test_a_vllm_server_that_accepts_and_never_answers_is_an_error_not_a_wait_for
     import threading
     from types import SimpleNamespace
 
-    import httpx
-
     from autotrain_runner.errors import WorkError
     from autotrain_runner.generation import vllm_server
 
@@ -98,29 +96,30 @@ def test_a_vllm_server_that_accepts_and_never_answers_is_an_error_not_a_wait_for
     monkeypatch.setenv("ATR_VLLM_READ_TIMEOUT", "1")
     backend = object.__new__(vllm_server.VLLMBackend)
     backend.server = SimpleNamespace(url=f"http://127.0.0.1:{listener.getsockname()[1]}", log_path=tmp_path / "v.log")
-    with httpx.Client(timeout=vllm_server._timeout()) as client, pytest.raises(WorkError) as raised:
-        backend._post(client, {"prompt": [[1, 2]], "max_tokens": 1})
+    with backend._client() as client, pytest.raises(WorkError) as raised:
+        backend._complete(client, model="m", prompt=[[1, 2]], max_tokens=1)
     assert "vLLM sent nothing for 1 s (ATR_VLLM_READ_TIMEOUT): it hangs; log " in str(raised.value)
     assert accepted  # it connected, then gave up
     listener.close()
 
 
-def test_an_openai_server_that_says_retry_after_is_asked_again_after_that_long():
+def _answering(replies: list[tuple[int, dict[str, str]]]):
+    """A real HTTP server on 127.0.0.1 that answers each POST with the next (status, headers) of
+    `replies` (an OpenAI chat completion once they run out), and the times the requests came."""
     import json
     import threading
     import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from autotrain_runner.generation.openai_backend import OpenAIBackend, retry_wait
-
     arrivals: list[float] = []
 
-    class Busy(BaseHTTPRequestHandler):
+    class Replier(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             arrivals.append(time.monotonic())
-            if len(arrivals) == 1:
-                body, status, headers = b'{"error": {"message": "busy"}}', 429, {"Retry-After": "1"}
+            if len(arrivals) <= len(replies):
+                status, headers = replies[len(arrivals) - 1]
+                body = b'{"error": {"message": "busy"}}'
             else:
                 answer = {"choices": [{"message": {"content": " 안녕 "}, "finish_reason": "stop"}], "usage": {}}
                 body, status, headers = json.dumps(answer).encode(), 200, {}
@@ -134,16 +133,45 @@ def test_an_openai_server_that_says_retry_after_is_asked_again_after_that_long()
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replier)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, arrivals
+
+
+def _ask(server) -> list:
+    from autotrain_runner.generation.openai_backend import OpenAIBackend
+
+    backend = OpenAIBackend(f"http://127.0.0.1:{server.server_port}/v1", "m", None, concurrency=1, timeout=10)
+    return backend.generate_messages([[{"role": "user", "content": "hi"}]], Settings(max_new_tokens=4))
+
+
+def test_an_openai_server_that_says_retry_after_is_asked_again_after_that_long():
+    server, arrivals = _answering([(429, {"Retry-After": "2"})])
     try:
-        backend = OpenAIBackend(f"http://127.0.0.1:{server.server_port}/v1", "m", None, concurrency=1, timeout=10)
-        (generated,) = backend.generate_messages([[{"role": "user", "content": "hi"}]], Settings(max_new_tokens=4))
+        (generated,) = _ask(server)
     finally:
         server.shutdown()
     assert generated.text == "안녕" and generated.finished and len(arrivals) == 2
-    assert arrivals[1] - arrivals[0] >= 0.9  # the server's Retry-After, not the 0.5 s backoff
-    assert 0.25 <= retry_wait(0.5) <= 0.75  # without one: the backoff, jittered
+    assert arrivals[1] - arrivals[0] >= 1.9  # the server's Retry-After, not the SDK's backoff (under 1 s)
+
+
+def test_an_openai_server_that_fails_is_asked_again_after_a_backoff_and_a_refusal_is_not():
+    from autotrain_runner.errors import WorkError
+
+    server, arrivals = _answering([(503, {}), (503, {})])
+    try:
+        (generated,) = _ask(server)
+    finally:
+        server.shutdown()
+    assert generated.text == "안녕" and len(arrivals) == 3  # two failures, then the answer
+    assert 0.3 <= arrivals[1] - arrivals[0] < 2 and arrivals[2] - arrivals[1] >= 0.6  # backing off
+    server, arrivals = _answering([(400, {})])
+    try:
+        with pytest.raises(WorkError, match=r"answered HTTP 400: .*busy") as refused:
+            _ask(server)
+    finally:
+        server.shutdown()
+    assert len(arrivals) == 1 and "tries" not in str(refused.value)  # a 4xx will not get better by asking again
 
 
 def test_long_generation_says_how_far_it_is_every_so_often():
@@ -163,6 +191,52 @@ def test_long_generation_says_how_far_it_is_every_so_often():
     quick: list[str] = []
     Meter(4, "base", "samples", quick.append)(4)
     assert quick == []  # work that ends within a line's interval says nothing
+    tokens: list[str] = []
+    counted = Meter(100, "base", "samples", tokens.append, every_s=5, clock=lambda: now[0])
+    now[0] += 10
+    counted(20, 640)  # the backends say the tokens each batch made
+    assert tokens == ["base: 20/100 samples, 2 samples/s, 64 tokens/s, about 40 s left"]
+
+
+def test_on_a_terminal_the_cli_draws_a_bar_and_a_spinner_instead_of_the_lines(monkeypatch):
+    import io
+    import time
+
+    from rich.console import Console
+
+    from autotrain_runner import progress
+    from autotrain_runner.cli.printing import lines
+
+    monkeypatch.delenv("CI", raising=False)
+    screen = io.StringIO()
+    echo = lines(Console(file=screen, force_terminal=True, width=120))
+    with progress.meter(512, "run r1", "samples", echo) as meter:
+        meter(128, 4096)
+        echo("a line printed meanwhile")
+        meter.progress.refresh()
+    drawn = screen.getvalue()
+    assert "run r1" in drawn and "128/512" in drawn and "tokens/s" in drawn and "a line printed meanwhile" in drawn
+    assert "\x1b[" in drawn  # drawn with the terminal's control codes, not printed as lines
+
+    plain: list[str] = []
+    assert isinstance(progress.meter(1, "x", "samples", plain.append), progress.Meter)  # no console: lines
+    piped = lines(Console(file=io.StringIO(), force_terminal=False))
+    assert isinstance(progress.meter(1, "x", "samples", piped), progress.Meter)  # a pipe or a file: lines
+    monkeypatch.setenv("CI", "true")
+    assert isinstance(
+        progress.meter(1, "x", "samples", lines(Console(file=io.StringIO(), force_terminal=True))), progress.Meter
+    )
+
+    said: list[str] = []
+    state = {"n": 0}
+    with progress.waiting("vLLM starting", said.append, detail=lambda: f"its log says: step {state['n']}", every_s=0.2):
+        for state["n"] in range(1, 6):
+            time.sleep(0.1)
+    assert said and all(line.startswith("vLLM starting: ") and " so far; its log says: step " in line for line in said)
+    quick: list[str] = []
+    with progress.waiting("converting", quick.append, every_s=5):
+        pass
+    assert quick == []  # work shorter than a line's interval says nothing
 
 
 def test_every_adapter_has_a_name_of_its_own_on_the_vllm_server(tmp_path):

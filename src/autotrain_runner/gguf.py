@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotrain_runner import progress
 from autotrain_runner.config.models import ModelRef, converted_folder
 from autotrain_runner.errors import WorkError
 
@@ -48,14 +49,15 @@ def ensure_converted(ref: ModelRef, log=print) -> Path | None:
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         # Dense weights, never GGUF blocks: a folder of packed blocks is not something AutoTrain (or
         # save_pretrained, which refuses a model with the GGUF quantizer attached) can use.
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, quantization_config=GgufConfig(dequantize=True)
-        )
-        _detach_gguf_quantizer(model)
-        if vocab is not None:
-            _apply_gguf_special_tokens(vocab, tokenizer, model)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with progress.waiting(f"converting {name}", log):
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, quantization_config=GgufConfig(dequantize=True)
+            )
+            _detach_gguf_quantizer(model)
+            if vocab is not None:
+                _apply_gguf_special_tokens(vocab, tokenizer, model)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
     except Exception as exc:  # any failure of the conversion is a failure of the work
         raise WorkError(f"could not convert {ref.path} to a model folder: {exc}") from exc

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
+from autotrain_runner import settings
 from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED
 from autotrain_runner.layout.records import Status
+from autotrain_runner.progress import rates
 
 EXIT_INTERRUPTED = 130
 
@@ -21,7 +26,52 @@ def exit_code(status: str) -> int:
 
 
 def lines(out: Console) -> Callable[[str], None]:
-    return lambda line: out.print(line, markup=False)
+    """Print a line on `out`; on a terminal, long work (`progress.meter`, `progress.waiting`) draws a
+    bar or a spinner there instead of its periodic lines."""
+
+    def echo(line: str) -> None:
+        out.print(line, markup=False)
+
+    if out.is_terminal and not settings.plain_output():
+        echo.bar = lambda total, label, unit: Bar(total, label, unit, out)  # type: ignore[attr-defined]
+        echo.spinner = lambda label: out.status(f"{label} ...", spinner="dots")  # type: ignore[attr-defined]
+    return echo
+
+
+class Bar:
+    """`progress.Meter`'s figures as a rich progress bar on the command's console (a terminal), gone
+    when the work is done; what the command prints meanwhile goes above it."""
+
+    def __init__(self, total: int, label: str, unit: str, console: Any, clock: Callable[[], float] = time.monotonic):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.total, self.label, self.unit, self.clock = total, label, unit, clock
+        self.done = self.tokens = 0
+        self.started = clock()
+        self._lock = threading.Lock()
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit, markup=False),
+            TextColumn("{task.fields[rates]}", markup=False),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task(label, total=total, rates="")
+
+    def __enter__(self) -> Bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, items: int, tokens: int = 0) -> None:
+        with self._lock:
+            self.done += items
+            self.tokens += tokens
+            self.progress.update(self.task, completed=self.done, rates=rates(self, self.clock()))
 
 
 def to_stderr(line: str) -> None:

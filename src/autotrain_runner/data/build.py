@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import __version__, layout
+from autotrain_runner import __version__, layout, progress
 from autotrain_runner.config.autotrain_keys import PAIR_TRAINERS
 from autotrain_runner.config.dataset_dir import raw_base
 from autotrain_runner.config.envfile import display_path
@@ -87,9 +87,15 @@ def build_data(
     started = time.monotonic()
     bad = BadRows(config.get("ON_BAD_ROWS"))
     forced = FORCED_ENCODING.set(config.get("ENCODING"))
+    samples: list[Sample] = []
+
+    def so_far() -> str:  # read from another thread: the list only grows
+        return f"{len(samples)} samples, at {samples[-1].where}" if samples else "no sample yet"
+
     try:
         reading = Options(options, base)
-        samples = list(builder(inputs, reading, bad))
+        with progress.waiting(f"reading {len(inputs)} input file(s)", echo, detail=so_far):
+            samples.extend(builder(inputs, reading, bad))
         # each input as read: its encoding, and what the builder noted (the sheets of a workbook)
         described = [{**_describe_input(path), **reading.read.get(path, {})} for path in inputs]
     finally:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import layout, versions
+from autotrain_runner import layout, progress, versions
 from autotrain_runner.config.load import load_config
 from autotrain_runner.config.records import Config
 from autotrain_runner.data import secret_values
@@ -38,7 +38,6 @@ from autotrain_runner.generation.generate import Generated, Settings
 from autotrain_runner.generation.openai_backend import OpenAIBackend
 from autotrain_runner.generation.target import Target
 from autotrain_runner.layout import figures as figure_table
-from autotrain_runner.progress import Meter
 
 
 def evaluate(
@@ -163,17 +162,18 @@ def _evaluate_one(
     backend,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    meter = Meter(len(samples), target.label, "samples", echo)
     if isinstance(backend, OpenAIBackend):
         # the server renders the template: the prompt shown is the conversation itself
         prompts = [json.dumps(s["messages"], ensure_ascii=False) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate_messages([s["messages"] for s in samples], settings, progress=meter)
+        with progress.meter(len(samples), target.label, "samples", echo) as meter:
+            outputs = backend.generate_messages([s["messages"] for s in samples], settings, progress=meter)
         markers = openai_markers(target.template)
     else:
         prompts = [render_prompt(backend, s["messages"]) for s in samples]
         started = time.perf_counter()
-        outputs = backend.generate(prompts, settings, backend.stop_strings(), progress=meter)
+        with progress.meter(len(samples), target.label, "samples", echo) as meter:
+            outputs = backend.generate(prompts, settings, backend.stop_strings(), progress=meter)
         markers = leak_markers(backend, target.template)
     seconds = time.perf_counter() - started
     predictions = [_per_sample(s, p, o, markers) for s, p, o in zip(samples, prompts, outputs, strict=True)]

@@ -262,12 +262,11 @@ class HFBackend(TokenizerSide):
         results: list[Generated | None] = [None] * len(prompts)
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            for index, generated in zip(
-                batch, self._generate_batch([prompts[i] for i in batch], settings, stop), strict=True
-            ):
+            made = self._generate_batch([prompts[i] for i in batch], settings, stop)
+            for index, generated in zip(batch, made, strict=True):
                 results[index] = generated
             if progress:
-                progress(len(batch))
+                progress(len(batch), sum(g.new_tokens for g in made))
         return [r for r in results if r is not None]
 
     def prefill(self, prompts: Sequence[str], batch_size: int) -> None:

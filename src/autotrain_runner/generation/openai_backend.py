@@ -1,39 +1,15 @@
-"""Any OpenAI-compatible server (vLLM with --enable-lora, `atr serve`) as a backend: the server
-renders the chat template; requests run concurrently, each with a timeout, retried with backoff
-(the server's Retry-After where it sends one, else jittered doubling)."""
+"""Any OpenAI-compatible server (vLLM with --enable-lora, `atr serve`) as a backend, through the
+openai SDK: the server renders the chat template; requests run concurrently, each with a timeout,
+retried by the SDK (a refused or failed request: the server's Retry-After where it sends one, else
+a jittered backoff; never a 4xx but 408, 409 and 429)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
 
+from autotrain_runner.errors import WorkError
 from autotrain_runner.generation.generate import Generated, Settings
 from autotrain_runner.redact import hide_credentials
-
-RETRY_AFTER_CAP_S = 60.0  # a server asking for longer is waited for this long, then asked again
-
-
-def retry_wait(delay: float, response: Any = None) -> float:
-    """How long to wait before asking again: what the server's Retry-After says (seconds or an HTTP
-    date, at most RETRY_AFTER_CAP_S), else the backoff delay with jitter (0.5x-1.5x), so that
-    concurrent requests refused together do not come back together."""
-    import random
-    from email.utils import parsedate_to_datetime
-
-    asked = response.headers.get("Retry-After") if response is not None else None
-    if asked:
-        try:
-            seconds = float(asked)
-        except ValueError:
-            try:
-                seconds = (parsedate_to_datetime(asked) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                seconds = None
-        if seconds is not None:
-            return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
-    return delay * random.uniform(0.5, 1.5)
 
 
 class OpenAIBackend:
@@ -49,10 +25,10 @@ class OpenAIBackend:
         timeout: float = 120.0,
         retries: int = 3,
     ):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.shown_url = hide_credentials(self.url)  # what messages and records say: never a URL's password
+        self.base_url = base_url.rstrip("/")
+        self.shown_url = hide_credentials(self.base_url + "/chat/completions")  # never a URL's password
         self.model = model
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.api_key = api_key
         self.concurrency, self.timeout, self.retries = concurrency, timeout, retries
         self.description = {
             "backend": "openai",
@@ -67,10 +43,12 @@ class OpenAIBackend:
     ) -> list[Generated]:
         from concurrent.futures import ThreadPoolExecutor
 
-        import httpx
+        from openai import OpenAI
 
+        # the SDK needs a key; a server that asks for none ignores the one it is sent
+        key = self.api_key or "unused"
         with (
-            httpx.Client(timeout=self.timeout, headers=self.headers) as client,
+            OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=self.retries - 1) as client,
             ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
             return list(pool.map(lambda c: self._counted(client, c, settings, progress), conversations))
@@ -78,49 +56,35 @@ class OpenAIBackend:
     def _counted(self, client, messages: list[dict[str, str]], settings: Settings, progress) -> Generated:
         generated = self._one(client, messages, settings)
         if progress:
-            progress(1)
+            progress(1, generated.new_tokens)
         return generated
 
     def _one(self, client, messages: list[dict[str, str]], settings: Settings) -> Generated:
-        import httpx
+        import openai
 
-        from autotrain_runner.errors import WorkError
-
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": settings.max_new_tokens,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-        }
-        delay = 0.5
-        for attempt in range(1, self.retries + 1):
-            response = None
-            try:
-                response = client.post(self.url, json=payload)
-            except httpx.HTTPError as exc:
-                problem = f"cannot reach {self.shown_url}: {type(exc).__name__}; is the server running?"
-            else:
-                if response.status_code == 200:
-                    return self._parse(response)
-                problem = f"{self.shown_url} answered HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500 and response.status_code != 429:
-                    raise WorkError(problem)  # a 4xx will not get better by retrying
-            if attempt < self.retries:
-                time.sleep(retry_wait(delay, response))
-                delay *= 2
-        raise WorkError(f"{problem} (after {self.retries} tries)")
-
-    def _parse(self, response) -> Generated:
-        from autotrain_runner.errors import WorkError
-
+        tries = f" (after {self.retries} tries)"
         try:
-            choice = response.json()["choices"][0]
-            text = choice["message"]["content"]
-            finish = choice.get("finish_reason")
-            tokens = (response.json().get("usage") or {}).get("completion_tokens", 0)
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise WorkError(
-                f"{self.shown_url} answered something that is not an OpenAI chat completion: {response.text[:120]!r}"
-            ) from None
+            answer = client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+            )
+        except openai.APITimeoutError:
+            late = f"{self.shown_url} did not answer within {self.timeout:g} s (EVAL_TIMEOUT)"
+            raise WorkError(late + tries) from None
+        except openai.APIConnectionError as exc:
+            cause = type(exc.__cause__ or exc).__name__
+            raise WorkError(f"cannot reach {self.shown_url}: {cause}; is the server running?{tries}") from None
+        except openai.APIStatusError as exc:
+            retried = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+            problem = f"{self.shown_url} answered HTTP {exc.status_code}: {exc.response.text[:200]}"
+            raise WorkError(problem + (tries if retried else "")) from None
+        try:
+            choice = answer.choices[0]
+            text, finish = choice.message.content, choice.finish_reason
+        except (AttributeError, IndexError, TypeError):
+            raise WorkError(f"{self.shown_url} answered something that is not an OpenAI chat completion") from None
+        tokens = getattr(answer.usage, "completion_tokens", 0) if answer.usage else 0  # a server may count none
         return Generated((text or "").strip(), finish == "stop", int(tokens or 0))

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from autotrain_runner import hardware, versions
+from autotrain_runner import hardware, progress, versions
 from autotrain_runner import settings as environment
 from autotrain_runner.errors import ConfigError, WorkError
 from autotrain_runner.generation.generate import Generated, Settings, Streamed, TokenizerSide
@@ -144,9 +144,9 @@ def _die_with_parent() -> None:
 def _timeout():
     """Every request to the server: a connection within 10 s, then no wait without a byte longer than
     ATR_VLLM_READ_TIMEOUT (a chunk of prompts on a CPU takes minutes; a hung server, for ever)."""
-    import httpx
+    import openai
 
-    return httpx.Timeout(environment.vllm_read_timeout(), connect=10.0)
+    return openai.Timeout(environment.vllm_read_timeout(), connect=10.0)
 
 
 def _hung(log_path: Path | None) -> str:
@@ -255,22 +255,34 @@ class VLLMServer:
 
         timeout = environment.vllm_start_timeout()  # a cold CPU start takes about a minute
         deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise WorkError(f"vLLM did not start (exit {self.process.returncode}): {self._last_error()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            self.stop()
-            raise WorkError(f"vLLM did not answer within {timeout:.0f} s (ATR_VLLM_START_TIMEOUT); log {self.log_path}")
+        with progress.waiting("vLLM starting", self.echo, detail=self._log_tail):
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise WorkError(f"vLLM did not start (exit {self.process.returncode}): {self._last_error()}")
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                self.stop()
+                late = f"vLLM did not answer within {timeout:.0f} s (ATR_VLLM_START_TIMEOUT); log {self.log_path}"
+                raise WorkError(late)
         self.start_s = round(time.monotonic() - started, 2)
         listed = httpx.get(f"{self.url}/v1/models", timeout=10).json()["data"]
         self.max_model_len = int(next(m for m in listed if m["id"] == BASE_NAME).get("max_model_len") or 0)
         self.echo(f"vLLM is up in {self.start_s} s: {', '.join(m['id'] for m in listed)}")
+
+    def _log_tail(self) -> str:
+        """What the server's log said last (where it is in its start: loading weights, compiling)."""
+        with contextlib.suppress(OSError):
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+                said = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+            if said:
+                return f"its log says: {said[-1][-160:]}"
+        return ""
 
     def _last_error(self) -> str:
         lines = [line.strip() for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
@@ -300,7 +312,9 @@ class VLLMServer:
 
 
 class VLLMBackend(TokenizerSide):
-    """One model (the base, or one adapter) of a running `VLLMServer`, with the HF engine's interface."""
+    """One model (the base, or one adapter) of a running `VLLMServer`, with the HF engine's interface.
+    Requests go through the openai SDK's client (`/v1/completions` with token ids; vLLM's own fields,
+    such as `return_token_ids`, in `extra_body`), never retried: a local server that fails says why."""
 
     def __init__(self, server: VLLMServer, model: str, adapter: Path | None, served: str):
         from transformers import GenerationConfig
@@ -320,18 +334,25 @@ class VLLMBackend(TokenizerSide):
             "load_in_4bit": False,
         }
 
-    def _payload(self, settings: Settings, stop: Sequence[str]) -> dict[str, Any]:
+    def _client(self):
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.server.url}/v1", api_key="unused", timeout=_timeout(), max_retries=0)
+
+    def _request(self, settings: Settings, stop: Sequence[str]) -> dict[str, Any]:
         sampling = settings.temperature > 0
         return {
             "model": self.served,
             "max_tokens": settings.max_new_tokens,
             "temperature": settings.temperature if sampling else 0.0,
             "top_p": settings.top_p if sampling else 1.0,
-            "repetition_penalty": settings.repetition_penalty,
             "stop": list(stop),
-            "stop_token_ids": self.eos_ids,
-            "return_token_ids": True,
-            "skip_special_tokens": False,
+            "extra_body": {
+                "repetition_penalty": settings.repetition_penalty,
+                "stop_token_ids": self.eos_ids,
+                "return_token_ids": True,
+                "skip_special_tokens": False,
+            },
         }
 
     def generate(
@@ -342,40 +363,41 @@ class VLLMBackend(TokenizerSide):
         progress=None,
     ) -> list[Generated]:
         """All prompts at once (vLLM batches them continuously), in chunks for progress."""
-        import httpx
-
         ids = [self.encode(p) for p in prompts]
         chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
-        def one(chunk: list[list[int]]) -> list[Generated]:
-            with httpx.Client(timeout=_timeout()) as client:
-                answer = self._post(client, {**self._payload(settings, stop), "prompt": chunk})
-            choices = sorted(answer["choices"], key=lambda c: c["index"])
-            if progress:
-                progress(len(chunk))
-            return [self._generated(c, settings, stop) for c in choices]
+        with self._client() as client:
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return [g for part in pool.map(one, chunks) for g in part]
+            def one(chunk: list[list[int]]) -> list[Generated]:
+                answer = self._complete(client, prompt=chunk, **self._request(settings, stop))
+                choices = sorted(answer.choices, key=lambda c: c.index)
+                made = [self._generated(_token_ids(c), c.finish_reason, settings, stop) for c in choices]
+                if progress:
+                    progress(len(chunk), sum(g.new_tokens for g in made))
+                return made
 
-    def _generated(self, choice: dict[str, Any], settings: Settings, stop: Sequence[str]) -> Generated:
-        generated = self._decode(list(choice.get("token_ids") or []), settings, stop)
-        if choice.get("finish_reason") == "stop" and not generated.finished:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                return [g for part in pool.map(one, chunks) for g in part]
+
+    def _generated(self, ids: list[int], finish: str | None, settings: Settings, stop: Sequence[str]) -> Generated:
+        generated = self._decode(ids, settings, stop)
+        if finish == "stop" and not generated.finished:
             generated.finished = True
         return generated
 
-    def _post(self, client, payload: dict[str, Any]) -> dict[str, Any]:
-        import httpx
+    def _complete(self, client, **request: Any):
+        """One completion request; what went wrong said in a line, the server's log named."""
+        import openai
 
         try:
-            response = client.post(f"{self.server.url}/v1/completions", json=payload)
-        except httpx.TimeoutException:
+            return client.completions.create(**request)
+        except openai.APITimeoutError:
             raise WorkError(_hung(self.server.log_path)) from None
-        except httpx.HTTPError as exc:
-            raise WorkError(f"vLLM stopped answering ({type(exc).__name__}); log {self.server.log_path}") from None
-        if response.status_code != 200:
-            raise WorkError(f"vLLM answered HTTP {response.status_code}: {response.text[:300]}")
-        return response.json()
+        except openai.APIConnectionError as exc:
+            cause = type(exc.__cause__ or exc).__name__
+            raise WorkError(f"vLLM stopped answering ({cause}); log {self.server.log_path}") from None
+        except openai.APIStatusError as exc:
+            raise WorkError(f"vLLM answered HTTP {exc.status_code}: {exc.response.text[:300]}") from None
 
     def stream(
         self,
@@ -386,40 +408,31 @@ class VLLMBackend(TokenizerSide):
         asked: Sequence[str] = (),
     ) -> Streamed:
         """As `HFBackend.stream`; a set `cancel` closes the request, and vLLM aborts it."""
-        import httpx
-
         collected: list[int] = []
         finish_reason: list[str | None] = [None]
         stop = (*stop, *asked)
         cancel = cancel or threading.Event()
-        payload = {**self._payload(settings, stop), "prompt": self.encode(prompt), "stream": True}
+        request = {**self._request(settings, stop), "prompt": self.encode(prompt), "stream": True}
 
         def pieces() -> Iterator[str]:
-            try:
-                yield from answer()
-            except httpx.TimeoutException:
-                raise WorkError(_hung(self.server.log_path)) from None
+            import httpx2  # what the openai SDK reads the events with
+            import openai
 
-        def answer() -> Iterator[str]:
-            with (
-                httpx.Client(timeout=_timeout()) as client,
-                client.stream("POST", f"{self.server.url}/v1/completions", json=payload) as response,
-            ):
-                if response.status_code != 200:
-                    raise WorkError(f"vLLM answered HTTP {response.status_code}: {response.read()[:300]!r}")
-                for line in response.iter_lines():
-                    if cancel.is_set():
-                        return
-                    if not line.startswith("data: ") or line == "data: [DONE]":
-                        continue
-                    choice = json.loads(line[6:])["choices"][0]
-                    collected.extend(choice.get("token_ids") or [])
-                    finish_reason[0] = choice.get("finish_reason") or finish_reason[0]
-                    if choice.get("text"):
-                        yield choice["text"]
+            with self._client() as client, self._complete(client, **request) as events:
+                try:
+                    for event in events:
+                        if cancel.is_set():
+                            return
+                        choice = event.choices[0]
+                        collected.extend(_token_ids(choice))
+                        finish_reason[0] = choice.finish_reason or finish_reason[0]
+                        if choice.text:
+                            yield choice.text
+                except (openai.APITimeoutError, httpx2.TimeoutException):
+                    raise WorkError(_hung(self.server.log_path)) from None
 
         def finish() -> Generated:
-            return self._generated({"token_ids": collected, "finish_reason": finish_reason[0]}, settings, stop)
+            return self._generated(collected, finish_reason[0], settings, stop)
 
         return Streamed(pieces(), finish, stop, self.tokenizer.eos_token, cancel)
 
@@ -434,17 +447,21 @@ class VLLMBackend(TokenizerSide):
         return sum(loss for loss, _ in found), sum(count for _, count in found)
 
     def _span_losses(self, spans: Sequence[tuple[list[int], int]]) -> list[tuple[float, int]]:
-        import httpx
-
         found: list[tuple[float, int]] = []
         spans = list(spans)
-        with httpx.Client(timeout=_timeout()) as client:
+        with self._client() as client:
             for first in range(0, len(spans), CHUNK):
                 part = spans[first : first + CHUNK]
-                payload = {"model": self.served, "prompt": [f for f, _ in part], "max_tokens": 1, "prompt_logprobs": 0}
-                choices = sorted(self._post(client, payload)["choices"], key=lambda c: c["index"])
+                answer = self._complete(
+                    client,
+                    model=self.served,
+                    prompt=[f for f, _ in part],
+                    max_tokens=1,
+                    extra_body={"prompt_logprobs": 0},
+                )
+                choices = sorted(answer.choices, key=lambda c: c.index)
                 for (full, start), choice in zip(part, choices, strict=True):
-                    rows, total, count = choice["prompt_logprobs"], 0.0, 0
+                    rows, total, count = (choice.model_extra or {})["prompt_logprobs"], 0.0, 0
                     for position in range(start, len(full)):
                         scored = (rows[position] or {}).get(str(full[position]))
                         if scored is not None:
@@ -452,3 +469,8 @@ class VLLMBackend(TokenizerSide):
                             count += 1
                     found.append((total, count))
         return found
+
+
+def _token_ids(choice) -> list[int]:
+    """The ids vLLM generated (`return_token_ids`), a field of its own beside the OpenAI ones."""
+    return list((choice.model_extra or {}).get("token_ids") or [])

@@ -56,6 +56,7 @@ def evaluate_on_one_engine(
     if not pairs:
         return 0.0
     inputs = eval_inputs(evaluation["split"], evaluation["prompts"])
+    trained, evaluated = sum(1 for entry, _ in pairs if entry is not None), 0
     with Engine(config, [target for _, target in pairs], choice=choice, echo=echo) as engine:
         for entry, target in pairs:
             started = time.monotonic()
@@ -80,7 +81,9 @@ def evaluate_on_one_engine(
                     entry.status, entry.error = Status.FAILED, "evaluation failed: " + error
                 else:
                     entry.status, entry.error, entry.eval_key = Status.SUCCEEDED, None, evaluation["key"]
-                echo(f"trial {entry.trial}: {entry.status}" + (f" ({entry.error})" if error else ""))
+                evaluated += 1
+                why = f" ({entry.error})" if error else ""
+                echo(f"trial {entry.trial}: {entry.status}{why} ({evaluated}/{trained} trials)")
             if out_root is None:
                 layout.write_sweep(folder, record)
         loads = engine.base_loads

@@ -122,7 +122,9 @@ def sweep(
                     trial_spec(where, overrides, cpu, t, record, config, plan[t.name], folder, evaluate=not together)
                     for t in todo
                 ]
-                for spec, outcome in _execute(specs, slots, record, folder, echo, record_lock, ray_task):
+                for done, (spec, outcome) in enumerate(
+                    _execute(specs, slots, record, folder, echo, record_lock, ray_task), 1
+                ):
                     with record_lock:
                         apply_outcome(record, spec, outcome, evaluation["key"])
                         if outcome.eval_s is not None:
@@ -130,7 +132,7 @@ def sweep(
                         layout.write_sweep(folder, record)
                     work_s += (outcome.train_s or 0.0) + (outcome.eval_s or 0.0)
                     why = f" ({outcome.error})" if outcome.error else ""
-                    echo(f"trial {spec.trial}: {outcome.status}{why}")
+                    echo(f"trial {spec.trial}: {outcome.status}{why} ({done}/{len(specs)} trials)")
             if together:
                 work_s += evaluate_on_one_engine(config, folder, record, evaluation, base_due, echo)
         except KeyboardInterrupt:
