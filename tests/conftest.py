@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -9,23 +8,24 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import LEGACY_ENV, STYLE_ENV, TINY_ENV, TRAINED_ENV, atr, style_rows, style_txt, write, write_csv
+from helpers import (
+    LEGACY_ENV,
+    STYLE_ENV,
+    TINY_ENV,
+    TRAINED_ENV,
+    atr,
+    offline_env,
+    style_rows,
+    style_txt,
+    write,
+    write_csv,
+)
 from tinymodel import build_tiny_model
-
-
-def _offline_env(patch: pytest.MonkeyPatch, basetemp: Path) -> None:
-    """The environment every test runs `atr` in: offline, CI, one cache for the session, no token."""
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    patch.setenv("CI", "true")
-    patch.setenv("ATR_CACHE_DIR", str(basetemp / "atr-cache"))
-    for key in list(os.environ):
-        if "TOKEN" in key or key in ("EPOCHS", "LR", "MODEL", "DATA_PATH", "BATCH_SIZE", "PROJECT_ID"):
-            patch.delenv(key, raising=False)
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path_factory):
-    _offline_env(monkeypatch, tmp_path_factory.getbasetemp())
+    offline_env(monkeypatch, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +74,7 @@ def trained_run(tmp_path_factory, tiny_model) -> Path:
     write(project / "style.txt", style_txt())
     write(project / "project.env", TRAINED_ENV.format(model=tiny_model))
     with pytest.MonkeyPatch.context() as patch:  # the autouse `_offline` is per test: not set up yet
-        _offline_env(patch, tmp_path_factory.getbasetemp())
+        offline_env(patch, tmp_path_factory.getbasetemp())
         built = atr("data", str(project))
         assert built.code == 0, built.text[-3000:]
         trained = atr("train", str(project), "--run-id", "r1")

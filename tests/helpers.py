@@ -52,6 +52,16 @@ class Result:
         return self.out + self.err
 
 
+def offline_env(patch, basetemp: Path) -> None:
+    """The environment every test runs `atr` in: offline, CI, one cache for the session, no token."""
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("CI", "true")
+    patch.setenv("ATR_CACHE_DIR", str(basetemp / "atr-cache"))
+    for key in list(os.environ):
+        if "TOKEN" in key or key in ("EPOCHS", "LR", "MODEL", "DATA_PATH", "BATCH_SIZE", "PROJECT_ID"):
+            patch.delenv(key, raising=False)
+
+
 def atr(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600) -> Result:
     """Run the real `atr` in a child process, as a user would."""
     full_env = {**os.environ, **(env or {})}

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import atr, read_events, sigint_default
+from helpers import STYLE_ENV, atr, offline_env, read_events, sigint_default, style_txt, write
 
 CONCURRENT = 30
 
@@ -140,15 +140,31 @@ def serving(project: Path, folder: Path, *flags: str) -> Iterator[Live]:
 
 @pytest.fixture
 def live(style_project, tmp_path):
-    """`atr serve --base --port 0` on the tiny model."""
+    """`atr serve --base --port 0` on the tiny model, for one test: one that loads it, hangs up on
+    it or reads its log."""
     assert atr("data", str(style_project)).code == 0
     with serving(style_project, tmp_path) as server:
         yield server
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_model) -> Iterator[Live]:
+    """One `atr serve --base --port 0` for the tests that only ask it things (each gets its answer
+    and nothing else changes), started once for the module."""
+    root = tmp_path_factory.mktemp("served")
+    project = root / "projects" / "style"
+    write(project / "style.txt", style_txt())
+    write(project / "project.env", STYLE_ENV.format(model=tiny_model))
+    with pytest.MonkeyPatch.context() as patch:  # the autouse `_offline` is per test: not set up yet
+        offline_env(patch, tmp_path_factory.getbasetemp())
+        assert atr("data", str(project)).code == 0
+        with serving(project, root) as server:
+            yield server
+
+
 @pytest.fixture
-def server(live):
-    return live.url, live.project
+def server(served):
+    return served.url, served.project
 
 
 def test_openai_compatible_endpoints_and_4xx(server):
@@ -312,37 +328,37 @@ def test_thirty_concurrent_requests_each_get_a_well_formed_answer(live):
     assert "Already borrowed" not in live.log() and "Traceback" not in live.log()
 
 
-def test_a_prompt_beyond_the_context_is_refused_at_once(live):
+def test_a_prompt_beyond_the_context_is_refused_at_once(served):
     """500,000 characters on a 256-position model: 400 context_length_exceeded, as OpenAI answers,
     instead of minutes of generation that starve every other client."""
-    status, error = request(f"{live.url}/chat/completions", completion_body("hello " * 83_334, max_tokens=16))
+    status, error = request(f"{served.url}/chat/completions", completion_body("hello " * 83_334, max_tokens=16))
     assert status == 400
     assert error["error"]["code"] == "context_length_exceeded" and error["error"]["param"] == "messages"
     assert "maximum context length is 256 tokens" in error["error"]["message"]
     assert "16 in the completion" in error["error"]["message"]
     # the context is the prompt and max_tokens together
-    status, error = request(f"{live.url}/chat/completions", completion_body("안녕", max_tokens=256))
+    status, error = request(f"{served.url}/chat/completions", completion_body("안녕", max_tokens=256))
     assert status == 400 and error["error"]["code"] == "context_length_exceeded"
     # without max_tokens, the answer gets what room the context leaves
-    status, completion = request(f"{live.url}/chat/completions", completion_body("안녕 " * 60))
+    status, completion = request(f"{served.url}/chat/completions", completion_body("안녕 " * 60))
     assert status == 200 and completion["usage"]["total_tokens"] <= 256
     # the server is free for the next client
-    assert request(f"{live.url}/chat/completions", completion_body(max_tokens=4))[0] == 200
+    assert request(f"{served.url}/chat/completions", completion_body(max_tokens=4))[0] == 200
     # a body over 1 MB is refused from its Content-Length, unread, and the client gets the answer
-    status, error = request(f"{live.url}/chat/completions", completion_body("가" * 400_000))
+    status, error = request(f"{served.url}/chat/completions", completion_body("가" * 400_000))
     assert status == 413 and "over 1000000 bytes" in error["error"]["message"]
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n"
-    status, headers, error = exchange(live.port, head + b"Expect: 100-continue\r\n\r\n")
+    status, headers, error = exchange(served.port, head + b"Expect: 100-continue\r\n\r\n")
     assert status == 413 and headers["connection"] == "close", "no 100 Continue for a body to be refused"
 
 
-def test_a_body_shorter_than_its_content_length_does_not_hold_the_connection(live):
-    with socket.create_connection(("127.0.0.1", live.port), timeout=60) as sock:
+def test_a_body_shorter_than_its_content_length_does_not_hold_the_connection(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
         sock.sendall(post_bytes(b'{"messages"' + b" " * 89)[:-89])  # Content-Length: 100, 11 bytes sent
         status, headers, error = read_response(sock)
         assert status == 400 and "stopped after 11 of the 100 bytes" in error["error"]["message"]
         assert headers["connection"] == "close" and sock.recv(1) == b"", "the connection is closed"
-    assert request(f"{live.url}/chat/completions", completion_body(max_tokens=4))[0] == 200
+    assert request(f"{served.url}/chat/completions", completion_body(max_tokens=4))[0] == 200
 
 
 def test_protocol_errors_are_json_and_hang_ups_print_nothing(live):
@@ -417,11 +433,11 @@ def sse(url: str, payload: dict) -> tuple[str, list[dict]]:
         return response.headers["Content-Type"], read_events(response)
 
 
-def test_hf_streams_server_sent_events_and_serves_completions(live):
+def test_hf_streams_server_sent_events_and_serves_completions(served):
     """stream=true (refused before) answers as server-sent events, the same answer as without it;
     /v1/completions answers a raw prompt, streamed or not; errors are the same 4xx as before."""
     body = {"messages": [{"role": "user", "content": "오늘 어때?"}], "max_tokens": 10}
-    kind, events = sse(f"{live.url}/chat/completions", body)
+    kind, events = sse(f"{served.url}/chat/completions", body)
     assert kind.startswith("text/event-stream")
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert all(e["object"] == "chat.completion.chunk" and e["model"] for e in events)
@@ -429,19 +445,19 @@ def test_hf_streams_server_sent_events_and_serves_completions(live):
     last = events[-1]
     assert last["choices"][0]["finish_reason"] in ("stop", "length") and last["usage"]["completion_tokens"] <= 10
     assert set(last["x_atr"]) == {"leaked", "repeats"}
-    status, whole = request(f"{live.url}/chat/completions", json.dumps(body).encode())
+    status, whole = request(f"{served.url}/chat/completions", json.dumps(body).encode())
     assert status == 200 and whole["choices"][0]["message"]["content"] == streamed.strip()
     assert len(events) > 3, "the answer arrives in pieces"
 
     status, plain = request(
-        f"{live.url}/completions", json.dumps({"prompt": "### 질문: 안녕", "max_tokens": 5}).encode()
+        f"{served.url}/completions", json.dumps({"prompt": "### 질문: 안녕", "max_tokens": 5}).encode()
     )
     assert status == 200 and plain["object"] == "text_completion" and isinstance(plain["choices"][0]["text"], str)
-    _, pieces = sse(f"{live.url}/completions", {"prompt": "### 질문: 안녕", "max_tokens": 5})
+    _, pieces = sse(f"{served.url}/completions", {"prompt": "### 질문: 안녕", "max_tokens": 5})
     assert "".join(e["choices"][0]["text"] for e in pieces).strip() == plain["choices"][0]["text"]
-    assert request(f"{live.url}/completions", json.dumps({"prompt": ""}).encode())[0] == 400
-    assert request(f"{live.url}/chat/completions", completion_body(stream="yes"))[0] == 400
-    status, error = request(f"{live.url}/chat/completions", completion_body("hello " * 2000, stream=True))
+    assert request(f"{served.url}/completions", json.dumps({"prompt": ""}).encode())[0] == 400
+    assert request(f"{served.url}/chat/completions", completion_body(stream="yes"))[0] == 400
+    status, error = request(f"{served.url}/chat/completions", completion_body("hello " * 2000, stream=True))
     assert status == 400 and error["error"]["code"] == "context_length_exceeded"  # before any event
 
 
@@ -602,49 +618,58 @@ def test_ctrl_c_during_a_generation_exits_130(long_project, tmp_path):
     assert err.rstrip().endswith("interrupted") and "terminate called" not in err and "Traceback" not in err, err
 
 
-def test_what_the_server_does_not_implement_is_refused_and_stop_is_honoured(live):
-    """`n=2` answered one choice, `stop` was ignored, `top_p=5` was accepted: now what the server does
-    not implement, or what is out of OpenAI's range, is a 400 naming the parameter, and `stop` cuts
-    the answer before the first stop string (finish_reason "stop"), streamed or not."""
-    url = f"{live.url}/completions"
-    asked = {"prompt": PROMPT, "max_tokens": 16}
-    refused = [
-        ({"n": 2}, "n"),
-        ({"best_of": 2}, "best_of"),
-        ({"logprobs": 1}, "logprobs"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"presence_penalty": 0.5}, "presence_penalty"),
-        ({"seed": 1}, "seed"),
-        ({"top_p": 5}, "top_p"),
-        ({"top_p": 0}, "top_p"),
-        ({"temperature": 2.5}, "temperature"),
-        ({"max_tokens": 4097}, "max_tokens"),
-        ({"max_tokens": None, "max_completion_tokens": 4097}, "max_completion_tokens"),
-        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"stop": ""}, "stop"),
-        ({"frobnicate": True}, "frobnicate"),
-    ]
-    for extra, param in refused:
-        status, error = request(url, json.dumps({**asked, **extra}).encode())
-        assert status == 400 and error["error"]["param"] == param, (extra, error)
-        assert error["error"]["type"] == "invalid_request_error" and error["error"]["message"]
-    for route in ("chat/completions", "completions"):  # the ceiling on max_tokens holds on every route
-        payload = {"messages": [{"role": "user", "content": "x"}]} if route.startswith("chat") else {"prompt": "x"}
-        status, error = request(f"{live.url}/{route}", json.dumps({**payload, "max_tokens": 5000}).encode())
-        assert status == 400 and error["error"]["param"] == "max_tokens" and "1..4096" in error["error"]["message"]
-    # what asks for nothing beyond what the server does is accepted
-    defaults = {"n": 1, "logprobs": None, "presence_penalty": 0, "user": "u", "stream_options": {"include_usage": True}}
-    assert request(url, json.dumps({**asked, **defaults}).encode())[0] == 200
+REFUSED = [  # what the server does not implement, or what is out of OpenAI's range: 400 naming the parameter
+    ({"n": 2}, "n"),
+    ({"best_of": 2}, "best_of"),
+    ({"logprobs": 1}, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"seed": 1}, "seed"),
+    ({"top_p": 5}, "top_p"),
+    ({"top_p": 0}, "top_p"),
+    ({"temperature": 2.5}, "temperature"),
+    ({"max_tokens": 4097}, "max_tokens"),
+    ({"max_tokens": None, "max_completion_tokens": 4097}, "max_completion_tokens"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"stop": ""}, "stop"),
+    ({"frobnicate": True}, "frobnicate"),
+]
+ASKED = {"prompt": PROMPT, "max_tokens": 16}
 
-    status, whole = request(url, json.dumps(asked).encode())
+
+@pytest.mark.parametrize(("extra", "param"), REFUSED, ids=[f"{param}={extra[param]}" for extra, param in REFUSED])
+def test_what_the_server_does_not_implement_is_refused_naming_the_parameter(served, extra, param):
+    """`n=2` answered one choice, `stop` was ignored, `top_p=5` was accepted: now each is a 400 that
+    names the parameter."""
+    status, error = request(f"{served.url}/completions", json.dumps({**ASKED, **extra}).encode())
+    assert status == 400 and error["error"]["param"] == param, (extra, error)
+    assert error["error"]["type"] == "invalid_request_error" and error["error"]["message"]
+
+
+@pytest.mark.parametrize("route", ["chat/completions", "completions"])
+def test_the_ceiling_on_max_tokens_holds_on_every_route(served, route):
+    payload = {"messages": [{"role": "user", "content": "x"}]} if route.startswith("chat") else {"prompt": "x"}
+    status, error = request(f"{served.url}/{route}", json.dumps({**payload, "max_tokens": 5000}).encode())
+    assert status == 400 and error["error"]["param"] == "max_tokens" and "1..4096" in error["error"]["message"]
+
+
+def test_what_asks_for_nothing_beyond_the_server_is_accepted(served):
+    defaults = {"n": 1, "logprobs": None, "presence_penalty": 0, "user": "u", "stream_options": {"include_usage": True}}
+    assert request(f"{served.url}/completions", json.dumps({**ASKED, **defaults}).encode())[0] == 200
+
+
+def test_stop_cuts_the_answer_before_the_first_stop_string_streamed_or_not(served):
+    """finish_reason "stop", and the same text streamed."""
+    url = f"{served.url}/completions"
+    status, whole = request(url, json.dumps(ASKED).encode())
     text = whole["choices"][0]["text"]
     stop = next(c for c in text[len(text) // 2 :] if c.strip() and c != "\ufffd" and text.index(c) > 0)
     expected = text.split(stop, 1)[0].strip()
     for form in (stop, ["never-in-the-answer", stop]):
-        status, cut = request(url, json.dumps({**asked, "stop": form}).encode())
+        status, cut = request(url, json.dumps({**ASKED, "stop": form}).encode())
         assert status == 200 and cut["choices"][0]["text"] == expected, (text, stop, cut)
         assert cut["choices"][0]["finish_reason"] == "stop"
-    _, events = sse(url, {**asked, "stop": [stop]})
+    _, events = sse(url, {**ASKED, "stop": [stop]})
     assert "".join(e["choices"][0]["text"] for e in events).strip() == expected
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
@@ -787,12 +812,12 @@ _BODIES = st.fixed_dictionaries(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=_BODIES, route=st.sampled_from(["chat/completions", "completions"]))
-def test_random_request_bodies_get_an_answer_or_a_json_error(live, body, route):
+def test_random_request_bodies_get_an_answer_or_a_json_error(served, body, route):
     """Generated bodies, valid and not, on both routes: an answer (200, as JSON or as events ending
     with [DONE]) or an OpenAI-style JSON error of 4xx; never a 5xx, a traceback or a hang."""
     if route == "completions":
         body = {("prompt" if key == "messages" else key): value for key, value in body.items()}
-    req = urllib.request.Request(f"{live.url}/{route}", data=json.dumps(body).encode(), headers=JSON)
+    req = urllib.request.Request(f"{served.url}/{route}", data=json.dumps(body).encode(), headers=JSON)
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             status, kind, raw = response.status, response.headers.get("content-type", ""), response.read()

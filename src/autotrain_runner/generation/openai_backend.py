@@ -85,6 +85,11 @@ class OpenAIBackend:
             choice = answer.choices[0]
             text, finish = choice.message.content, choice.finish_reason
         except (AttributeError, IndexError, TypeError):
-            raise WorkError(f"{self.shown_url} answered something that is not an OpenAI chat completion") from None
+            shown = (
+                answer if isinstance(answer, str) else answer.to_json(indent=None)
+            )  # the SDK's text of a non-JSON body
+            raise WorkError(
+                f"{self.shown_url} answered something that is not an OpenAI chat completion: {shown[:120]!r}"
+            ) from None
         tokens = getattr(answer.usage, "completion_tokens", 0) if answer.usage else 0  # a server may count none
         return Generated((text or "").strip(), finish == "stop", int(tokens or 0))
