@@ -97,3 +97,4 @@ def test_the_dpo_demo_trains_dpo_with_the_chosen_nll_on_the_preference_demos_hel
     check = atr("check", str(tmp_path / "projects" / "demo-dpo"), cwd=tmp_path)
     assert check.code == 0, check.text
     assert "trainer:  dpo (preference pairs" in check.out and "beta 0.1; loss sigmoid,sft;" in check.out
+    assert "builds:   table: preference pairs for TRAINER=dpo" in check.out

@@ -126,6 +126,11 @@ def test_preference_chosen_with_a_pair_trainer_is_said_to_be_ignored(tmp_path):
     assert "warning: projects/p/project.env:6: PREFERENCE: ignored: TRAINER=dpo trains the pairs" in check.out, (
         check.out
     )
+    # the trainer decides the shape atr data builds, and check says it
+    assert "builds:   sharegpt: preference pairs for TRAINER=dpo: the prompt, a chosen and a rejected" in check.out
+    sft = atr("check", str(p), "--set", "TRAINER=sft", cwd=tmp_path)
+    expected = "builds:   sharegpt: conversations for TRAINER=sft, each ending with its answer (the chosen answer of"
+    assert expected in sft.out, sft.out
 
 
 def test_check_says_which_trainer_and_why(tmp_path):

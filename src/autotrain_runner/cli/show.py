@@ -49,6 +49,10 @@ def check_report(config: Config, out: Console) -> None:
             f"data:     {_display(config.data_file)} -> staged as "
             f"{layout.STAGED_DATA_DIR}/{command.STAGED_SPLIT}{config.data_file.suffix.lower()}"
         )
+    if config.get("DATA_BUILDER"):
+        from autotrain_runner.data.build import built_shape
+
+        say(f"builds:   {built_shape(config)}")
     say(f"engine:   {engine.describe(config.get('TRAINER'))}")
     say(f"trainer:  {command.describe_trainer(config)}")
     say(f"loss on:  {command.describe_loss(config)}")

@@ -380,6 +380,17 @@ def _as_alpaca(sample: Sample) -> dict[str, str]:
     return record
 
 
+def built_shape(config: Config) -> str:
+    """What `atr data` builds for the project's trainer (`atr check` says it before anything is built)."""
+    trainer, builder = config.get("TRAINER"), config.get("DATA_BUILDER")
+    if trainer in PAIR_TRAINERS:
+        return f"{builder}: preference pairs for TRAINER={trainer}: the prompt, a chosen and a rejected answer each"
+    chosen = "the chosen answer of a preference record" if config.get("PREFERENCE") == "chosen" else None
+    return f"{builder}: conversations for TRAINER={trainer}, each ending with its answer" + (
+        f" ({chosen}: PREFERENCE=chosen)" if chosen else ""
+    )
+
+
 def summarize(result: DataResult) -> list[str]:
     """The lines `atr data` prints."""
     m = result.manifest or {}
