@@ -51,23 +51,25 @@ class Meter:
         with self._lock:
             self.done += items
             self.tokens += tokens
-            now = self.clock()
-            if now - self.last < self.every_s or self.done >= self.total:
-                return
-            self.last = now
-            self.echo(f"{self.label}: {self.done}/{self.total} {self.unit}, {rates(self, now)}")
+            self.show(self.clock())
 
+    def show(self, now: float) -> None:
+        """Say how far the work is (a line, at most every `every_s` seconds, none at its end)."""
+        if now - self.last < self.every_s or self.done >= self.total:
+            return
+        self.last = now
+        self.echo(f"{self.label}: {self.done}/{self.total} {self.unit}, {self.rates(now)}")
 
-def rates(meter: Any, now: float) -> str:
-    """`3.2 samples/s, 85 tokens/s, about 2 min left` (tokens where the work counts them)."""
-    seconds = now - meter.started
-    rate = meter.done / seconds if seconds > 0 else 0.0
-    said = f"{rate:.3g} {meter.unit}/s"
-    if meter.tokens and seconds > 0:
-        said += f", {meter.tokens / seconds:.3g} tokens/s"
-    if rate > 0 and meter.done < meter.total:
-        said += f", about {_duration((meter.total - meter.done) / rate)} left"
-    return said
+    def rates(self, now: float) -> str:
+        """`3.2 samples/s, 85 tokens/s, about 2 min left` (tokens where the work counts them)."""
+        seconds = now - self.started
+        rate = self.done / seconds if seconds > 0 else 0.0
+        said = f"{rate:.3g} {self.unit}/s"
+        if self.tokens and seconds > 0:
+            said += f", {self.tokens / seconds:.3g} tokens/s"
+        if rate > 0 and self.done < self.total:
+            said += f", about {_duration((self.total - self.done) / rate)} left"
+        return said
 
 
 def meter(total: int, label: str, unit: str, echo: Callable[[str], None], every_s: float = 15.0) -> Any:

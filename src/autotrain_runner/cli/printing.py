@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console
 
 from autotrain_runner import settings
 from autotrain_runner.errors import EXIT_OK, EXIT_WORK_FAILED
 from autotrain_runner.layout.records import Status
-from autotrain_runner.progress import rates
+from autotrain_runner.progress import Meter
 
 EXIT_INTERRUPTED = 130
 
@@ -38,17 +35,14 @@ def lines(out: Console) -> Callable[[str], None]:
     return echo
 
 
-class Bar:
-    """`progress.Meter`'s figures as a rich progress bar on the command's console (a terminal), gone
-    when the work is done; what the command prints meanwhile goes above it."""
+class Bar(Meter):
+    """A `Meter` shown as a rich progress bar on the command's console (a terminal), gone when the
+    work is done; what the command prints meanwhile goes above it."""
 
-    def __init__(self, total: int, label: str, unit: str, console: Any, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, total: int, label: str, unit: str, console: Console):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self.total, self.label, self.unit, self.clock = total, label, unit, clock
-        self.done = self.tokens = 0
-        self.started = clock()
-        self._lock = threading.Lock()
+        super().__init__(total, label, unit, echo=console.print)
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
@@ -67,11 +61,8 @@ class Bar:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def __call__(self, items: int, tokens: int = 0) -> None:
-        with self._lock:
-            self.done += items
-            self.tokens += tokens
-            self.progress.update(self.task, completed=self.done, rates=rates(self, self.clock()))
+    def show(self, now: float) -> None:
+        self.progress.update(self.task, completed=self.done, rates=self.rates(now))
 
 
 def to_stderr(line: str) -> None:

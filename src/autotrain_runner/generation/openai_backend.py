@@ -85,9 +85,8 @@ class OpenAIBackend:
             choice = answer.choices[0]
             text, finish = choice.message.content, choice.finish_reason
         except (AttributeError, IndexError, TypeError):
-            shown = (
-                answer if isinstance(answer, str) else answer.to_json(indent=None)
-            )  # the SDK's text of a non-JSON body
+            # the SDK hands a body that is not JSON back as its text
+            shown = answer if isinstance(answer, str) else answer.to_json(indent=None)
             raise WorkError(
                 f"{self.shown_url} answered something that is not an OpenAI chat completion: {shown[:120]!r}"
             ) from None

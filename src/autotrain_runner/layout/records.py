@@ -207,6 +207,10 @@ class TrialEntry(_Record):
     def start(self, run_id: str, trains: bool) -> None:
         """Its trial starts, in the run `run_id` (a new attempt when it trains)."""
         self.status, self.run_id, self.error = Status.RUNNING, run_id, None
+        self.attempted(run_id, trains)
+
+    def attempted(self, run_id: str, trains: bool) -> None:
+        """`run_id` is one of the runs tried for it, when it trains there (each listed once)."""
         if trains and run_id not in self.attempts:
             self.attempts.append(run_id)
 

@@ -140,8 +140,7 @@ def mark_running(record: SweepRecord, spec: TrialSpec) -> None:
 def apply_outcome(record: SweepRecord, spec: TrialSpec, outcome: Outcome, eval_key: str) -> None:
     """A trial's outcome (from `sweep.trial.run_trial`, wherever it ran) into its entry."""
     entry = record.entry(spec.trial)
-    if spec.train and spec.run_id not in entry.attempts:
-        entry.attempts.append(spec.run_id)
+    entry.attempted(spec.run_id, spec.train)
     entry.status, entry.run_id = outcome.status, spec.run_id
     entry.node, entry.error = outcome.node or socket.gethostname(), outcome.error
     if outcome.status == Status.SUCCEEDED:
