@@ -15,8 +15,8 @@ from helpers import (
     TRAINED_ENV,
     atr,
     offline_env,
+    style_project_in,
     style_rows,
-    style_txt,
     write,
     write_csv,
 )
@@ -58,10 +58,7 @@ def tiny_project(tmp_path, tiny_model) -> Path:
 @pytest.fixture
 def style_project(tmp_path, tiny_model) -> Path:
     """A txt style corpus built by `atr data` into instruction/response text (instruct-ko)."""
-    project = tmp_path / "projects" / "style"
-    write(project / "style.txt", style_txt())
-    write(project / "project.env", STYLE_ENV.format(model=tiny_model))
-    return project
+    return style_project_in(tmp_path, STYLE_ENV.format(model=tiny_model))
 
 
 @pytest.fixture(scope="session")
@@ -69,10 +66,7 @@ def trained_run(tmp_path_factory, tiny_model) -> Path:
     """The project folder (under ROOT/projects/style, its dataset in ROOT/datasets/style) with one
     succeeded run `r1`, trained once per session. Read only: a test that changes anything in it
     takes `trained_copy`."""
-    root = tmp_path_factory.mktemp("trained")
-    project = root / "projects" / "style"
-    write(project / "style.txt", style_txt())
-    write(project / "project.env", TRAINED_ENV.format(model=tiny_model))
+    project = style_project_in(tmp_path_factory.mktemp("trained"), TRAINED_ENV.format(model=tiny_model))
     with pytest.MonkeyPatch.context() as patch:  # the autouse `_offline` is per test: not set up yet
         offline_env(patch, tmp_path_factory.getbasetemp())
         built = atr("data", str(project))

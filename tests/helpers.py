@@ -162,6 +162,15 @@ def style_txt(n: int = 40) -> str:
     return "".join(f"Q: 질문 {i} 오늘 어때?\nA: 싸이월드 감성으로 답해여~* {i}\n\n" for i in range(n))
 
 
+def style_project_in(root: Path, env: str) -> Path:
+    """ROOT/projects/style with the txt style corpus and `env` as its project.env (its dataset goes
+    to ROOT/datasets/style)."""
+    project = root / "projects" / "style"
+    write(project / "style.txt", style_txt())
+    write(project / "project.env", env)
+    return project
+
+
 TINY_ENV = """\
 PROJECT_NAME=tiny-test
 MODEL={model}

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import STYLE_ENV, atr, offline_env, read_events, sigint_default, style_txt, write
+from helpers import STYLE_ENV, atr, offline_env, read_events, sigint_default, style_project_in
 
 CONCURRENT = 30
 
@@ -152,9 +152,7 @@ def served(tmp_path_factory, tiny_model) -> Iterator[Live]:
     """One `atr serve --base --port 0` for the tests that only ask it things (each gets its answer
     and nothing else changes), started once for the module."""
     root = tmp_path_factory.mktemp("served")
-    project = root / "projects" / "style"
-    write(project / "style.txt", style_txt())
-    write(project / "project.env", STYLE_ENV.format(model=tiny_model))
+    project = style_project_in(root, STYLE_ENV.format(model=tiny_model))
     with pytest.MonkeyPatch.context() as patch:  # the autouse `_offline` is per test: not set up yet
         offline_env(patch, tmp_path_factory.getbasetemp())
         assert atr("data", str(project)).code == 0
